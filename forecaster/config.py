@@ -1,0 +1,152 @@
+"""Configuration: model hyperparameters as small dataclasses, runtime settings in one class.
+
+Hyperparameters travel with a saved model (`config.json`); runtime settings (paths, URIs)
+belong to the machine and come from `FORECASTER_*` environment variables or a config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FEATURES = ("log_return", "log_range", "log_volume_change")
+DESCRIPTORS = ("cum_return", "log_volatility", "last5_return", "max_abs_move", "trend_strength")
+
+
+@dataclass
+class WindowConfig:
+    window: int = 30  # L: trading days of history the experts read
+    horizon: int = 5  # H: trading days forecast ahead (direct multi-output)
+    stride: int = 1  # step between consecutive window origins
+    features: tuple[str, ...] = ("log_return", "log_range")  # per-day inputs, see windows.py
+    val_fraction: float = 0.15  # share of the calendar used for validation (early stopping, conformal)
+    test_fraction: float = 0.15  # share held out for the final report; 0 trains on everything else
+    gap: int | None = None  # trading days between splits; None means `horizon`
+    calendar: str = "XNYS"  # exchange calendar (exchange_calendars code) for future target dates
+
+    def __post_init__(self) -> None:
+        self.features = tuple(self.features)
+        unknown = set(self.features) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"unknown feature(s) {sorted(unknown)}; choose from {FEATURES}")
+        if "log_return" not in self.features:
+            raise ValueError("features must include 'log_return' (the target is built from it)")
+        if self.window < 5 or self.horizon < 1 or self.stride < 1:
+            raise ValueError("window must be >= 5, horizon and stride >= 1")
+        if not (0 < self.val_fraction < 1 and 0 <= self.test_fraction < 1):
+            raise ValueError("val_fraction must be in (0, 1) and test_fraction in [0, 1)")
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError("val_fraction + test_fraction leaves too little training data")
+
+    @property
+    def split_gap(self) -> int:
+        return self.horizon if self.gap is None else self.gap
+
+
+@dataclass
+class ClusterConfig:
+    n_clusters: int | Literal["auto"] = 3  # c, or "auto": 2..6 chosen by the Xie-Beni index
+    m: float = 2.0  # fuzzifier; 1 would be hard k-means, larger blurs the regimes
+    descriptors: tuple[str, ...] = ("cum_return", "log_volatility", "last5_return", "max_abs_move")
+    error: float = 1e-6  # cmeans stopping tolerance
+    maxiter: int = 1000
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        self.descriptors = tuple(self.descriptors)
+        unknown = set(self.descriptors) - set(DESCRIPTORS)
+        if unknown:
+            raise ValueError(f"unknown descriptor(s) {sorted(unknown)}; choose from {DESCRIPTORS}")
+        if self.n_clusters != "auto" and not (isinstance(self.n_clusters, int) and self.n_clusters >= 2):
+            raise ValueError(f"n_clusters must be an integer >= 2 or 'auto', got {self.n_clusters!r}")
+        if self.m <= 1:
+            raise ValueError(f"fuzzifier m must be > 1, got {self.m}")
+
+
+@dataclass
+class ExpertConfig:
+    hidden_size: int = 64
+    num_layers: int = 1
+    dropout: float = 0.1  # between LSTM layers (when > 1) and before the linear head
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 5  # epochs without validation improvement before stopping
+    grad_clip: float = 1.0
+    fine_tune_epochs: int = 0  # joint fine-tune of the fused output after the experts
+    fine_tune_lr: float = 3e-4
+    coverage: tuple[float, ...] = (0.8, 0.95)  # conformal interval levels
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.coverage = tuple(self.coverage)
+        if any(not 0 < c < 1 for c in self.coverage):
+            raise ValueError(f"coverage levels must lie in (0, 1), got {self.coverage}")
+
+
+@dataclass
+class ForecasterConfig:
+    window: WindowConfig = field(default_factory=WindowConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    expert: ExpertConfig = field(default_factory=ExpertConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ForecasterConfig:
+        return cls(
+            window=WindowConfig(**data.get("window", {})),
+            cluster=ClusterConfig(**data.get("cluster", {})),
+            expert=ExpertConfig(**data.get("expert", {})),
+            train=TrainConfig(**data.get("train", {})),
+        )
+
+    def flat(self) -> dict[str, Any]:
+        """`section.name -> value`, for logging as run parameters."""
+        return {f"{s}.{k}": v for s, d in self.to_dict().items() for k, v in d.items()}
+
+
+class Settings(BaseSettings):
+    """Runtime settings of this machine: `FORECASTER_<NAME>` variables or `forecaster.toml`.
+
+    Everything local lives under `home` (default `./.forecaster`), so moving `FORECASTER_HOME`
+    moves the price cache, the model folder and the databases together.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FORECASTER_", toml_file="forecaster.toml", extra="ignore")
+
+    home: Path = Path(".forecaster")
+    universe: list[str] = ["^GSPC", "^IXIC"]
+
+    @property
+    def price_dir(self) -> Path:
+        return self.home / "prices"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
+        from pydantic_settings import TomlConfigSettingsSource
+
+        # Precedence: explicit arguments > environment > forecaster.toml.
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)

@@ -1,0 +1,313 @@
+"""FuzzyLSTMForecaster: windows -> fuzzy c-means gate -> K LSTM experts -> membership-weighted sum.
+
+The method of patent CN110348608A: cluster the training windows with fuzzy c-means, train one
+LSTM expert per cluster, and forecast with y = sum_k u_k * y_k where u are the memberships of
+the new window. Intervals come from split-conformal calibration on the validation block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from forecaster.clustering import FuzzyCMeans
+from forecaster.config import ForecasterConfig
+from forecaster.evaluation import summarize
+from forecaster.experts import ExpertEnsemble, fuse
+from forecaster.intervals import ConformalCalibrator, window_scale
+from forecaster.training import (
+    device_name,
+    fine_tune,
+    membership_weights,
+    resolve_device,
+    train_experts,
+)
+from forecaster.windows import (
+    FeatureScaler,
+    WindowSet,
+    future_sessions,
+    latest_windows,
+    make_windows,
+    regime_descriptors,
+    split_windows,
+)
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1  # of the saved model directory; bump when a reader of the old one would break
+
+
+@dataclass
+class Prediction:
+    """Arrays of a forecast for N windows; log returns are cumulative from the origin."""
+
+    log_return: np.ndarray  # [N, H] fused cumulative log return
+    expert_log_return: np.ndarray  # [N, K, H] per expert, cumulative
+    memberships: np.ndarray  # [N, K]
+    price: np.ndarray  # [N, H] last_price * exp(log_return)
+    expert_price: np.ndarray  # [N, K, H]
+    intervals: dict[float, tuple[np.ndarray, np.ndarray]]  # level -> (lower, upper) prices [N, H]
+
+
+def data_fingerprint(bars: pd.DataFrame) -> dict:
+    """What the model was trained on: tickers, dates, row counts and a content hash."""
+    digest = hashlib.sha256(pd.util.hash_pandas_object(bars, index=False).to_numpy().tobytes()).hexdigest()
+    return {
+        "tickers": sorted(bars["ticker"].unique().tolist()),
+        "start": str(bars["date"].min().date()),
+        "end": str(bars["date"].max().date()),
+        "rows": int(len(bars)),
+        "rows_per_ticker": {str(t): int(n) for t, n in bars.groupby("ticker").size().items()},
+        "sha256": digest,
+    }
+
+
+class FuzzyLSTMForecaster:
+    """Global forecaster over a universe of tickers (windows of every ticker pooled).
+
+    Parameters
+    ----------
+    config : ForecasterConfig
+        Window, clustering, expert and training settings.
+
+    Attributes (after `fit`)
+    ------------------------
+    clusterer_ : FuzzyCMeans on the regime descriptors of training windows
+    experts_ : ExpertEnsemble with one LSTM per cluster (on the CPU after fitting)
+    scaler_ : FeatureScaler fitted on training windows
+    calibrator_ : ConformalCalibrator fitted on validation windows
+    history_ : per-epoch losses of every expert (and of the fused model when fine-tuned)
+    metrics_ : validation (and test) metrics of the model and of the naive forecast
+    fingerprint_ : the training data's tickers, dates, rows and content hash
+    """
+
+    def __init__(self, config: ForecasterConfig | None = None):
+        self.config = config or ForecasterConfig()
+
+    # ---- fitting -------------------------------------------------------------------------
+
+    def fit(self, bars: pd.DataFrame, progress: bool | None = None) -> FuzzyLSTMForecaster:
+        """Fit on validated bars: split by date, cluster, train experts, calibrate intervals."""
+        cfg = self.config
+        torch.manual_seed(cfg.train.seed)
+        splits = split_windows(make_windows(bars, cfg.window), cfg.window)
+        train, val = splits["train"], splits["val"]
+        self.scaler_ = FeatureScaler().fit(train)
+        self.clusterer_ = FuzzyCMeans(
+            cfg.cluster.n_clusters,
+            cfg.cluster.m,
+            cfg.cluster.error,
+            cfg.cluster.maxiter,
+            cfg.cluster.random_state,
+        ).fit(self._descriptors(train))
+        n_clusters = self.clusterer_.n_clusters_
+        log.info("fuzzy c-means: c=%d, %s", n_clusters, self.clusterer_.diagnostics_)
+
+        device = resolve_device(cfg.train.device)
+        self.device_ = device_name(device)
+        n_features = train.x.shape[-1]
+        self.experts_ = ExpertEnsemble(
+            n_clusters,
+            n_features,
+            cfg.window.horizon,
+            hidden_size=cfg.expert.hidden_size,
+            num_layers=cfg.expert.num_layers,
+            dropout=cfg.expert.dropout,
+        ).to(device)
+        u_train, u_val = self._memberships(train), self._memberships(val)
+        as_tensors = lambda ws, extra: tuple(  # noqa: E731
+            torch.as_tensor(a, device=device)
+            for a in (self.scaler_.transform_x(ws.x), self.scaler_.transform_y(ws.y), extra)
+        )
+        m = cfg.cluster.m
+        self.history_ = {
+            "experts": train_experts(
+                self.experts_,
+                as_tensors(train, membership_weights(u_train, m)),
+                as_tensors(val, membership_weights(u_val, m)),
+                cfg.train,
+                progress,
+            )
+        }
+        if cfg.train.fine_tune_epochs > 0:
+            self.history_["fine_tune"] = fine_tune(
+                self.experts_,
+                as_tensors(train, u_train.astype(np.float32)),
+                as_tensors(val, u_val.astype(np.float32)),
+                cfg.train,
+                progress,
+            )
+        self.experts_ = self.experts_.cpu().eval()  # serve from the CPU; training device is recorded
+
+        val_pred = self.predict_windows(val, intervals=False)
+        self.calibrator_ = ConformalCalibrator(cfg.train.coverage).fit(
+            np.cumsum(val.y, axis=1), val_pred.log_return, window_scale(val.returns)
+        )
+        self.metrics_ = {
+            "n_clusters": n_clusters,
+            "xie_beni": self.clusterer_.xie_beni_[n_clusters],
+            **{f"cluster_{k}": v for k, v in self.clusterer_.diagnostics_.items()},
+            **{f"n_windows_{name}": len(ws) for name, ws in splits.items()},
+        }
+        for name, ws in splits.items():
+            if len(ws):
+                self.metrics_.update({f"{name}_{k}": v for k, v in self.evaluate(ws).items()})
+        self.fingerprint_ = data_fingerprint(bars)
+        self.fitted_at_ = datetime.now(UTC).isoformat(timespec="seconds")
+        return self
+
+    def _descriptors(self, windows: WindowSet) -> np.ndarray:
+        return regime_descriptors(windows.returns, self.config.cluster.descriptors)
+
+    def _memberships(self, windows: WindowSet) -> np.ndarray:
+        return self.clusterer_.predict(self._descriptors(windows)).astype(np.float32)
+
+    # ---- prediction ----------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def predict_windows(
+        self, windows: WindowSet, *, intervals: bool = True, batch_size: int = 4096
+    ) -> Prediction:
+        """Forecast every window: memberships, per-expert and fused paths, conformal intervals."""
+        u = self._memberships(windows)  # [N, K]
+        x = torch.as_tensor(self.scaler_.transform_x(windows.x))
+        outputs = [self.experts_(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        expert_scaled = (
+            torch.cat(outputs) if outputs else torch.zeros(0, len(u[0]), self.config.window.horizon)
+        )
+        fused_scaled = fuse(torch.as_tensor(u), expert_scaled)  # [N, K] x [N, K, H] -> [N, H]
+        # Experts predict daily log returns; cumulate them into log price paths.
+        fused = np.cumsum(self.scaler_.inverse_y(fused_scaled.numpy().astype(np.float64)), axis=1)
+        experts = np.cumsum(self.scaler_.inverse_y(expert_scaled.numpy().astype(np.float64)), axis=2)
+        base = windows.last_price[:, None]
+        bounds = {}
+        if intervals:
+            scale = window_scale(windows.returns)
+            for level in self.calibrator_.coverage:
+                lo, hi = self.calibrator_.interval(fused, scale, level)
+                bounds[level] = (base * np.exp(lo), base * np.exp(hi))
+        return Prediction(
+            log_return=fused,
+            expert_log_return=experts,
+            memberships=u,
+            price=base * np.exp(fused),
+            expert_price=base[:, :, None] * np.exp(experts),
+            intervals=bounds,
+        )
+
+    def evaluate(self, windows: WindowSet) -> dict[str, float]:
+        """Metrics of the model and of the naive last-price forecast on labelled windows."""
+        pred = self.predict_windows(windows)
+        return summarize(windows.target_prices(), pred.price, windows.last_price, pred.intervals)
+
+    def predict(self, bars: pd.DataFrame) -> pd.DataFrame:
+        """Forecast the next H trading days from the latest window of every ticker in `bars`.
+
+        Returns one row per ticker and horizon: as_of, target_date, forecast, interval bounds,
+        the memberships `u_k` and per-expert forecasts `expert_k`. Target dates are the next
+        sessions of the configured exchange calendar (`WindowConfig.calendar`, NYSE by default).
+        """
+        windows = latest_windows(bars, self.config.window)
+        return self.to_frame(windows, self.predict_windows(windows))
+
+    def to_frame(self, windows: WindowSet, pred: Prediction) -> pd.DataFrame:
+        n, h = pred.price.shape
+        k = pred.memberships.shape[1]
+        origin = pd.to_datetime(windows.origin)
+        target = future_sessions(windows.origin, h, self.config.window.calendar)
+        frame = pd.DataFrame(
+            {
+                "ticker": np.repeat(windows.ticker.astype(str), h),
+                "as_of": np.repeat(origin, h),
+                "horizon": np.tile(np.arange(1, h + 1), n),
+                "target_date": target.ravel(),
+                "last_price": np.repeat(windows.last_price, h),
+                "forecast": pred.price.ravel(),
+            }
+        )
+        for level, (lo, hi) in pred.intervals.items():
+            pct = round(100 * level)
+            frame[f"lower_{pct}"], frame[f"upper_{pct}"] = lo.ravel(), hi.ravel()
+        for j in range(k):
+            frame[f"u_{j}"] = np.repeat(pred.memberships[:, j], h)
+        for j in range(k):
+            frame[f"expert_{j}"] = pred.expert_price[:, j, :].ravel()
+        return frame
+
+    # ---- persistence ---------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model directory: config, weights, fcm, scaler, conformal and metadata files.
+
+        Arrays go to .npz and weights to a plain state dict, so loading never unpickles code.
+        """
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+        torch.save(self.experts_.state_dict(), path / "weights.pt")
+        np.savez(path / "fcm.npz", **self.clusterer_.to_arrays())
+        np.savez(path / "scaler.npz", **self.scaler_.to_arrays())
+        np.savez(path / "conformal.npz", **self.calibrator_.to_arrays())
+        metadata = {
+            "format_version": FORMAT_VERSION,
+            "n_clusters": self.clusterer_.n_clusters_,
+            "n_features": int(len(self.scaler_.mean)),
+            "fitted_at": self.fitted_at_,
+            "device": self.device_,
+            "fingerprint": self.fingerprint_,
+            "metrics": self.metrics_,
+            "history": self.history_,
+            "versions": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "numpy": np.__version__,
+            },
+        }
+        (path / "metadata.json").write_text(json.dumps(metadata, indent=2, default=float))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> FuzzyLSTMForecaster:
+        """Load a model directory on the CPU, whatever device trained it."""
+        path = Path(path)
+        if not (path / "metadata.json").is_file():
+            raise FileNotFoundError(f"{path} is not a model directory (no metadata.json)")
+        metadata = json.loads((path / "metadata.json").read_text())
+        version = metadata.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ValueError(
+                f"{path} was saved in model format {version!r}; this version of forecaster reads "
+                f"format {FORMAT_VERSION} and older. Upgrade forecaster to load it."
+            )
+        model = cls(ForecasterConfig.from_dict(json.loads((path / "config.json").read_text())))
+        model.clusterer_ = FuzzyCMeans.from_arrays(np.load(path / "fcm.npz"))
+        model.scaler_ = FeatureScaler.from_arrays(np.load(path / "scaler.npz"))
+        model.calibrator_ = ConformalCalibrator.from_arrays(np.load(path / "conformal.npz"))
+        e = model.config.expert
+        model.experts_ = ExpertEnsemble(
+            metadata["n_clusters"],
+            metadata["n_features"],
+            model.config.window.horizon,
+            hidden_size=e.hidden_size,
+            num_layers=e.num_layers,
+            dropout=e.dropout,
+        )
+        state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
+        model.experts_.load_state_dict(state)
+        model.experts_.eval()
+        model.fingerprint_, model.metrics_ = metadata["fingerprint"], metadata["metrics"]
+        model.history_, model.fitted_at_, model.device_ = (
+            metadata["history"],
+            metadata["fitted_at"],
+            metadata["device"],
+        )
+        return model

@@ -1,0 +1,80 @@
+"""Tiny seeded data shared by the tests: synthetic bars in the project's column contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecaster.config import (
+    ClusterConfig,
+    ExpertConfig,
+    ForecasterConfig,
+    TrainConfig,
+    WindowConfig,
+)
+
+
+def bars_from_returns(
+    returns: np.ndarray, ticker: str = "TEST", start: str = "2010-01-04", price: float = 100.0
+) -> pd.DataFrame:
+    """Valid daily bars whose adjusted close follows the given log returns (first bar at `price`)."""
+    close = price * np.exp(np.concatenate([[0.0], np.cumsum(returns)]))
+    open_ = np.concatenate([[price], close[:-1]])
+    spread = 0.002 + np.abs(np.concatenate([[0.0], returns])) / 2
+    return pd.DataFrame(
+        {
+            "ticker": ticker,
+            "date": pd.bdate_range(start, periods=len(close)),
+            "open": open_,
+            "high": np.maximum(open_, close) * (1 + spread),
+            "low": np.minimum(open_, close) * (1 - spread),
+            "close": close,
+            "adj_close": close,
+            "volume": 1e6,
+        }
+    )
+
+
+def random_walk_bars(n: int = 400, ticker: str = "TEST", seed: int = 0, vol: float = 0.01) -> pd.DataFrame:
+    return bars_from_returns(np.random.default_rng(seed).normal(0.0, vol, n - 1), ticker)
+
+
+def regime_switching_returns(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two clearly different regimes in blocks of 60-160 days: (returns [n], regime [n]).
+
+    Calm regime: low volatility with momentum (r_t = +0.7 r_t-1 + e).
+    Turbulent regime: 5x the volatility with mean reversion (r_t = -0.7 r_t-1 + e).
+    One model must learn opposite dynamics; experts can each learn one.
+    """
+    rng = np.random.default_rng(seed)
+    regime = np.empty(n, dtype=int)
+    i, state = 0, 0
+    while i < n:
+        length = int(rng.integers(60, 160))
+        regime[i : i + length] = state
+        i, state = i + length, 1 - state
+    phi = np.where(regime == 0, 0.7, -0.7)
+    sigma = np.where(regime == 0, 0.004, 0.02)
+    r = np.zeros(n)
+    for t in range(1, n):
+        r[t] = phi[t] * r[t - 1] + sigma[t] * rng.standard_normal()
+    return r, regime
+
+
+@pytest.fixture
+def tiny_config() -> ForecasterConfig:
+    """Small and fast: short windows, 2 clusters, tiny experts, 2 epochs on the CPU."""
+    return ForecasterConfig(
+        window=WindowConfig(window=10, horizon=3),
+        cluster=ClusterConfig(n_clusters=2),
+        expert=ExpertConfig(hidden_size=8),
+        train=TrainConfig(epochs=2, batch_size=64, device="cpu"),
+    )
+
+
+@pytest.fixture
+def two_ticker_bars() -> pd.DataFrame:
+    return pd.concat(
+        [random_walk_bars(300, "AAA", seed=1), random_walk_bars(300, "BBB", seed=2)], ignore_index=True
+    )
