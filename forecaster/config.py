@@ -128,6 +128,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FORECASTER_", toml_file="forecaster.toml", extra="ignore")
 
     home: Path = Path(".forecaster")
+    source: str = "sample"  # sample | cache | yahoo | a CSV/Parquet file or folder
     universe: list[str] = ["^GSPC", "^IXIC"]
 
     @property

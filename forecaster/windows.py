@@ -100,10 +100,12 @@ def make_windows(bars: pd.DataFrame, config: WindowConfig, *, labelled: bool = T
             )
         )
     if not parts:
-        raise ValueError(
-            f"no complete window: every ticker needs at least {L + H + 1} bars "
-            f"(window {L} + horizon {H} + 1 for the first return)"
+        need = (
+            f"{L + H + 1} bars (window {L} + horizon {H} + 1)"
+            if labelled
+            else f"{L + 1} bars (window {L} + 1)"
         )
+        raise ValueError(f"no complete window: a ticker needs at least {need}, for the first return")
     return WindowSet(
         *(np.concatenate([getattr(p, f) for p in parts]) for f in WindowSet.__dataclass_fields__)
     )
