@@ -1,4 +1,4 @@
-"""The `forecaster` command: quickstart, train, forecast.
+"""The `forecaster` command: quickstart, train, forecast, backtest.
 
 Every verb has `--help` with examples. Bad input ends with a one-line error naming what is
 wrong and exit code 2, never a stack trace.
@@ -215,6 +215,7 @@ def quickstart(
 
       FORECASTER_HOME=/tmp/fc forecaster quickstart --epochs 5
     """
+    from forecaster import tracking
     from forecaster.data import PriceStore, load_sample
     from forecaster.model import FuzzyLSTMForecaster
     from forecaster.plots import plot_forecast_vs_actual, plot_memberships
@@ -238,7 +239,7 @@ def quickstart(
     windows = make_windows(bars, config.window)
     test = split_windows(windows, config.window)["test"]
     reports = settings.reports_dir / "quickstart"
-    plots = [
+    plots = (
         plot_forecast_vs_actual(
             test, model.predict_windows(test), "^GSPC", reports / "forecast_vs_actual.png"
         ),
@@ -248,11 +249,119 @@ def quickstart(
             "^GSPC",
             reports / "memberships.png",
         ),
-    ]
+    )
+    logged = tracking.log_training_run(model, bars, settings, run_name="quickstart", plots=plots)
+    decision = tracking.promote(settings, bars)
     console.print(
-        f"\nmodel:  {model_dir}\nplots:  {', '.join(str(p) for p in plots)}\nprices: {settings.price_dir}"
+        f"\nmodel:  {model_dir}\nplots:  {', '.join(str(p) for p in plots)}\nprices: {settings.price_dir}\n"
+        f"mlflow: run {logged.run_id}, {settings.model_name} v{logged.version} "
+        f"({'champion' if decision.promoted else 'challenger'}: {decision.reason}) in {settings.tracking_uri}\n"
+        "        open the UI with `forecaster ui`, then http://127.0.0.1:5000"
     )
     console.print(f"done in {time.perf_counter() - started:.0f} s on {model.device_}")
+
+
+@app.command()
+@friendly_errors
+def backtest(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the report.")] = Path("backtest"),
+    source: SourceOpt = "sample",
+    ticker: TickersOpt = None,
+    start: Annotated[str | None, typer.Option(help="First forecast origin (YYYY-MM-DD).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last forecast origin (YYYY-MM-DD).")] = None,
+    refit_every: Annotated[int, typer.Option(help="Trading days between refits.")] = 250,
+    train_days: Annotated[
+        int | None,
+        typer.Option(help="Fixed training window in trading days per ticker; default expanding."),
+    ] = None,
+    models: Annotated[
+        str, typer.Option(help="Comma-separated competitors (default all).")
+    ] = "naive,drift,arima,single_lstm,equal_weight,hard_cluster,fuzzy",
+    window: Annotated[int, typer.Option(help="Trading days of history per window (L).")] = 30,
+    horizon: Annotated[int, typer.Option(help="Trading days to forecast (H).")] = 5,
+    clusters: Annotated[str, typer.Option(help="Number of clusters (experts), or 'auto'.")] = "3",
+    hidden: Annotated[int, typer.Option(help="LSTM hidden size of each expert.")] = 32,
+    epochs: Annotated[int, typer.Option(help="Maximum training epochs per refit.")] = 6,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs.")] = 2,
+    batch_size: Annotated[int, typer.Option(help="Windows per mini-batch.")] = 512,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-3,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed for clustering and training.")] = 0,
+) -> None:
+    """Walk-forward backtest of the fuzzy ensemble against naive, drift, ARIMA and LSTM baselines.
+
+    Every --refit-every trading days from --start to --end, every competitor is refitted on the
+    bars up to that day only, then forecasts 1..H days ahead from every origin until the next
+    refit. Writes tables (CSV, Markdown) and plots (PNG) to --output and prints the summary.
+    The defaults (hidden 32, at most 6 epochs of batches of 512) keep the bundled sample with
+    origins 2010-2018 under 15 minutes on 2 CPU cores.
+
+    Examples:
+
+      forecaster backtest --start 2010-01-01 --end 2018-12-31 -o reports/backtest
+
+      forecaster backtest -t ^GSPC --start 2016-01-01 --refit-every 60 --models naive,arima,fuzzy
+
+      forecaster backtest --source prices/ --train-days 1000 --epochs 20 --device cuda -o bt/
+    """
+    from forecaster.evaluation import summary_table, walk_forward, write_report
+
+    settings = Settings()
+    config = ForecasterConfig(
+        window=WindowConfig(window=window, horizon=horizon),
+        cluster=ClusterConfig(n_clusters=_parse_clusters(clusters), random_state=seed),
+        expert=ExpertConfig(hidden_size=hidden),
+        train=TrainConfig(
+            epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, device=device, seed=seed
+        ),
+    )
+    # All bars are loaded: targets of the last origins lie after --end, and training before --start.
+    bars = _load(source, ticker, None, None, settings)
+    started = time.perf_counter()
+    result = walk_forward(
+        bars,
+        config,
+        start=start,
+        end=end,
+        refit_every=refit_every,
+        train_days=train_days,
+        models=[m.strip() for m in models.split(",") if m.strip()],
+        progress=None,
+    )
+    paths = write_report(result, output)
+    _print_backtest(summary_table(result))
+    console.print(
+        f"{len(result.folds)} folds in {time.perf_counter() - started:.0f} s; "
+        f"report: [bold]{paths['report']}[/], plots and CSV tables in {output}"
+    )
+
+
+def _print_backtest(summary) -> None:
+    n = int(summary["n"].iloc[0]) if len(summary) else 0
+    out = Table(title=f"Walk-forward backtest: {n:,} forecasts per model (tickers x origins x horizons)")
+    columns = {  # summary column: (header, format)
+        "model": ("model", "{}"),
+        "rmse": ("RMSE", "{:,.2f}"),
+        "mase": ("MASE", "{:.3f}"),
+        "theil_u": ("Theil U", "{:.4f}"),
+        "return_theil_u": ("U (return)", "{:.4f}"),
+        "direction": ("direction", "{:.1%}"),
+        "coverage_80": ("80%", "{:.1%}"),
+        "coverage_95": ("95%", "{:.1%}"),
+        "dm_p_vs_naive": ("p vs naive", "{:.3f}"),
+        "dm_p_vs_single_lstm": ("p vs single", "{:.3f}"),
+    }
+    columns = {k: v for k, v in columns.items() if k in summary}
+    for header, _ in columns.values():
+        out.add_column(header, justify="right", no_wrap=True)
+    for r in summary.to_dict("records"):
+        out.add_row(*("-" if r[k] != r[k] else fmt.format(r[k]) for k, (_, fmt) in columns.items()))
+    console.print(out)
+    console.print(
+        "[dim]Theil U = RMSE / naive RMSE (price; return: on cumulative log returns); below 1 beats "
+        "the naive last-price forecast. dm p: Diebold-Mariano p-value (HLN-corrected) of the "
+        "squared log-return errors against that reference.[/]"
+    )
 
 
 def _print_forecast(table) -> None:
@@ -321,6 +430,212 @@ def _print_metrics(metrics: dict) -> None:
         "Theil U = RMSE / naive RMSE: below 1 beats the naive forecast. 80%/95%: measured "
         "coverage of the conformal intervals.[/]"
     )
+
+
+@app.command()
+@friendly_errors
+def promote(
+    metric: Annotated[
+        str, typer.Option(help="Lower-is-better metric: rmse, mae, mape, return_rmse, theil_u.")
+    ] = "rmse",
+    source: SourceOpt = "",
+) -> None:
+    """Make the `challenger` the `champion` if it beats it on the same held-out windows.
+
+    Both versions forecast the challenger's held-out block of the bars it was trained on; the
+    decision and both scores are recorded as tags of the challenger's model version.
+
+    Examples:
+
+      forecaster promote
+
+      forecaster promote --metric return_rmse --source cache
+    """
+    from forecaster import tracking
+    from forecaster.data import load_bars
+
+    settings = Settings()
+    tracking.configure(settings)
+    challenger = tracking.challenger_fingerprint(settings)
+    bars = load_bars(
+        source or settings.source,
+        challenger["tickers"],
+        challenger["start"],
+        challenger["end"],
+        price_dir=settings.price_dir,
+    )
+    decision = tracking.promote(settings, bars, metric)
+    verdict = "[bold green]promoted[/]" if decision.promoted else "[bold yellow]not promoted[/]"
+    console.print(f"{settings.model_name} v{decision.challenger_version}: {verdict} ({decision.reason})")
+
+
+@app.command()
+@friendly_errors
+def models() -> None:
+    """List the registered model's versions with their aliases and key metrics.
+
+    Example:
+
+      MLFLOW_TRACKING_URI=http://127.0.0.1:5000 forecaster models
+    """
+    from forecaster import tracking
+
+    settings = Settings()
+    rows = tracking.list_versions(settings)
+    if not rows:
+        console.print(f"no versions of {settings.model_name!r} in {settings.tracking_uri}")
+        return
+    out = Table(title=f"{settings.model_name} in {settings.tracking_uri}")
+    for name in rows[0]:
+        out.add_column(name, no_wrap=True)
+    for row in rows:
+        out.add_row(*(str(v) for v in row.values()))
+    console.print(out)
+
+
+@app.command()
+def ui(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
+) -> None:
+    """Start the MLflow UI on the local store (runs, curves, plots, registry).
+
+    Example:
+
+      forecaster ui --port 5050
+    """
+    import os
+
+    settings = Settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    if settings.mlflow_uri:
+        console.print(f"tracking goes to {settings.mlflow_uri}: open its UI there")
+        raise typer.Exit(0)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.tracking_uri]
+    command += ["--host", host, "--port", str(port)]
+    console.print(f"MLflow UI on http://{host}:{port}  ({' '.join(command[1:])})")
+    os.execv(command[0], command)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the API.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (each loads the model once).")] = 1,
+) -> None:
+    """Serve the prediction API (FastAPI on uvicorn); OpenAPI docs at /docs.
+
+    The model comes from FORECASTER_MODEL_URI (default models:/fcm-lstm@champion, hot-reloaded
+    when the alias moves; a local model directory works too).
+
+    Examples:
+
+      forecaster serve --port 8000 --workers 2
+
+      FORECASTER_API_KEYS=secret1,secret2 forecaster serve --host 0.0.0.0
+    """
+    import uvicorn
+
+    uvicorn.run(
+        "service.main:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"
+    )
+
+
+def _exec_job(module: str, *args: str) -> None:
+    """Replace this process with `python -m pipelines.<job>`.
+
+    `forecaster/` never imports `pipelines/`; exec (not a child process) also lets SIGTERM
+    from a supervisor reach the job itself.
+    """
+    import os
+
+    command = [sys.executable, "-m", module, *args]
+    os.execv(command[0], command)
+
+
+@app.command()
+@friendly_errors
+def ingest(
+    full: Annotated[bool, typer.Option("--full", help="Re-download every ticker's whole history.")] = False,
+) -> None:
+    """Download the universe's daily bars from Yahoo Finance into the price store.
+
+    Incremental: only the days after what the store holds (re-reading a few days to catch
+    revisions), with retries on rate limits and network errors. A failing ticker is reported
+    and the others go on; the exit code is 1 when more than FORECASTER_INGEST_MAX_FAILURE_SHARE
+    of them fail. Runs `python -m pipelines.ingest`.
+
+    Examples:
+
+      FORECASTER_UNIVERSE='["AAPL","MSFT","^GSPC"]' forecaster ingest
+
+      FORECASTER_UNIVERSE_FILE=universe.txt forecaster ingest --full
+    """
+    settings = Settings()
+    console.print(f"[dim]ingesting {len(settings.universe_tickers())} tickers into {settings.price_dir}[/]")
+    _exec_job("pipelines.ingest", *(["--full"] if full else []))
+
+
+@app.command()
+@friendly_errors
+def schedule() -> None:
+    """Run the scheduler: ingest + batch forecast after the US close on trading days, retrain weekly.
+
+    Cron lines come from FORECASTER_SCHEDULE_DAILY (default "30 18 * * mon-fri") and
+    FORECASTER_SCHEDULE_RETRAIN ("0 6 * * sat") in FORECASTER_SCHEDULE_TIMEZONE
+    (America/New_York); exchange holidays are skipped. One instance of a job at a time, also
+    across processes sharing the forecast store. SIGTERM finishes the running step and exits.
+    Runs `python -m pipelines.scheduler`.
+
+    Examples:
+
+      forecaster schedule
+
+      FORECASTER_FORECAST_STORE_URL=postgresql://postgres@127.0.0.1/forecasts forecaster schedule
+    """
+    settings = Settings()
+    settings.universe_tickers()  # a bad universe fails now, not at 18:30
+    _exec_job("pipelines.scheduler")
+
+
+@app.command()
+@friendly_errors
+def runs(
+    limit: Annotated[int, typer.Option(help="How many runs to show.")] = 20,
+    job: Annotated[str | None, typer.Option(help="Only this job: ingest, batch_forecast or retrain.")] = None,
+) -> None:
+    """List recent job runs (ingest, batch forecast, retrain) from the forecast store.
+
+    Examples:
+
+      forecaster runs
+
+      forecaster runs --job batch_forecast --limit 5
+    """
+    from forecaster import forecast_store
+
+    settings = Settings()
+    rows = forecast_store.recent_runs(forecast_store.connect(settings.forecast_store_url), limit, job)
+    if not rows:
+        console.print("no job runs recorded yet")
+        return
+    out = Table(title="Recent job runs (times UTC)")
+    for name in ("id", "job", "started", "took", "status", "counts", "error"):
+        out.add_column(name, no_wrap=name not in ("counts", "error"))
+    colours = {"ok": "green", "partial": "yellow", "failed": "red", "running": "cyan"}
+    for r in rows:
+        took = f"{(r['finished_at'] - r['started_at']).total_seconds():.1f} s" if r["finished_at"] else "-"
+        status = r["status"]
+        out.add_row(
+            str(r["id"]),
+            r["job"],
+            r["started_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            took,
+            f"[{colours.get(status, 'white')}]{status}[/]",
+            ", ".join(f"{k}={v}" for k, v in (r["counts"] or {}).items()),
+            (r["error"] or "")[:300],
+        )
+    console.print(out)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 FEATURES = ("log_return", "log_range", "log_volume_change")
@@ -55,9 +56,16 @@ class ClusterConfig:
     error: float = 1e-6  # cmeans stopping tolerance
     maxiter: int = 1000
     random_state: int = 0
+    # How windows reach the experts. fuzzy: expert k trains on every window weighted by u_ik^m and
+    # the forecast is sum_k u_k y_k (the method). hard: expert k trains only on the windows whose
+    # largest membership is k and the forecast comes from the argmax expert. single: one LSTM with
+    # about as many parameters as the K experts together, trained on every window (a baseline).
+    gate: Literal["fuzzy", "hard", "single"] = "fuzzy"
 
     def __post_init__(self) -> None:
         self.descriptors = tuple(self.descriptors)
+        if self.gate not in ("fuzzy", "hard", "single"):
+            raise ValueError(f"gate must be 'fuzzy', 'hard' or 'single', got {self.gate!r}")
         unknown = set(self.descriptors) - set(DESCRIPTORS)
         if unknown:
             raise ValueError(f"unknown descriptor(s) {sorted(unknown)}; choose from {DESCRIPTORS}")
@@ -130,6 +138,50 @@ class Settings(BaseSettings):
     home: Path = Path(".forecaster")
     source: str = "sample"  # sample | cache | yahoo | a CSV/Parquet file or folder
     universe: list[str] = ["^GSPC", "^IXIC"]
+    # MLflow: the standard MLFLOW_TRACKING_URI wins; default is SQLite inside `home`.
+    mlflow_uri: str | None = Field(
+        None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "FORECASTER_MLFLOW_URI")
+    )
+    experiment: str = "fcm-lstm"
+    model_name: str = "fcm-lstm"  # registered model; aliases champion / challenger
+    # One ticker per line, '#' starts a comment; when set it replaces `universe`.
+    universe_file: Path | None = None
+    # Forecasts, job runs and job locks: SQLite in `home` by default, or postgresql://... .
+    forecast_store_url: str = Field(
+        default_factory=lambda data: f"sqlite:///{(Path(data['home']) / 'forecasts.db').resolve()}"
+    )
+    # Ingestion from Yahoo (pipelines/ingest.py).
+    ingest_batch_size: int = 20  # tickers validated and written together
+    ingest_overlap_days: int = 7  # calendar days re-read before the last stored bar (revisions)
+    ingest_timeout: float = 30.0  # seconds per HTTP request
+    ingest_attempts: int = 5  # tries per ticker on rate limits and network errors
+    ingest_backoff: float = 2.0  # seconds; waits grow 2x per try, with full jitter
+    ingest_max_failure_share: float = 0.1  # exit code 1 when a larger share of tickers fails
+    # Scheduler (pipelines/scheduler.py): crontab lines in `schedule_timezone`.
+    schedule_timezone: str = "America/New_York"
+    schedule_calendar: str = "XNYS"  # the daily job runs on this exchange's sessions only
+    schedule_daily: str = "30 18 * * mon-fri"  # ingest + batch forecast, after the US close
+    schedule_retrain: str = "0 6 * * sat"
+    schedule_misfire_grace_s: int = 3600  # a run late by more than this is skipped
+    job_lock_ttl_s: int = 600  # a lock not renewed for this long is free (its holder died)
+
+    def universe_tickers(self) -> list[str]:
+        """The validated universe: `universe_file`'s tickers when set, else `universe`."""
+        from forecaster.data.validation import DataValidationError, ticker_list, validate_ticker
+
+        if self.universe_file is None:
+            return ticker_list(self.universe)
+        tickers = []
+        for number, line in enumerate(self.universe_file.read_text().splitlines(), start=1):
+            symbol = line.split("#", 1)[0].strip()
+            if symbol:
+                try:
+                    tickers.append(validate_ticker(symbol))
+                except DataValidationError as exc:
+                    raise DataValidationError(f"{self.universe_file} line {number}: {exc}") from None
+        if not tickers:
+            raise DataValidationError(f"{self.universe_file}: no tickers")
+        return list(dict.fromkeys(tickers))
 
     @property
     def price_dir(self) -> Path:
@@ -142,6 +194,13 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_uri:
+            return self.mlflow_uri
+        self.home.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
 
     @classmethod
     def settings_customise_sources(

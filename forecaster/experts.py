@@ -42,3 +42,26 @@ class ExpertEnsemble(nn.Module):
 def fuse(memberships: torch.Tensor, expert_outputs: torch.Tensor) -> torch.Tensor:
     """The method's forecast, y = sum_k u_k * y_k: [B, K] x [B, K, H] -> [B, H]."""
     return torch.einsum("bk,bkh->bh", memberships, expert_outputs)
+
+
+def expert_parameters(n_features: int, horizon: int, hidden_size: int, num_layers: int = 1) -> int:
+    """Trainable parameters of one `LSTMExpert` (nn.LSTM keeps two bias vectors per layer)."""
+    lstm = sum(
+        4 * hidden_size * ((n_features if layer == 0 else hidden_size) + hidden_size + 2)
+        for layer in range(num_layers)
+    )
+    return lstm + hidden_size * horizon + horizon
+
+
+def matched_hidden_size(
+    n_experts: int, n_features: int, horizon: int, hidden_size: int, num_layers: int = 1
+) -> int:
+    """Hidden size of one expert with about as many parameters as `n_experts` experts together."""
+    target = n_experts * expert_parameters(n_features, horizon, hidden_size, num_layers)
+    size = hidden_size
+    while expert_parameters(n_features, horizon, size + 1, num_layers) <= target:
+        size += 1
+    # Of the two sizes around the target, the closer one.
+    above = expert_parameters(n_features, horizon, size + 1, num_layers)
+    below = expert_parameters(n_features, horizon, size, num_layers)
+    return size + 1 if above - target < target - below else size

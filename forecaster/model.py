@@ -3,6 +3,11 @@
 The method of patent CN110348608A: cluster the training windows with fuzzy c-means, train one
 LSTM expert per cluster, and forecast with y = sum_k u_k * y_k where u are the memberships of
 the new window. Intervals come from split-conformal calibration on the validation block.
+
+`ClusterConfig.gate` switches the same machinery to the baselines of the backtest: `hard`
+(experts trained on their own cluster only, forecast from the argmax expert) and `single` (one
+LSTM with the parameters of all K experts). `predict_windows(combine="equal")` weighs the fitted
+experts 1/K instead of by memberships, which isolates what the memberships add.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import torch
 from forecaster.clustering import FuzzyCMeans
 from forecaster.config import ForecasterConfig
 from forecaster.evaluation import summarize
-from forecaster.experts import ExpertEnsemble, fuse
+from forecaster.experts import ExpertEnsemble, fuse, matched_hidden_size
 from forecaster.intervals import ConformalCalibrator, window_scale
 from forecaster.training import (
     device_name,
@@ -52,7 +57,7 @@ class Prediction:
 
     log_return: np.ndarray  # [N, H] fused cumulative log return
     expert_log_return: np.ndarray  # [N, K, H] per expert, cumulative
-    memberships: np.ndarray  # [N, K]
+    memberships: np.ndarray  # [N, c] fuzzy memberships of the gate (the fusion weights follow from them)
     price: np.ndarray  # [N, H] last_price * exp(log_return)
     expert_price: np.ndarray  # [N, K, H]
     intervals: dict[float, tuple[np.ndarray, np.ndarray]]  # level -> (lower, upper) prices [N, H]
@@ -82,9 +87,10 @@ class FuzzyLSTMForecaster:
     Attributes (after `fit`)
     ------------------------
     clusterer_ : FuzzyCMeans on the regime descriptors of training windows
-    experts_ : ExpertEnsemble with one LSTM per cluster (on the CPU after fitting)
+    experts_ : ExpertEnsemble with one LSTM per cluster, or one in all for gate "single" (on the CPU)
     scaler_ : FeatureScaler fitted on training windows
-    calibrator_ : ConformalCalibrator fitted on validation windows
+    calibrator_ : ConformalCalibrator fitted on validation windows, for the configured gate
+    calibrators_ : {combine: ConformalCalibrator}, every fusion rule `predict_windows` accepts
     history_ : per-epoch losses of every expert (and of the fused model when fine-tuned)
     metrics_ : validation (and test) metrics of the model and of the naive forecast
     fingerprint_ : the training data's tickers, dates, rows and content hash
@@ -115,43 +121,41 @@ class FuzzyLSTMForecaster:
         device = resolve_device(cfg.train.device)
         self.device_ = device_name(device)
         n_features = train.x.shape[-1]
-        self.experts_ = ExpertEnsemble(
-            n_clusters,
-            n_features,
-            cfg.window.horizon,
-            hidden_size=cfg.expert.hidden_size,
-            num_layers=cfg.expert.num_layers,
-            dropout=cfg.expert.dropout,
-        ).to(device)
+        self.experts_ = self._build_experts(n_clusters, n_features).to(device)
         u_train, u_val = self._memberships(train), self._memberships(val)
         as_tensors = lambda ws, extra: tuple(  # noqa: E731
             torch.as_tensor(a, device=device)
             for a in (self.scaler_.transform_x(ws.x), self.scaler_.transform_y(ws.y), extra)
         )
-        m = cfg.cluster.m
         self.history_ = {
             "experts": train_experts(
                 self.experts_,
-                as_tensors(train, membership_weights(u_train, m)),
-                as_tensors(val, membership_weights(u_val, m)),
+                as_tensors(train, self._training_weights(u_train)),
+                as_tensors(val, self._training_weights(u_val)),
                 cfg.train,
                 progress,
             )
         }
         if cfg.train.fine_tune_epochs > 0:
+            gate = cfg.cluster.gate
             self.history_["fine_tune"] = fine_tune(
                 self.experts_,
-                as_tensors(train, u_train.astype(np.float32)),
-                as_tensors(val, u_val.astype(np.float32)),
+                as_tensors(train, self._fusion_weights(u_train, gate)),
+                as_tensors(val, self._fusion_weights(u_val, gate)),
                 cfg.train,
                 progress,
             )
         self.experts_ = self.experts_.cpu().eval()  # serve from the CPU; training device is recorded
 
-        val_pred = self.predict_windows(val, intervals=False)
-        self.calibrator_ = ConformalCalibrator(cfg.train.coverage).fit(
-            np.cumsum(val.y, axis=1), val_pred.log_return, window_scale(val.returns)
-        )
+        # One calibration per fusion rule: each rule's errors have their own spread.
+        combines = ["single"] if cfg.cluster.gate == "single" else [cfg.cluster.gate, "equal"]
+        self.calibrators_ = {}
+        for combine in combines:
+            val_pred = self.predict_windows(val, intervals=False, combine=combine)
+            self.calibrators_[combine] = ConformalCalibrator(cfg.train.coverage).fit(
+                np.cumsum(val.y, axis=1), val_pred.log_return, window_scale(val.returns)
+            )
+        self.calibrator_ = self.calibrators_[cfg.cluster.gate]
         self.metrics_ = {
             "n_clusters": n_clusters,
             "xie_beni": self.clusterer_.xie_beni_[n_clusters],
@@ -165,6 +169,43 @@ class FuzzyLSTMForecaster:
         self.fitted_at_ = datetime.now(UTC).isoformat(timespec="seconds")
         return self
 
+    def _build_experts(self, n_clusters: int, n_features: int) -> ExpertEnsemble:
+        e, horizon = self.config.expert, self.config.window.horizon
+        hidden, n_experts = e.hidden_size, n_clusters
+        if self.config.cluster.gate == "single":
+            hidden = matched_hidden_size(n_clusters, n_features, horizon, e.hidden_size, e.num_layers)
+            n_experts = 1
+        return ExpertEnsemble(
+            n_experts, n_features, horizon, hidden_size=hidden, num_layers=e.num_layers, dropout=e.dropout
+        )
+
+    def _training_weights(self, memberships: np.ndarray) -> np.ndarray:
+        """Per-window loss weight of each expert: [N, c] memberships -> [N, n_experts]."""
+        gate = self.config.cluster.gate
+        if gate == "fuzzy":
+            return membership_weights(memberships, self.config.cluster.m)
+        if gate == "single":
+            return np.ones((len(memberships), 1), dtype=np.float32)
+        hard = self._fusion_weights(memberships, "hard").astype(np.float64)
+        share = hard.mean(axis=0, keepdims=True)
+        if (share == 0).any():
+            log.warning("hard gate: cluster(s) %s own no window here", np.flatnonzero(share[0] == 0))
+        return (hard / np.maximum(share, 1e-12)).astype(np.float32)  # mean 1 per expert, like fuzzy
+
+    @staticmethod
+    def _fusion_weights(memberships: np.ndarray, combine: str) -> np.ndarray:
+        """Weights of the experts in the forecast: [N, c] memberships -> [N, n_experts]."""
+        n, c = memberships.shape
+        if combine == "fuzzy":
+            return memberships.astype(np.float32)
+        if combine == "hard":
+            return np.eye(c, dtype=np.float32)[memberships.argmax(axis=1)]
+        if combine == "equal":
+            return np.full((n, c), 1.0 / c, dtype=np.float32)
+        if combine == "single":
+            return np.ones((n, 1), dtype=np.float32)
+        raise ValueError(f"unknown combine {combine!r}: choose fuzzy, hard, equal or single")
+
     def _descriptors(self, windows: WindowSet) -> np.ndarray:
         return regime_descriptors(windows.returns, self.config.cluster.descriptors)
 
@@ -175,16 +216,37 @@ class FuzzyLSTMForecaster:
 
     @torch.inference_mode()
     def predict_windows(
-        self, windows: WindowSet, *, intervals: bool = True, batch_size: int = 4096
+        self,
+        windows: WindowSet,
+        *,
+        intervals: bool = True,
+        batch_size: int = 4096,
+        combine: str | None = None,
     ) -> Prediction:
-        """Forecast every window: memberships, per-expert and fused paths, conformal intervals."""
-        u = self._memberships(windows)  # [N, K]
+        """Forecast every window: memberships, per-expert and fused paths, conformal intervals.
+
+        `combine` picks the expert weights: None follows the configured gate (memberships for
+        "fuzzy", the argmax expert for "hard"); "equal" weighs the K experts 1/K.
+        """
+        combine = combine or self.config.cluster.gate
+        if (combine == "single") != (self.config.cluster.gate == "single"):
+            raise ValueError(
+                f"combine={combine!r} needs K experts; this model has gate {self.config.cluster.gate!r}"
+            )
+        if intervals and combine not in self.calibrators_:
+            raise ValueError(
+                f"no intervals calibrated for combine={combine!r}; this model has {sorted(self.calibrators_)}"
+            )
+        u = self._memberships(windows)  # [N, c]
+        weights = self._fusion_weights(u, combine)  # [N, K]
         x = torch.as_tensor(self.scaler_.transform_x(windows.x))
         outputs = [self.experts_(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         expert_scaled = (
-            torch.cat(outputs) if outputs else torch.zeros(0, len(u[0]), self.config.window.horizon)
+            torch.cat(outputs)
+            if outputs
+            else torch.zeros(0, len(self.experts_.experts), self.config.window.horizon)
         )
-        fused_scaled = fuse(torch.as_tensor(u), expert_scaled)  # [N, K] x [N, K, H] -> [N, H]
+        fused_scaled = fuse(torch.as_tensor(weights), expert_scaled)  # [N, K] x [N, K, H] -> [N, H]
         # Experts predict daily log returns; cumulate them into log price paths.
         fused = np.cumsum(self.scaler_.inverse_y(fused_scaled.numpy().astype(np.float64)), axis=1)
         experts = np.cumsum(self.scaler_.inverse_y(expert_scaled.numpy().astype(np.float64)), axis=2)
@@ -192,8 +254,9 @@ class FuzzyLSTMForecaster:
         bounds = {}
         if intervals:
             scale = window_scale(windows.returns)
-            for level in self.calibrator_.coverage:
-                lo, hi = self.calibrator_.interval(fused, scale, level)
+            calibrator = self.calibrators_[combine]
+            for level in calibrator.coverage:
+                lo, hi = calibrator.interval(fused, scale, level)
                 bounds[level] = (base * np.exp(lo), base * np.exp(hi))
         return Prediction(
             log_return=fused,
@@ -221,7 +284,6 @@ class FuzzyLSTMForecaster:
 
     def to_frame(self, windows: WindowSet, pred: Prediction) -> pd.DataFrame:
         n, h = pred.price.shape
-        k = pred.memberships.shape[1]
         origin = pd.to_datetime(windows.origin)
         target = future_sessions(windows.origin, h, self.config.window.calendar)
         frame = pd.DataFrame(
@@ -237,9 +299,9 @@ class FuzzyLSTMForecaster:
         for level, (lo, hi) in pred.intervals.items():
             pct = round(100 * level)
             frame[f"lower_{pct}"], frame[f"upper_{pct}"] = lo.ravel(), hi.ravel()
-        for j in range(k):
+        for j in range(pred.memberships.shape[1]):
             frame[f"u_{j}"] = np.repeat(pred.memberships[:, j], h)
-        for j in range(k):
+        for j in range(pred.expert_price.shape[1]):
             frame[f"expert_{j}"] = pred.expert_price[:, j, :].ravel()
         return frame
 
@@ -260,6 +322,7 @@ class FuzzyLSTMForecaster:
         metadata = {
             "format_version": FORMAT_VERSION,
             "n_clusters": self.clusterer_.n_clusters_,
+            "n_experts": len(self.experts_.experts),
             "n_features": int(len(self.scaler_.mean)),
             "fitted_at": self.fitted_at_,
             "device": self.device_,
@@ -292,15 +355,8 @@ class FuzzyLSTMForecaster:
         model.clusterer_ = FuzzyCMeans.from_arrays(np.load(path / "fcm.npz"))
         model.scaler_ = FeatureScaler.from_arrays(np.load(path / "scaler.npz"))
         model.calibrator_ = ConformalCalibrator.from_arrays(np.load(path / "conformal.npz"))
-        e = model.config.expert
-        model.experts_ = ExpertEnsemble(
-            metadata["n_clusters"],
-            metadata["n_features"],
-            model.config.window.horizon,
-            hidden_size=e.hidden_size,
-            num_layers=e.num_layers,
-            dropout=e.dropout,
-        )
+        model.calibrators_ = {model.config.cluster.gate: model.calibrator_}  # only the gate's is saved
+        model.experts_ = model._build_experts(metadata["n_clusters"], metadata["n_features"])
         state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
         model.experts_.load_state_dict(state)
         model.experts_.eval()

@@ -1,4 +1,4 @@
-"""PNG plots for people: forecasts against what happened, and regimes (memberships) over time."""
+"""PNG plots for people: forecasts against what happened, regimes over time, backtest errors."""
 
 from __future__ import annotations
 
@@ -58,18 +58,87 @@ def plot_forecast_vs_actual(
 def plot_memberships(windows: WindowSet, memberships: np.ndarray, ticker: str, path: Path) -> Path:
     """Price on top, the fuzzy regime memberships of each window as a stacked area below."""
     rows = np.flatnonzero(windows.ticker == ticker)
-    dates = pd.to_datetime(windows.origin[rows])
+    return plot_regimes(
+        pd.to_datetime(windows.origin[rows]), windows.last_price[rows], memberships[rows], ticker, path
+    )
+
+
+def plot_regimes(dates, prices: np.ndarray, memberships: np.ndarray, ticker: str, path: Path) -> Path:
+    """Price (log scale) on top and memberships [N, c] as a stacked area below, on shared dates."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=(2, 1))
-    top.plot(dates, windows.last_price[rows], color="black", linewidth=1)
+    top.plot(dates, prices, color="black", linewidth=1)
     top.set_yscale("log")
     top.set_title(f"{ticker}: price and fuzzy regime memberships")
     top.grid(alpha=0.3)
-    u = memberships[rows]
+    u = np.nan_to_num(memberships)  # a fold with fewer clusters leaves its extra columns empty
     bottom.stackplot(dates, u.T, labels=[f"cluster {k}" for k in range(u.shape[1])], alpha=0.85)
     bottom.set_ylim(0, 1)
     bottom.set_ylabel("membership")
     bottom.legend(loc="upper left", ncols=u.shape[1], fontsize="small")
     return _save(fig, path)
+
+
+# ---- backtest (long frames from forecaster.evaluation.walk_forward) ---------------------------
+
+
+def plot_backtest_forecast(
+    forecasts: pd.DataFrame, model: str, ticker: str, horizon: int, path: Path
+) -> Path:
+    """Actual price and one model's h-step-ahead backtest forecast with its intervals, by target date."""
+    rows = forecasts[
+        (forecasts["model"] == model) & (forecasts["ticker"] == ticker) & (forecasts["horizon"] == horizon)
+    ].sort_values("target_date")
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    levels = sorted((c.removeprefix("lower_") for c in rows.columns if c.startswith("lower_")), key=int)
+    for pct, alpha in zip(reversed(levels), (0.15, 0.3), strict=False):
+        if rows[f"lower_{pct}"].notna().any():
+            ax.fill_between(
+                rows["target_date"],
+                rows[f"lower_{pct}"],
+                rows[f"upper_{pct}"],
+                alpha=alpha,
+                color="tab:blue",
+                linewidth=0,
+                label=f"{pct}% interval",
+            )
+    ax.plot(rows["target_date"], rows["actual"], color="black", linewidth=1, label="actual")
+    ax.plot(rows["target_date"], rows["forecast"], color="tab:blue", linewidth=0.8, label=f"{model} forecast")
+    for refit in forecasts.loc[forecasts["ticker"] == ticker].groupby("fold")["origin"].min().iloc[1:]:
+        ax.axvline(refit, color="grey", linewidth=0.5, linestyle=":")
+    ax.set_title(f"{ticker}: walk-forward {horizon}-day-ahead forecast vs actual (dotted: refits)")
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_error_by_horizon(by_horizon: pd.DataFrame, path: Path) -> Path:
+    """Return-scale RMSE and Theil's U of every model against the horizon (rows of `score`)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for model, rows in by_horizon.groupby("model", sort=True, observed=True):
+        style = {"linewidth": 2.2} if model == "fuzzy" else {"linewidth": 1.2}
+        left.plot(rows["horizon"], rows["return_rmse"], marker="o", label=str(model), **style)
+        right.plot(rows["horizon"], rows["return_theil_u"], marker="o", label=str(model), **style)
+    left.set(title="RMSE of the cumulative log return", xlabel="horizon (trading days)")
+    right.set(title="Theil's U (RMSE / naive RMSE; below 1 beats naive)", xlabel="horizon (trading days)")
+    right.axhline(1.0, color="black", linewidth=0.8)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    left.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_backtest_memberships(
+    forecasts: pd.DataFrame, memberships: pd.DataFrame, ticker: str, path: Path
+) -> Path:
+    """The price at each backtest origin and the fuzzy memberships the model gave that window."""
+    members = memberships[memberships["ticker"] == ticker].sort_values("origin")
+    prices = (
+        forecasts[(forecasts["ticker"] == ticker) & (forecasts["horizon"] == 1)]
+        .drop_duplicates("origin")
+        .set_index("origin")["last_price"]
+    )
+    u = members[[c for c in members.columns if c.startswith("u_")]].to_numpy()
+    return plot_regimes(members["origin"], prices.reindex(members["origin"]).to_numpy(), u, ticker, path)
 
 
 def _save(fig, path: Path) -> Path:
@@ -79,3 +148,19 @@ def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_cluster_profiles(centers: np.ndarray, descriptors: tuple[str, ...], path: Path) -> Path:
+    """Each fuzzy cluster center as a profile over the regime descriptors (standardized units)."""
+    n_clusters, n_desc = centers.shape
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / n_clusters
+    for k in range(n_clusters):
+        ax.bar(np.arange(n_desc) + k * width, centers[k], width, label=f"cluster {k}")
+    ax.set_xticks(np.arange(n_desc) + 0.4 - width / 2, descriptors)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_ylabel("standard deviations from the mean window")
+    ax.set_title("Fuzzy cluster centers: what each regime looks like")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)

@@ -17,20 +17,20 @@ from forecaster.config import WindowConfig
 _EPS = 1e-12
 
 
-def daily_features(bars: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:
+def daily_features(bars, features: tuple[str, ...]) -> np.ndarray:
     """Features of one ticker's bars, one row per day from the second bar on: [T-1, F].
 
-    `log_return` comes first: the target and the regime descriptors are read from column 0.
+    `bars` is a frame or any mapping of column name -> array (the service passes arrays, so
+    its request path needs no pandas). `log_return` comes first: the target and the regime
+    descriptors are read from column 0.
     """
-    adj = bars["adj_close"].to_numpy(np.float64)
-    columns = {"log_return": np.diff(np.log(adj))}
+    column = lambda name: np.asarray(bars[name], dtype=np.float64)  # noqa: E731
+    columns = {"log_return": np.diff(np.log(column("adj_close")))}
     if "log_range" in features:
-        columns["log_range"] = np.log(bars["high"].to_numpy(np.float64) / bars["low"].to_numpy(np.float64))[
-            1:
-        ]
+        columns["log_range"] = np.log(column("high") / column("low"))[1:]
     if "log_volume_change" in features:
         # +1 keeps days with zero volume (some indices report none) finite.
-        columns["log_volume_change"] = np.diff(np.log1p(bars["volume"].to_numpy(np.float64)))
+        columns["log_volume_change"] = np.diff(np.log1p(column("volume")))
     order = ["log_return"] + [f for f in features if f != "log_return"]
     return np.column_stack([columns[f] for f in order])
 
@@ -106,16 +106,45 @@ def make_windows(bars: pd.DataFrame, config: WindowConfig, *, labelled: bool = T
             else f"{L + 1} bars (window {L} + 1)"
         )
         raise ValueError(f"no complete window: a ticker needs at least {need}, for the first return")
+    return concat_windows(parts)
+
+
+def concat_windows(parts: list[WindowSet]) -> WindowSet:
     return WindowSet(
         *(np.concatenate([getattr(p, f) for p in parts]) for f in WindowSet.__dataclass_fields__)
     )
 
 
 def latest_windows(bars: pd.DataFrame, config: WindowConfig) -> WindowSet:
-    """The most recent window of every ticker: what a forecast made today reads."""
-    every = make_windows(bars, WindowConfig(**{**config.__dict__, "stride": 1}), labelled=False)
-    last = pd.Series(np.arange(len(every))).groupby(every.ticker).last().to_numpy()
-    return every.subset(last)
+    """The most recent window of every ticker: what a forecast made today reads.
+
+    Only the last L + 1 bars of each ticker are cut, so a universe of hundreds of tickers
+    with decades of history costs one window each.
+    """
+    tail = bars.groupby("ticker", sort=False).tail(config.window + 1)
+    return make_windows(tail, config, labelled=False)
+
+
+def window_from_arrays(ticker: str, bars: dict[str, np.ndarray], config: WindowConfig) -> WindowSet:
+    """The latest window of one ticker's validated bars given as arrays (`date`, `adj_close`, ...).
+
+    Same result as `latest_windows` on the equivalent frame, without pandas: the service's
+    request path. Needs at least L + 1 bars.
+    """
+    L, H = config.window, config.horizon
+    n = len(bars["adj_close"])
+    if n < L + 1:
+        raise ValueError(f"{ticker}: {n} bars, a forecast needs at least {L + 1} (window {L} + 1)")
+    tail = {name: np.asarray(values)[-(L + 1) :] for name, values in bars.items()}
+    x = daily_features(tail, config.features)[None, :, :]  # [1, L, F]
+    return WindowSet(
+        x=x.astype(np.float32),
+        y=np.full((1, H), np.nan, dtype=np.float32),
+        ticker=np.array([ticker], dtype=object),
+        origin=np.asarray(tail["date"], dtype="datetime64[D]")[-1:],
+        target_dates=np.full((1, H), np.datetime64("NaT"), dtype="datetime64[D]"),
+        last_price=np.asarray(tail["adj_close"], dtype=np.float64)[-1:],
+    )
 
 
 def split_windows(windows: WindowSet, config: WindowConfig) -> dict[str, WindowSet]:
@@ -196,6 +225,12 @@ def future_sessions(origins: np.ndarray, horizon: int, calendar: str) -> np.ndar
     if index.size and index.max() >= len(sessions):
         raise ValueError(f"the {calendar} calendar has no sessions that far ahead (after {sessions[-1]})")
     return sessions[index]
+
+
+def last_closed_session(calendar: str, today: np.datetime64) -> np.datetime64:
+    """The latest session strictly before `today`: the newest bar fresh data should have."""
+    sessions = _sessions(calendar)
+    return sessions[np.searchsorted(sessions, np.datetime64(today, "D")) - 1]
 
 
 def regime_descriptors(returns: np.ndarray, names: tuple[str, ...]) -> np.ndarray:

@@ -1,10 +1,16 @@
-"""Train job: bars of the configured universe -> fitted forecaster -> model directory.
+"""Retrain job: (ingest) -> bars of the universe -> fit -> evaluate -> register challenger -> promote.
 
 Usage:
     python -m pipelines.train                     # embedded defaults: bundled sample, ./.forecaster
     python -m pipelines.train --epochs 5 --name nightly
+    FORECASTER_SOURCE=yahoo python -m pipelines.train      # ingest first, then train on the price store
     FORECASTER_SOURCE=prices/ FORECASTER_UNIVERSE='["AAPL","MSFT"]' python -m pipelines.train
 
+With source `yahoo` or `cache` the job first runs the ingest job and trains on the refreshed
+price store; the bundled sample and local files are read as they are (`--no-ingest` skips it).
+The fitted model is written to FORECASTER_HOME/models/<name>, logged to MLflow as a new version
+of the registered model with the alias `challenger`, and promoted to `champion` only when it
+beats the current champion on the same held-out windows. Every run is recorded in `job_runs`.
 Settings come from FORECASTER_* variables (see forecaster.config.Settings).
 """
 
@@ -12,36 +18,86 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+from sqlalchemy.engine import Engine
 
+from forecaster import forecast_store
 from forecaster.config import ForecasterConfig, Settings, TrainConfig
-from forecaster.data import load_bars
+from forecaster.data import DataSourceError, load_bars
 from forecaster.model import FuzzyLSTMForecaster
 
 log = logging.getLogger("pipelines.train")
 
 
-def load_universe(settings: Settings) -> pd.DataFrame:
-    return load_bars(settings.source, settings.universe, price_dir=settings.price_dir)
+@dataclass
+class RetrainResult:
+    model_dir: Path
+    run_id: str | None = None  # MLflow run; None when not registered
+    version: str | None = None
+    promoted: bool = False
+    reason: str = "not registered"
+
+
+def load_universe(settings: Settings, source: str | None = None) -> pd.DataFrame:
+    return load_bars(source or settings.source, settings.universe_tickers(), price_dir=settings.price_dir)
 
 
 def train(bars: pd.DataFrame, config: ForecasterConfig) -> FuzzyLSTMForecaster:
     return FuzzyLSTMForecaster(config).fit(bars)
 
 
-def run(settings: Settings, config: ForecasterConfig, name: str | None = None) -> Path:
-    bars = load_universe(settings)
-    model = train(bars, config)
-    name = name or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = model.save(settings.models_dir / name)
-    log.info("model %s: val Theil's U %.3f (naive = 1)", path, model.metrics_["val_theil_u"])
-    return path
+def run(
+    settings: Settings,
+    config: ForecasterConfig,
+    name: str | None = None,
+    *,
+    ingest: bool | None = None,
+    register: bool = True,
+    engine: Engine | None = None,
+) -> RetrainResult:
+    """The job; `ingest=None` ingests when the source is `yahoo` or `cache`."""
+    from forecaster import tracking
+    from pipelines import ingest as ingest_job
+
+    engine = engine or forecast_store.connect(settings.forecast_store_url)
+    with forecast_store.record_run(engine, "retrain") as record:
+        source = settings.source
+        if ingest_job.feeds_price_store(settings) if ingest is None else ingest:
+            report = ingest_job.run(settings, engine=engine)
+            if report.exit_code(settings.ingest_max_failure_share):
+                raise DataSourceError(
+                    f"ingest failed for {len(report.failed)} of {len(report.outcomes)} tickers"
+                )
+            source = "cache"  # train on what was just stored, not a second download
+        bars = load_universe(settings, source)
+        model = train(bars, config)
+        name = name or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        result = RetrainResult(model.save(settings.models_dir / name))
+        metrics = model.metrics_
+        log.info(
+            "model %s: val Theil's U %.3f, test %.3f (naive = 1)",
+            result.model_dir,
+            metrics["val_theil_u"],
+            metrics.get("test_theil_u", float("nan")),
+        )
+        record.counts = {"tickers": int(bars["ticker"].nunique()), "bars": len(bars)}
+        record.counts |= {k: round(float(metrics[k]), 6) for k in ("val_rmse", "val_theil_u") if k in metrics}
+        if register:
+            logged = tracking.log_training_run(model, bars, settings, run_name=name)
+            decision = tracking.promote(settings, bars)
+            result.run_id, result.version = logged.run_id, logged.version
+            result.promoted, result.reason = decision.promoted, decision.reason
+            record.counts |= {"version": logged.version, "promoted": decision.promoted}
+            log.info("%s v%s: %s", settings.model_name, logged.version, decision.reason)
+    return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -49,9 +105,21 @@ def main() -> None:
     parser.add_argument(
         "--name", help="model directory name under FORECASTER_HOME/models (default: UTC time)"
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--ingest",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the ingest job first (default: for sources yahoo and cache)",
+    )
+    parser.add_argument("--no-register", action="store_true", help="only write the model directory")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    print(run(Settings(), ForecasterConfig(train=TrainConfig(epochs=args.epochs)), args.name))
+    config = ForecasterConfig(train=TrainConfig(epochs=args.epochs))
+    try:
+        result = run(Settings(), config, args.name, ingest=args.ingest, register=not args.no_register)
+    except (ValueError, DataSourceError) as exc:  # expected failures: one line, no traceback
+        sys.exit(f"error: {exc}")
+    print(result.model_dir)
 
 
 if __name__ == "__main__":

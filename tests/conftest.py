@@ -78,3 +78,18 @@ def two_ticker_bars() -> pd.DataFrame:
     return pd.concat(
         [random_walk_bars(300, "AAA", seed=1), random_walk_bars(300, "BBB", seed=2)], ignore_index=True
     )
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow_environment():
+    """`mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI: undo it so tests stay independent."""
+    import os
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = {name: os.environ.get(name) for name in names}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

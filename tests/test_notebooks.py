@@ -7,7 +7,12 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
-TINY = 'EPOCHS = 1\nN_CLUSTERS = 2\nTICKERS = ["^GSPC"]'
+TINY = (
+    'EPOCHS = 1\nN_CLUSTERS = 2\nTICKERS = ["^GSPC"]\n'
+    # Used by 02-regimes-and-backtest only: one short fold, small experts, no ARIMA grid.
+    'BACKTEST_START = "2018-11-01"\nBACKTEST_END = "2018-12-14"\nREFIT_EVERY = 250\nHIDDEN = 4\n'
+    'MODELS = ["naive", "drift", "equal_weight", "fuzzy"]'
+)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

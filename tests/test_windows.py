@@ -12,6 +12,7 @@ from forecaster.windows import (
     make_windows,
     regime_descriptors,
     split_windows,
+    window_from_arrays,
 )
 
 
@@ -103,3 +104,15 @@ def test_future_sessions_skip_weekends_and_exchange_holidays():
         np.datetime64("2019-01-03"),
         np.datetime64("2019-01-04"),
     ]
+
+
+def test_window_from_arrays_equals_latest_window_of_the_frame():
+    bars = random_walk_bars(80)
+    config = WindowConfig(window=10, horizon=3, features=("log_return", "log_range", "log_volume_change"))
+    arrays = {c: bars[c].to_numpy() for c in ("date", "adj_close", "high", "low", "volume")}
+    fast, slow = window_from_arrays("TEST", arrays, config), latest_windows(bars, config)
+    np.testing.assert_array_equal(fast.x, slow.x)
+    np.testing.assert_array_equal(fast.origin, slow.origin)
+    np.testing.assert_array_equal(fast.last_price, slow.last_price)
+    with pytest.raises(ValueError, match="TEST: 5 bars, a forecast needs at least 11"):
+        window_from_arrays("TEST", {k: v[:5] for k, v in arrays.items()}, config)

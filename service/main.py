@@ -1,0 +1,98 @@
+"""The FastAPI app: model loaded once in `lifespan`, hot reload in the background.
+
+Run with `forecaster serve` or `uvicorn --factory service.main:create_app`. Settings: ServiceSettings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from forecaster import forecast_store
+from service.deps import require_api_key
+from service.forecasting import InputError
+from service.metrics import MODEL_VERSION, BodySizeLimit, MetricsMiddleware
+from service.model_state import ModelState
+from service.routes import forecast, forecasts, health, model
+from service.settings import ServiceSettings
+
+log = logging.getLogger("service")
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """Build the app; settings are read from the environment here, not at import."""
+    settings = settings or ServiceSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        s = app.state.settings = settings
+        torch.set_num_threads(s.torch_threads)  # one per worker: workers already use the cores
+        app.state.api_keys = [k.encode() for k in s.all_api_keys()]
+        app.state.forecast_store = forecast_store.connect(s.forecast_store_url)
+        if s.model_uri.startswith("models:/"):
+            from forecaster import tracking
+
+            tracking.configure(s)
+        state = app.state.model = ModelState(s.model_uri, s.model_name)
+        await asyncio.to_thread(state.load_initial)
+        _publish_version(state)
+        poller = None
+        if state.polls_registry and s.reload_interval_s > 0:
+            poller = asyncio.create_task(_poll(state, s.reload_interval_s))
+        yield
+        if poller:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        app.state.forecast_store.dispose()
+
+    app = FastAPI(
+        title="fcm-lstm forecasting API",
+        version="1",
+        summary="Stock price forecasts from a fuzzy-clustering-weighted LSTM ensemble",
+        lifespan=lifespan,
+    )
+    protected = [Depends(require_api_key)]
+    app.include_router(health.router)
+    app.include_router(model.router, dependencies=protected)
+    app.include_router(forecast.router, dependencies=protected)
+    app.include_router(forecasts.router, dependencies=protected)
+    app.add_exception_handler(InputError, _input_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    return app
+
+
+async def _poll(state: ModelState, interval: float) -> None:
+    """Hot reload: ask the registry where the alias points; load, warm and swap when it moved."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if await asyncio.to_thread(state.check_once):
+                _publish_version(state)
+        except Exception:  # a broken new version must not stop the service or the polling
+            log.exception("hot reload failed; still serving v%s", state.current and state.current.version)
+
+
+def _publish_version(state: ModelState) -> None:
+    MODEL_VERSION.clear()
+    if state.current:
+        MODEL_VERSION.labels(state.current.name, str(state.current.version), str(state.current.alias)).set(1)
+
+
+async def _input_error(request: Request, exc: InputError) -> JSONResponse:
+    return JSONResponse({"detail": [{"loc": list(exc.field), "msg": str(exc), "type": "value_error"}]}, 422)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # FastAPI's shape, minus `input` and `ctx`: echoing the input back can be large or sensitive.
+    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    return JSONResponse({"detail": detail}, 422)

@@ -1,0 +1,93 @@
+import asyncio
+import time
+
+from fastapi import APIRouter, HTTPException
+
+from service import bars as bar_source
+from service.deps import ModelDep, SettingsDep
+from service.forecasting import (
+    InputError,
+    bars_to_arrays,
+    check_horizon,
+    closes_to_arrays,
+    forecast_windows,
+    make_window,
+    stack,
+)  # fmt: skip
+from service.metrics import INFERENCE
+from service.schemas import (
+    BatchForecastPublic,
+    BatchForecastRequest,
+    ErrorPublic,
+    ForecastPublic,
+    ForecastRequest,
+)
+
+router = APIRouter(prefix="/v1", tags=["forecast"])
+
+ERRORS = {
+    404: {"model": ErrorPublic, "description": "unknown ticker"},
+    503: {"model": ErrorPublic, "description": "no model loaded, or no bars and the data source is down"},
+}
+
+
+async def _ticker_window(loaded, settings, ticker: str, field: tuple):
+    config = loaded.forecaster.config.window
+    try:
+        # Store reads (and a refresh from the source) block: keep them off the event loop.
+        arrays = await asyncio.to_thread(
+            bar_source.ticker_arrays, settings, ticker, config.calendar, config.window
+        )
+    except bar_source.UnknownTicker as exc:
+        raise HTTPException(404, str(exc)) from None
+    except bar_source.SourceUnavailable as exc:
+        raise HTTPException(503, str(exc)) from None
+    return make_window(loaded, ticker, arrays, field)
+
+
+def _predict(loaded, windows, horizon: int) -> list[dict]:
+    start = time.perf_counter()
+    out = forecast_windows(loaded, windows, horizon)
+    INFERENCE.observe(time.perf_counter() - start)
+    return out
+
+
+@router.post("/forecast", response_model=ForecastPublic, responses=ERRORS)
+async def forecast(request: ForecastRequest, loaded: ModelDep, settings: SettingsDep) -> dict:
+    """Forecast the next `horizon` trading days from a ticker's stored bars, or from bars you send."""
+    horizon = check_horizon(loaded, request.horizon)
+    if request.ticker is not None:
+        window = await _ticker_window(loaded, settings, request.ticker.upper(), ("body", "ticker"))
+    elif request.bars is not None:
+        window = make_window(
+            loaded,
+            None,
+            bars_to_arrays(request.bars, loaded.forecaster.config.window.window + 1),
+            ("body", "bars"),
+        )
+    else:
+        window = make_window(
+            loaded, None, closes_to_arrays(loaded, request.closes, request.as_of), ("body", "closes")
+        )
+    # Inference is ~1 ms of CPU: running it inline beats a thread hop (measured 4x faster than `def`).
+    return _predict(loaded, window, horizon)[0]
+
+
+@router.post("/forecast/batch", response_model=BatchForecastPublic, responses=ERRORS)
+async def forecast_batch(request: BatchForecastRequest, loaded: ModelDep, settings: SettingsDep) -> dict:
+    """Forecast several stored tickers in one model call; tickers that fail are listed in `errors`."""
+    if len(request.tickers) > settings.max_batch_tickers:
+        raise InputError(
+            ("body", "tickers"), f"{len(request.tickers)} tickers; at most {settings.max_batch_tickers}"
+        )
+    horizon = check_horizon(loaded, request.horizon)
+    windows, errors = [], []
+    for i, ticker in enumerate(dict.fromkeys(t.upper() for t in request.tickers)):
+        try:
+            windows.append(await _ticker_window(loaded, settings, ticker, ("body", "tickers", i)))
+        except HTTPException as exc:
+            errors.append({"ticker": ticker, "status": exc.status_code, "detail": exc.detail})
+        except InputError as exc:
+            errors.append({"ticker": ticker, "status": 422, "detail": str(exc)})
+    forecasts = _predict(loaded, stack(windows), horizon) if windows else []
+    return {"forecasts": forecasts, "errors": errors}

@@ -1,0 +1,38 @@
+"""Service settings: the forecaster's runtime Settings plus what only the HTTP service needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import field_validator
+from pydantic_settings import NoDecode
+
+from forecaster.config import Settings
+
+
+class ServiceSettings(Settings):
+    """`FORECASTER_*` variables, validated once at start-up (see `forecaster.config.Settings`)."""
+
+    model_uri: str = "models:/fcm-lstm@champion"  # or a local model directory
+    api_keys: Annotated[list[str], NoDecode] = []  # FORECASTER_API_KEYS="key1,key2"; empty = no auth
+    api_keys_file: Path | None = None  # one key per line; joins api_keys
+    max_batch_tickers: int = 50
+    max_bars: int = 5000  # per request
+    max_body_bytes: int = 2_000_000
+    reload_interval_s: float = 30.0  # registry polling for a moved alias; 0 turns hot reload off
+    torch_threads: int = 1  # per worker: workers x threads should not exceed the cores
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value):
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    def all_api_keys(self) -> list[str]:
+        keys = list(self.api_keys)
+        if self.api_keys_file:
+            lines = self.api_keys_file.read_text().splitlines()
+            keys += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        return keys

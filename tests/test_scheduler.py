@@ -1,0 +1,162 @@
+"""Scheduler: exchange-aware cron triggers, the job lock on SQLite and PostgreSQL, clean shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from servers import fresh_postgres_database
+
+from forecaster import forecast_store
+from forecaster.config import Settings
+from pipelines import scheduler
+
+NEW_YORK, UTC = ZoneInfo("America/New_York"), ZoneInfo("UTC")
+
+
+def fire_times(trigger, after: datetime, n: int) -> list[datetime]:
+    """The next `n` fire times of `trigger` after `after`, as APScheduler asks for them."""
+    times, previous = [], None
+    for _ in range(n):
+        previous = trigger.get_next_fire_time(previous, after if previous is None else previous)
+        times.append(previous)
+    return times
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(home=tmp_path / "home")
+
+
+def test_daily_trigger_skips_exchange_holidays_and_weekends(settings):
+    trigger = scheduler.daily_trigger(settings)
+    around_christmas = fire_times(trigger, datetime(2024, 12, 20, 19, 0, tzinfo=NEW_YORK), 5)
+    assert [t.strftime("%a %m-%d %H:%M") for t in around_christmas] == [
+        "Mon 12-23 18:30",
+        "Tue 12-24 18:30",
+        "Thu 12-26 18:30",  # Christmas Day is a holiday
+        "Fri 12-27 18:30",
+        "Mon 12-30 18:30",
+    ]
+    # Independence Day (Thursday) and Good Friday, a holiday on a weekday that is no federal one.
+    assert trigger.get_next_fire_time(None, datetime(2024, 7, 3, 19, tzinfo=NEW_YORK)).day == 5
+    good_friday = trigger.get_next_fire_time(None, datetime(2024, 3, 28, 19, tzinfo=NEW_YORK))
+    assert good_friday.strftime("%a %m-%d") == "Mon 04-01"
+
+
+def test_triggers_keep_new_york_time_across_daylight_saving_changes(settings):
+    daily = fire_times(scheduler.daily_trigger(settings), datetime(2024, 3, 8, 12, tzinfo=NEW_YORK), 2)
+    # Friday 18:30 EST, then Monday 18:30 EDT: one hour earlier in UTC.
+    assert [t.astimezone(UTC).strftime("%m-%d %H:%M") for t in daily] == ["03-08 23:30", "03-11 22:30"]
+
+    weekly = fire_times(scheduler.retrain_trigger(settings), datetime(2024, 10, 28, tzinfo=NEW_YORK), 2)
+    assert [t.strftime("%a %m-%d %H:%M") for t in weekly] == ["Sat 11-02 06:00", "Sat 11-09 06:00"]
+    assert [t.astimezone(UTC).hour for t in weekly] == [10, 11]  # EDT, then EST
+
+
+def test_a_stop_request_lets_the_running_step_finish_and_starts_no_other():
+    stop, ran = threading.Event(), []
+
+    def ingest():
+        stop.set()  # SIGTERM arrives while ingest runs
+        time.sleep(0.05)
+        ran.append("ingest finished")
+
+    done = scheduler.run_steps([("ingest", ingest), ("batch_forecast", lambda: ran.append("forecast"))], stop)
+    assert done == ["ingest"] and ran == ["ingest finished"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'forecasts.db'}"
+    else:
+        with fresh_postgres_database() as url:
+            yield url
+
+
+def test_a_held_lock_is_refused_to_others_renewed_while_held_and_taken_over_when_expired(store_url):
+    ttl = timedelta(seconds=0.6)
+    one, other = forecast_store.connect(store_url), forecast_store.connect(store_url)
+    with forecast_store.job_lock(one, "daily", "one", ttl) as held:
+        assert held
+        time.sleep(1.2)  # twice the ttl: the heartbeat keeps the lock
+        assert not forecast_store.acquire_lock(other, "daily", "other", ttl)
+        assert forecast_store.acquire_lock(other, "retrain", "other", ttl)  # locks are per job
+    assert forecast_store.acquire_lock(other, "daily", "other", ttl)  # released on exit
+
+    # A holder that died without releasing: its lock is free once expired.
+    assert not forecast_store.acquire_lock(one, "daily", "one", ttl)
+    time.sleep(0.7)
+    assert forecast_store.acquire_lock(one, "daily", "one", ttl)
+    assert not forecast_store.renew_lock(other, "daily", "other", ttl)  # it lost the lock
+
+
+def test_two_schedulers_on_one_database_never_run_a_job_at_the_same_time(store_url):
+    forecast_store.connect(store_url).dispose()  # tables exist before the race
+    running, intervals, skipped = [], [], []
+    lock = threading.Lock()
+
+    def work(holder: str) -> None:
+        with lock:
+            running.append(holder)
+            overlap = len(running) > 1
+        start = time.monotonic()
+        time.sleep(0.03)
+        with lock:
+            running.remove(holder)
+            intervals.append((start, time.monotonic(), holder, overlap))
+
+    def scheduler_process(holder: str) -> None:
+        engine = forecast_store.connect(store_url)  # its own connections, as another process
+        stop = threading.Event()
+        for _ in range(25):
+            result = scheduler.run_locked(
+                engine, "daily", [("work", lambda: work(holder))], stop, holder, timedelta(seconds=30)
+            )
+            if result is None:
+                skipped.append(holder)
+        engine.dispose()
+
+    threads = [threading.Thread(target=scheduler_process, args=(h,)) for h in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+
+    assert not any(overlap for *_, overlap in intervals)
+    ordered = sorted(intervals)
+    assert all(prev[1] <= nxt[0] for prev, nxt in zip(ordered, ordered[1:], strict=False))
+    assert len(intervals) + len(skipped) == 50
+    assert skipped and len(intervals) >= 2  # they did contend, and the lock was passed on
+
+
+def test_sigterm_stops_the_scheduler_process_cleanly(tmp_path):
+    env = os.environ | {"FORECASTER_HOME": str(tmp_path / "home")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.scheduler"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        lines = []
+        for line in process.stderr:
+            lines.append(line)
+            if "scheduler started" in line:
+                break
+        assert any("job daily: cron[" in line and "on XNYS sessions" in line for line in lines), lines
+        process.send_signal(signal.SIGTERM)
+        rest = process.communicate(timeout=30)[1]
+    finally:
+        process.kill()
+    assert process.returncode == 0, rest
+    assert "scheduler stopped" in rest

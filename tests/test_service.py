@@ -1,0 +1,325 @@
+"""The prediction API: through TestClient where simpler, and through a real uvicorn server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+from fastapi.testclient import TestClient
+from servers import free_port, wait_http
+
+from forecaster import tracking
+from forecaster.config import Settings
+from forecaster.data import PriceStore
+from forecaster.model import FuzzyLSTMForecaster
+from service.main import create_app
+from service.settings import ServiceSettings
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory, two_ticker_bars_module, tiny_config_module):
+    """A temp FORECASTER_HOME: SQLite registry with a champion, and the bars in the price store."""
+    home = tmp_path_factory.mktemp("service") / "home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        settings = Settings(home=home)
+        model = FuzzyLSTMForecaster(tiny_config_module).fit(two_ticker_bars_module, progress=False)
+        tracking.log_training_run(model, two_ticker_bars_module, settings)
+        tracking.promote(settings, two_ticker_bars_module)
+    PriceStore(settings.price_dir).write(two_ticker_bars_module)
+    return home
+
+
+@pytest.fixture(scope="module")
+def two_ticker_bars_module():
+    import pandas as pd
+
+    from conftest import random_walk_bars
+
+    return pd.concat(
+        [random_walk_bars(300, "AAA", seed=1), random_walk_bars(300, "BBB", seed=2)], ignore_index=True
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_config_module():
+    from forecaster.config import ClusterConfig, ExpertConfig, ForecasterConfig, TrainConfig, WindowConfig
+
+    return ForecasterConfig(
+        window=WindowConfig(window=10, horizon=3),
+        cluster=ClusterConfig(n_clusters=2),
+        expert=ExpertConfig(hidden_size=8),
+        train=TrainConfig(epochs=1, batch_size=64, device="cpu"),
+    )
+
+
+def make_settings(home, **overrides) -> ServiceSettings:
+    return ServiceSettings(home=home, source="cache", reload_interval_s=0, **overrides)
+
+
+@pytest.fixture
+def client(registry, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with TestClient(create_app(make_settings(registry))) as c:
+        yield c
+
+
+def bars_body(bars, n=40, changes=None):
+    rows = bars[bars["ticker"] == "AAA"].tail(n)
+    out = [
+        {"date": str(r.date.date()), "open": r.open, "high": r.high, "low": r.low, "close": r.close,
+         "adj_close": r.adj_close, "volume": r.volume}
+        for r in rows.itertuples()
+    ]  # fmt: skip
+    for (i, field), value in (changes or {}).items():
+        out[i][field] = value
+    return out
+
+
+def test_forecast_by_ticker_from_the_price_store(client, two_ticker_bars_module):
+    r = client.post("/v1/forecast", json={"ticker": "AAA", "horizon": 3})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["ticker"] == "AAA" and body["as_of"] == str(two_ticker_bars_module["date"].max().date())
+    assert body["stale"] is True  # synthetic bars end years ago
+    assert [s["horizon"] for s in body["steps"]] == [1, 2, 3]
+    assert body["model"] == {"name": "fcm-lstm", "version": "1", "alias": "champion"}
+    assert sum(body["memberships"]) == pytest.approx(1.0)
+    step = body["steps"][0]
+    assert step["lower_95"] <= step["lower_80"] <= step["forecast"] <= step["upper_80"] <= step["upper_95"]
+    assert len(step["experts"]) == 2 and step["target_date"] > body["as_of"]
+
+
+def test_forecast_from_supplied_bars_matches_the_model(client, registry, two_ticker_bars_module):
+    r = client.post("/v1/forecast", json={"bars": bars_body(two_ticker_bars_module), "horizon": 2})
+    assert r.status_code == 200, r.text
+    model = tracking.load_model("models:/fcm-lstm/1")
+    expected = model.predict(two_ticker_bars_module[two_ticker_bars_module["ticker"] == "AAA"])
+    assert [s["forecast"] for s in r.json()["steps"]] == pytest.approx(
+        expected["forecast"][:2].tolist(), rel=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "body, loc, message",
+    [
+        ({"ticker": "AAA", "horizon": 4}, ["body", "horizon"], "beyond this model's 3"),
+        ({"ticker": "AAA", "horizon": 0}, ["body", "horizon"], "greater than or equal to 1"),
+        ({"ticker": "../etc/passwd"}, ["body", "ticker"], "pattern"),
+        ({"ticker": "AAA", "closes": [1.0, 2.0]}, ["body"], "exactly one of"),
+        ({"closes": [1.0] * 20, "horizon": 2}, ["body", "closes"], "send `bars`"),
+        ({"horizon": "soon", "ticker": "AAA"}, ["body", "horizon"], "valid integer"),
+    ],
+)
+def test_bad_requests_get_422_naming_the_field(client, body, loc, message):
+    r = client.post("/v1/forecast", json=body)
+    assert r.status_code == 422
+    (error,) = r.json()["detail"]
+    assert error["loc"] == loc and message in error["msg"]
+
+
+@pytest.mark.parametrize(
+    "changes, loc, message",
+    [
+        ({(3, "high"): 0.5}, ["body", "bars", 3], "high 0.5 < low"),
+        ({(4, "close"): -1.0}, ["body", "bars", 4, "close"], "greater than 0"),
+        ({(5, "date"): "2011-01-01"}, ["body"], "bars[5].date 2011-01-01 is not after"),
+    ],
+)
+def test_bad_bars_get_422_naming_bar_and_field(client, two_ticker_bars_module, changes, loc, message):
+    r = client.post("/v1/forecast", json={"bars": bars_body(two_ticker_bars_module, changes=changes)})
+    assert r.status_code == 422
+    (error,) = r.json()["detail"]
+    assert error["loc"] == loc and message in error["msg"]
+
+
+def test_non_finite_prices_too_few_bars_and_oversize_bodies_are_rejected(client, two_ticker_bars_module):
+    body = '{"bars": [{"date": "2020-01-02", "high": NaN, "low": 1, "close": 1}]}'
+    r = client.post("/v1/forecast", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "bars", 0, "high"]
+    r = client.post("/v1/forecast", json={"bars": bars_body(two_ticker_bars_module, n=5), "horizon": 1})
+    assert r.status_code == 422 and "needs at least 11" in r.json()["detail"][0]["msg"]
+    r = client.post("/v1/forecast", content=b"x" * 3_000_000, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+
+
+def test_unknown_ticker_is_404(client):
+    r = client.post("/v1/forecast", json={"ticker": "ZZZZ"})
+    assert r.status_code == 404 and "ZZZZ" in r.json()["detail"]
+
+
+def test_batch_forecasts_known_tickers_in_one_call_and_lists_failures(client):
+    r = client.post("/v1/forecast/batch", json={"tickers": ["AAA", "BBB", "NOPE"], "horizon": 2})
+    assert r.status_code == 200
+    body = r.json()
+    assert [f["ticker"] for f in body["forecasts"]] == ["AAA", "BBB"]
+    assert body["errors"] == [{"ticker": "NOPE", "status": 404, "detail": body["errors"][0]["detail"]}]
+
+
+def test_model_info_health_and_metrics(client):
+    info = client.get("/v1/model").json()
+    assert info["version"] == "1" and info["n_clusters"] == 2 and info["registry"] == "ok"
+    assert info["fingerprint"]["tickers"] == ["AAA", "BBB"] and "rmse" in info["validation_metrics"]
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    client.post("/v1/forecast", json={"ticker": "AAA"})
+    text = client.get("/metrics").text
+    assert 'http_requests_total{method="POST",route="/v1/forecast",status="200"}' in text
+    assert (
+        "model_inference_seconds_count" in text
+        and 'model_info{alias="champion",name="fcm-lstm",version="1"} 1.0' in text
+    )
+
+
+def test_no_model_is_503_and_not_ready(registry, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with TestClient(create_app(make_settings(registry, model_uri="models:/no-such-model@champion"))) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/readyz").status_code == 503
+        r = c.post("/v1/forecast", json={"ticker": "AAA"})
+        assert r.status_code == 503 and "no model loaded" in r.json()["detail"]
+
+
+def test_api_keys_guard_everything_but_health_and_metrics(registry, monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    keys_file = tmp_path / "keys"
+    keys_file.write_text("# rotated monthly\nfrom-file\n")
+    settings = make_settings(registry, api_keys="alpha,beta", api_keys_file=keys_file)
+    with TestClient(create_app(settings)) as c:
+        assert c.post("/v1/forecast", json={"ticker": "AAA"}).status_code == 401
+        assert (
+            c.post("/v1/forecast", json={"ticker": "AAA"}, headers={"X-API-Key": "wrong"}).status_code == 401
+        )
+        for key in ("alpha", "beta", "from-file"):
+            assert (
+                c.post("/v1/forecast", json={"ticker": "AAA"}, headers={"X-API-Key": key}).status_code == 200
+            )
+        assert c.get("/v1/model").status_code == 401
+        assert c.get("/healthz").status_code == 200 and c.get("/metrics").status_code == 200
+
+
+def test_registry_unreachable_keeps_serving_and_says_so(client, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    import mlflow
+
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    mlflow.set_tracking_uri(dead)
+    mlflow.set_registry_uri(dead)
+    try:
+        state = client.app.state.model
+        assert state.check_once() is False
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+    assert client.get("/v1/model").json()["registry"].startswith("unreachable")
+    assert client.post("/v1/forecast", json={"ticker": "AAA"}).status_code == 200
+
+
+@contextlib.contextmanager
+def uvicorn_server(home, **env):
+    port = free_port()
+    environment = {**os.environ, "FORECASTER_HOME": str(home), "FORECASTER_SOURCE": "cache", **env}
+    environment.pop("MLFLOW_TRACKING_URI", None)
+    log = home.parent / f"uvicorn-{port}.log"
+    command = [sys.executable, "-m", "uvicorn", "--factory", "service.main:create_app", "--port", str(port)]
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", process, timeout=120, log=log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_hot_reload_swaps_versions_without_failing_a_request(
+    registry, tiny_config_module, two_ticker_bars_module
+):
+    with uvicorn_server(registry, FORECASTER_RELOAD_INTERVAL_S="0.5") as url:
+        versions, failures, stop = [], [], threading.Event()
+
+        def loop():
+            with requests.Session() as session:
+                while not stop.is_set():
+                    r = session.post(f"{url}/v1/forecast", json={"ticker": "BBB", "horizon": 2}, timeout=30)
+                    (versions if r.ok else failures).append(r.json()["model"]["version"] if r.ok else r.text)
+
+        client_thread = threading.Thread(target=loop)
+        client_thread.start()
+        try:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+                settings = Settings(home=registry)
+                better = FuzzyLSTMForecaster(tiny_config_module).fit(two_ticker_bars_module, progress=False)
+                logged = tracking.log_training_run(better, two_ticker_bars_module, settings)
+                tracking.MlflowClient().set_registered_model_alias("fcm-lstm", "champion", logged.version)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and (not versions or versions[-1] != logged.version):
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            client_thread.join(timeout=30)
+        assert failures == []
+        assert versions[0] == "1" and versions[-1] == logged.version
+        assert requests.get(f"{url}/v1/model", timeout=10).json()["version"] == logged.version
+
+
+def test_openapi_contract_holds_under_schemathesis(registry):
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+    # With a key configured, the security scheme in the schema is enforced (schemathesis checks both).
+    with uvicorn_server(registry, FORECASTER_API_KEYS="contract-test-key") as url:
+        schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+        failures = []
+        for result in schema.get_all_operations():
+            operation = result.ok()
+
+            @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+            @given(case=operation.as_strategy())
+            def check(case):
+                response = case.call(base_url=url, headers={"X-API-Key": "contract-test-key"})
+                assert response.status_code < 500, (
+                    f"{case.method} {case.path}: {response.status_code} {response.text}"
+                )
+                # Schemas cannot say "high >= low" or "dates increase": 422 for such schema-valid bodies is right.
+                case.validate_response(response, excluded_checks=[positive_data_acceptance])
+
+            try:
+                check()
+            except Exception as exc:  # collect every operation's first failure, then report all
+                failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
+        assert failures == []
+
+
+def test_stored_forecasts_come_from_the_forecast_store(client, registry):
+    import datetime as dt
+
+    from forecaster import forecast_store
+
+    assert client.get("/v1/forecasts/AAA").status_code == 404
+    engine = forecast_store.connect(make_settings(registry).forecast_store_url)
+    as_of = dt.date(2011, 2, 1)
+    rows = [
+        {"ticker": "AAA", "as_of": as_of, "horizon": h, "target_date": as_of + dt.timedelta(days=h),
+         "last_price": 100.0, "forecast": 100.0 + h, "lower_80": 99.0, "upper_80": 102.0 + h,
+         "lower_95": 98.0, "upper_95": 103.0 + h, "model_name": "fcm-lstm", "model_version": "1",
+         "run_id": "abc", "created_at": forecast_store.utcnow()}
+        for h in (1, 2, 3)
+    ]  # fmt: skip
+    assert forecast_store.write_forecasts(engine, rows) == 3
+    r = client.get("/v1/forecasts/aaa")
+    assert r.status_code == 200
+    assert [(row["horizon"], row["forecast"], row["as_of"]) for row in r.json()] == [
+        (1, 101.0, "2011-02-01"), (2, 102.0, "2011-02-01"), (3, 103.0, "2011-02-01"),
+    ]  # fmt: skip
+    assert client.get("/v1/forecasts/..%2Fetc").status_code in (404, 422)
