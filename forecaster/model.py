@@ -240,7 +240,7 @@ class FuzzyLSTMForecaster:
         u = self._memberships(windows)  # [N, c]
         weights = self._fusion_weights(u, combine)  # [N, K]
         x = torch.as_tensor(self.scaler_.transform_x(windows.x))
-        outputs = [self.experts_(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        outputs = [self.experts_.infer(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         expert_scaled = (
             torch.cat(outputs)
             if outputs

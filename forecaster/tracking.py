@@ -7,11 +7,13 @@ registry live in SQLite under FORECASTER_HOME (`mlflow.db`, artifacts in `mlarti
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -140,15 +142,16 @@ def log_training_run(
 
         model_dir = model.save(Path(tmp) / "model")
         example = _input_example(bars, model)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=ForecasterPyfunc(),
-            artifacts={"model_dir": str(model_dir)},
-            signature=infer_signature(example, model.predict(example)),
-            input_example=example,
-            pip_requirements=_requirements(),
-            registered_model_name=settings.model_name if register else None,
-        )
+        with _quiet_mlflow():
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=ForecasterPyfunc(),
+                artifacts={"model_dir": str(model_dir)},
+                signature=infer_signature(example, model.predict(example)),
+                input_example=example,
+                pip_requirements=_requirements(),
+                registered_model_name=settings.model_name if register else None,
+            )
     version = None
     if register:
         version = str(info.registered_model_version)
@@ -159,6 +162,26 @@ def log_training_run(
                 client.set_model_version_tag(settings.model_name, version, key, f"{model.metrics_[key]:.6g}")
         log.info("registered %s version %s as %s", settings.model_name, version, CHALLENGER)
     return LoggedModel(run.info.run_id, info.model_uri, version)
+
+
+@contextlib.contextmanager
+def _quiet_mlflow():
+    """Silence log_model's generic advice; our wrapper is a stateless class, its state is the model dir.
+
+    (The cloudpickle warning is about pickled state: ForecasterPyfunc pickles to a class reference,
+    and the artifact it loads is the npz/json/state-dict directory.)
+    """
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="Hint: Inferred schema contains integer", category=UserWarning
+            )
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _input_example(bars: pd.DataFrame, model: FuzzyLSTMForecaster) -> pd.DataFrame:

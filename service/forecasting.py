@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -74,8 +76,14 @@ def make_window(
         raise InputError(field, str(exc)) from None
 
 
-def forecast_windows(loaded: LoadedModel, windows: WindowSet, horizon: int, today=None) -> list[dict]:
-    """One model call for all windows; one response body (ForecastPublic) per window."""
+def forecast_windows(
+    loaded: LoadedModel, windows: WindowSet, horizon: int | list[int], today=None
+) -> list[dict]:
+    """One model call for all windows; one response body (ForecastPublic) per window.
+
+    `horizon` is one for all windows or one per window (the micro-batcher mixes requests).
+    """
+    horizons = [horizon] * len(windows) if isinstance(horizon, int) else horizon
     model = loaded.forecaster
     pred: Prediction = model.predict_windows(windows)
     config = model.config.window
@@ -89,7 +97,7 @@ def forecast_windows(loaded: LoadedModel, windows: WindowSet, horizon: int, toda
     out = []
     for i in range(len(windows)):
         steps = []
-        for h in range(horizon):
+        for h in range(horizons[i]):
             step = {
                 "horizon": h + 1,
                 "target_date": None if np.isnat(targets[i, h]) else targets[i, h].item(),
@@ -118,3 +126,45 @@ def forecast_windows(loaded: LoadedModel, windows: WindowSet, horizon: int, toda
 
 def stack(windows: list[WindowSet]) -> WindowSet:
     return concat_windows(windows)
+
+
+class MicroBatcher:
+    """Coalesces the forecast requests that are waiting in one worker into one model call.
+
+    A request enqueues its window and awaits a future; the batch runs on the next turn of the
+    event loop, after every request already read has been parsed and queued. No request waits
+    on a timer: under load the batch grows by itself (an LSTM call for 8 windows costs little
+    more than for 1), and alone a request is forecast at once.
+    """
+
+    def __init__(self, observe=None):
+        self.pending: list[tuple[LoadedModel, WindowSet, int, asyncio.Future]] = []
+        self.observe = observe  # called with the seconds each model call took
+
+    async def forecast(self, loaded: LoadedModel, window: WindowSet, horizon: int) -> dict:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if not self.pending:
+            loop.call_soon(self._run)
+        self.pending.append((loaded, window, horizon, future))
+        return await future
+
+    def _run(self) -> None:
+        batch, self.pending = self.pending, []
+        by_model: dict[int, list] = {}
+        for item in batch:  # a hot reload may leave requests for two versions in one batch
+            by_model.setdefault(id(item[0]), []).append(item)
+        for items in by_model.values():
+            try:
+                start = time.perf_counter()
+                results = forecast_windows(items[0][0], stack([i[1] for i in items]), [i[2] for i in items])
+                if self.observe:
+                    self.observe(time.perf_counter() - start)
+            except Exception as exc:  # every waiting request gets the failure, none hangs
+                for *_, future in items:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (*_, future), result in zip(items, results, strict=True):
+                if not future.done():
+                    future.set_result(result)

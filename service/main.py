@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from contextlib import asynccontextmanager
 
 import torch
@@ -17,8 +18,8 @@ from fastapi.responses import JSONResponse
 
 from forecaster import forecast_store
 from service.deps import require_api_key
-from service.forecasting import InputError
-from service.metrics import MODEL_VERSION, BodySizeLimit, MetricsMiddleware
+from service.forecasting import InputError, MicroBatcher
+from service.metrics import INFERENCE, MODEL_VERSION, BodySizeLimit, MetricsMiddleware
 from service.model_state import ModelState
 from service.routes import forecast, forecasts, health, model
 from service.settings import ServiceSettings
@@ -36,9 +37,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         torch.set_num_threads(s.torch_threads)  # one per worker: workers already use the cores
         app.state.api_keys = [k.encode() for k in s.all_api_keys()]
         app.state.forecast_store = forecast_store.connect(s.forecast_store_url)
+        app.state.batcher = MicroBatcher(observe=INFERENCE.observe)
         if s.model_uri.startswith("models:/"):
             from forecaster import tracking
 
+            # A registry outage should show in /v1/model within seconds, not after minutes of retries.
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
             tracking.configure(s)
         state = app.state.model = ModelState(s.model_uri, s.model_name)
         await asyncio.to_thread(state.load_initial)

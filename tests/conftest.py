@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -80,16 +83,22 @@ def two_ticker_bars() -> pd.DataFrame:
     )
 
 
-@pytest.fixture(autouse=True)
-def _restore_mlflow_environment():
-    """`mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI: undo it so tests stay independent."""
-    import os
-
+@contextlib.contextmanager
+def mlflow_environment_restored():
+    """`mlflow.set_tracking_uri` / `set_registry_uri` also export MLFLOW_*_URI: undo that."""
     names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
     saved = {name: os.environ.get(name) for name in names}
-    yield
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow_environment():
+    with mlflow_environment_restored():
+        yield

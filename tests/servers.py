@@ -55,26 +55,46 @@ def wait_http(url: str, process: subprocess.Popen, timeout: float, log: Path) ->
 
 
 @contextlib.contextmanager
-def mlflow_server(backend_uri: str, artifacts: Path, log: Path):
-    """`mlflow server` on a free loopback port, proxying artifacts; yields its URL."""
-    port = free_port()
-    command = [
+def process(command: list[str], log: Path, env: dict | None = None, ready_url: str | None = None):
+    """A background process (its own session), stopped with its children at the end, also on failure."""
+    with open(log, "a") as out:
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    try:
+        if ready_url:
+            wait_http(ready_url, proc, timeout=180, log=log)
+        yield proc
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, 15)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+        proc.wait()
+
+
+def mlflow_command(backend_uri: str, artifacts: Path, port: int) -> list[str]:
+    """`mlflow server` on a loopback port with its artifacts proxied (clients never touch the folder)."""
+    return [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", backend_uri,
         "--artifacts-destination", str(artifacts),
         "--serve-artifacts",
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
-    with open(log, "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@contextlib.contextmanager
+def mlflow_server(backend_uri: str, artifacts: Path, log: Path, port: int | None = None):
+    """A running `mlflow server` (on a free port by default); yields its URL."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/health", process, timeout=120, log=log)
+    with process(mlflow_command(backend_uri, artifacts, port), log, ready_url=f"{url}/health"):
         yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)

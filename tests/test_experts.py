@@ -19,3 +19,12 @@ def test_fused_output_is_exactly_the_membership_weighted_sum_of_two_experts():
     expected = u[:, :1] * y1 + u[:, 1:] * y2
     torch.testing.assert_close(fused, expected, rtol=0, atol=1e-7)
     torch.testing.assert_close(fused[0], y1[0], rtol=0, atol=0)
+
+
+def test_fast_inference_path_equals_forward():
+    torch.manual_seed(0)
+    for layers in (1, 2):
+        ensemble = ExpertEnsemble(3, n_features=2, horizon=4, hidden_size=8, num_layers=layers).eval()
+        x = torch.randn(5, 12, 2)
+        with torch.no_grad():
+            torch.testing.assert_close(ensemble.infer(x), ensemble(x), rtol=0, atol=1e-6)

@@ -9,11 +9,13 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 import requests
 from fastapi.testclient import TestClient
 from servers import free_port, wait_http
 
+from conftest import mlflow_environment_restored
 from forecaster import tracking
 from forecaster.config import Settings
 from forecaster.data import PriceStore
@@ -26,7 +28,7 @@ from service.settings import ServiceSettings
 def registry(tmp_path_factory, two_ticker_bars_module, tiny_config_module):
     """A temp FORECASTER_HOME: SQLite registry with a champion, and the bars in the price store."""
     home = tmp_path_factory.mktemp("service") / "home"
-    with pytest.MonkeyPatch.context() as mp:
+    with mlflow_environment_restored(), pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         settings = Settings(home=home)
         model = FuzzyLSTMForecaster(tiny_config_module).fit(two_ticker_bars_module, progress=False)
@@ -323,3 +325,40 @@ def test_stored_forecasts_come_from_the_forecast_store(client, registry):
         (1, 101.0, "2011-02-01"), (2, 102.0, "2011-02-01"), (3, 103.0, "2011-02-01"),
     ]  # fmt: skip
     assert client.get("/v1/forecasts/..%2Fetc").status_code in (404, 422)
+
+
+def test_micro_batcher_answers_concurrent_requests_with_one_model_call(registry, two_ticker_bars_module):
+    import asyncio
+
+    from service.forecasting import MicroBatcher, forecast_windows
+    from service.model_state import load
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        tracking.configure(Settings(home=registry))
+        loaded = load("models:/fcm-lstm@champion", "fcm-lstm")
+    model = loaded.forecaster
+    from forecaster.windows import make_windows
+
+    windows = make_windows(two_ticker_bars_module, model.config.window)
+    picks = [windows.subset(np.array([i])) for i in (0, 50, 100, 150, 200)]
+    horizons = [1, 3, 2, 3, 1]
+    calls = []
+    batcher = MicroBatcher(observe=calls.append)
+
+    async def submit_all():
+        return await asyncio.gather(
+            *(batcher.forecast(loaded, w, h) for w, h in zip(picks, horizons, strict=True))
+        )
+
+    together = asyncio.run(submit_all())
+    assert len(calls) == 1  # five requests, one model call
+    alone = [forecast_windows(loaded, w, h)[0] for w, h in zip(picks, horizons, strict=True)]
+    # Same answers; a batched LSTM call may round in the last bits differently from batch 1.
+    for got, expected in zip(together, alone, strict=True):
+        assert [s["horizon"] for s in got["steps"]] == [s["horizon"] for s in expected["steps"]]
+        assert got["memberships"] == pytest.approx(expected["memberships"], rel=1e-6)
+        for a, b in zip(got["steps"], expected["steps"], strict=True):
+            assert a["target_date"] == b["target_date"]
+            assert a["forecast"] == pytest.approx(b["forecast"], rel=1e-6)
+            assert a["upper_95"] == pytest.approx(b["upper_95"], rel=1e-6)

@@ -1,0 +1,165 @@
+"""The docker-compose topology: the file validated by docker-compose, and the same services run as
+local processes end to end (PostgreSQL, mlflow server, training job, API, batch forecast job)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from servers import free_port, fresh_postgres_database, mlflow_command, process, stop
+
+from forecaster.data import PriceStore, load_sample
+
+ROOT = Path(__file__).parents[1]
+
+
+def compose_config(tmp_path: Path) -> dict:
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed (Debian package docker-compose; .ci/run installs it)")
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path / "docker-compose.yml")
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env")
+    shutil.copytree(ROOT / "docker", tmp_path / "docker")
+    result = subprocess.run(
+        ["docker-compose", "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def test_compose_file_declares_the_topology(tmp_path):
+    config = compose_config(tmp_path)
+    services = config["services"]
+    assert set(services) == {"postgres", "mlflow", "api", "scheduler", "train", "train-gpu"}
+    ports = {name: {p["published"] for p in s.get("ports", [])} for name, s in services.items()}
+    assert ports["mlflow"] == {5000} and ports["api"] == {8000}
+    for name in ("postgres", "mlflow"):
+        assert services[name]["healthcheck"]["test"], name
+    assert services["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("api", "scheduler", "train"):
+        assert services[name]["depends_on"]["mlflow"]["condition"] == "service_healthy"
+        assert services[name]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert services["api"]["environment"]["FORECASTER_MODEL_URI"] == "models:/fcm-lstm@champion"
+    assert services["scheduler"]["environment"]["FORECASTER_FORECAST_STORE_URL"].startswith("postgresql://")
+    assert (
+        "--serve-artifacts" in services["mlflow"]["command"]
+        and "postgresql://" in services["mlflow"]["command"]
+    )
+    assert services["train"]["profiles"] == ["train"]
+    (device,) = services["train-gpu"]["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    assert "HEALTHCHECK" in dockerfile and "USER app" in dockerfile and "ARG TORCH=cpu" in dockerfile
+    assert (
+        ".venv" in (ROOT / ".dockerignore").read_text()
+        and ".forecaster" in (ROOT / ".dockerignore").read_text()
+    )
+
+
+def run_job(args: list[str], env: dict, log: Path) -> None:
+    with open(log, "a") as out:
+        result = subprocess.run(
+            [sys.executable, "-m", *args], env=env, stdout=out, stderr=subprocess.STDOUT, timeout=600
+        )
+    assert result.returncode == 0, log.read_text()[-3000:]
+
+
+def wait_for(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_topology_end_to_end_as_local_processes(tmp_path):
+    home, logs = tmp_path / "home", tmp_path / "logs"
+    logs.mkdir()
+    PriceStore(home / "prices").write(load_sample(["^GSPC"]))  # what an ingest run would have left
+    mlflow_port, api_port = free_port(), free_port()
+    mlflow_url, api = f"http://127.0.0.1:{mlflow_port}", f"http://127.0.0.1:{api_port}"
+    with contextlib.ExitStack() as stack:  # everything started here is stopped, also on failure
+        mlflow_db = stack.enter_context(fresh_postgres_database())
+        forecasts_db = stack.enter_context(fresh_postgres_database())
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "FORECASTER_"))},
+            "FORECASTER_HOME": str(home),
+            "FORECASTER_SOURCE": "cache",
+            "FORECASTER_UNIVERSE": '["^GSPC"]',
+            "FORECASTER_FORECAST_STORE_URL": forecasts_db,
+            "MLFLOW_TRACKING_URI": mlflow_url,
+            "FORECASTER_RELOAD_INTERVAL_S": "1",
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "3",
+        }
+        mlflow_cmd = mlflow_command(mlflow_db, tmp_path / "mlartifacts", mlflow_port)
+        mlflow = stack.enter_context(
+            process(mlflow_cmd, logs / "mlflow.log", ready_url=f"{mlflow_url}/health")
+        )
+
+        run_job(
+            ["pipelines.train", "--epochs", "1", "--no-ingest", "--name", "first"], env, logs / "train.log"
+        )
+        uvicorn = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "service.main:create_app",
+            "--port",
+            str(api_port),
+        ]
+        stack.enter_context(process(uvicorn, logs / "api.log", env=env, ready_url=f"{api}/readyz"))
+        run_job(["pipelines.batch_forecast"], env, logs / "batch.log")
+
+        forecast = requests.post(f"{api}/v1/forecast", json={"ticker": "^GSPC", "horizon": 5}, timeout=30)
+        assert forecast.status_code == 200, forecast.text
+        assert forecast.json()["model"]["version"] == "1" and len(forecast.json()["steps"]) == 5
+        stored = requests.get(f"{api}/v1/forecasts/^GSPC", timeout=30)
+        assert stored.status_code == 200 and [r["horizon"] for r in stored.json()] == [1, 2, 3, 4, 5]
+        assert stored.json()[0]["as_of"] == "2018-12-31" and stored.json()[0]["model_version"] == "1"
+        model = requests.get(
+            f"{mlflow_url}/api/2.0/mlflow/registered-models/get", params={"name": "fcm-lstm"}
+        )
+        assert {a["alias"] for a in model.json()["registered_model"]["aliases"]} == {"champion", "challenger"}
+        experiment = requests.get(
+            f"{mlflow_url}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "fcm-lstm"}
+        ).json()["experiment"]
+        runs = requests.post(
+            f"{mlflow_url}/api/2.0/mlflow/runs/search", json={"experiment_ids": [experiment["experiment_id"]]}
+        )
+        assert len(runs.json()["runs"]) == 1
+
+        # MLflow goes down: the API keeps serving the model it has and says the registry is unreachable.
+        stop(mlflow)
+        wait_for(lambda: requests.get(f"{api}/v1/model", timeout=10).json()["registry"].startswith("unreachable"),
+                 60, "/v1/model to report the registry unreachable")  # fmt: skip
+        assert requests.post(f"{api}/v1/forecast", json={"ticker": "^GSPC"}, timeout=30).status_code == 200
+
+        # MLflow comes back; a new version is trained and made champion: the API picks it up.
+        stack.enter_context(process(mlflow_cmd, logs / "mlflow.log", ready_url=f"{mlflow_url}/health"))
+        run_job(
+            ["pipelines.train", "--epochs", "1", "--no-ingest", "--name", "second"], env, logs / "train.log"
+        )
+        subprocess.run(
+            [sys.executable, "-c", "from mlflow import MlflowClient; "
+             "MlflowClient().set_registered_model_alias('fcm-lstm', 'champion', '2')"],
+            env=env, check=True, timeout=120,
+        )  # fmt: skip
+        info = wait_for(
+            lambda: (m := requests.get(f"{api}/v1/model", timeout=10).json())["version"] == "2" and m,
+            90,
+            "the API to load version 2",
+        )
+        assert info["registry"] == "ok"
+        forecast = requests.post(f"{api}/v1/forecast", json={"ticker": "^GSPC"}, timeout=30)
+        assert forecast.json()["model"]["version"] == "2"
