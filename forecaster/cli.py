@@ -287,6 +287,7 @@ def backtest(
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-3,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for clustering and training.")] = 0,
+    track: Annotated[bool, typer.Option(help="Log the run, its metrics and the report to MLflow.")] = True,
 ) -> None:
     """Walk-forward backtest of the fuzzy ensemble against naive, drift, ARIMA and LSTM baselines.
 
@@ -329,11 +330,19 @@ def backtest(
         progress=None,
     )
     paths = write_report(result, output)
-    _print_backtest(summary_table(result))
+    summary = summary_table(result)
+    _print_backtest(summary)
     console.print(
         f"{len(result.folds)} folds in {time.perf_counter() - started:.0f} s; "
         f"report: [bold]{paths['report']}[/], plots and CSV tables in {output}"
     )
+    if track:
+        from forecaster import tracking
+
+        params = {"source": source, "tickers": ",".join(ticker or []) or "all", "start": start, "end": end,
+                  "refit_every": refit_every, "train_days": train_days, "models": models, **config.flat()}  # fmt: skip
+        run_id = tracking.log_backtest_run(summary, Path(output), params, bars, settings)
+        console.print(f"mlflow: backtest run {run_id} in {settings.tracking_uri}")
 
 
 def _print_backtest(summary) -> None:

@@ -164,6 +164,37 @@ def log_training_run(
     return LoggedModel(run.info.run_id, info.model_uri, version)
 
 
+def log_backtest_run(
+    summary: pd.DataFrame,
+    report_dir: Path,
+    params: dict,
+    bars: pd.DataFrame,
+    settings: Settings,
+    *,
+    run_name: str = "backtest",
+) -> str:
+    """Log a walk-forward backtest: its parameters, every model's aggregated metrics, the report folder.
+
+    Metrics are named `<model>.<metric>` (e.g. `fuzzy.theil_u`, `single_lstm.dm_p_vs_naive`), so runs
+    compare side by side in the UI; the tables and plots are the run's artifacts under `backtest/`.
+    """
+    configure(settings)
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.log_params({k: str(v) for k, v in params.items()})
+        metrics = {}
+        for row in summary.to_dict("records"):
+            for key, value in row.items():
+                if key != "model" and isinstance(value, int | float) and np.isfinite(value):
+                    metrics[f"{row['model']}.{key}"] = float(value)
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags(
+            {**_git_state(), "kind": "backtest", "data.tickers": ",".join(sorted(bars["ticker"].unique()))}
+        )
+        mlflow.log_input(mlflow.data.from_pandas(bars, name="backtest bars"), context="backtest")
+        mlflow.log_artifacts(str(report_dir), artifact_path="backtest")
+    return run.info.run_id
+
+
 @contextlib.contextmanager
 def _quiet_mlflow():
     """Silence log_model's generic advice; our wrapper is a stateless class, its state is the model dir.

@@ -254,6 +254,7 @@ def test_on_a_random_walk_nothing_beats_naive_and_intervals_cover_as_promised():
 
 def test_backtest_command_writes_the_report_and_rejects_bad_input(tmp_path, monkeypatch):
     monkeypatch.setenv("FORECASTER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     runner = CliRunner()
     args = [
         "backtest",
@@ -273,6 +274,14 @@ def test_backtest_command_writes_the_report_and_rejects_bad_input(tmp_path, monk
     assert {"report.md", "summary.csv", "by_horizon.csv", "error_by_horizon.png"} <= {
         p.name for p in (tmp_path / "bt").iterdir()
     }
+    # The run is tracked: parameters, per-model metrics, the report as artifacts.
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    (run,) = client.search_runs([client.get_experiment_by_name("fcm-lstm").experiment_id])
+    assert run.data.tags["kind"] == "backtest" and run.data.params["refit_every"] == "250"
+    assert {"fuzzy.theil_u", "naive.rmse", "fuzzy.coverage_80"} <= set(run.data.metrics)
+    assert "backtest/report.md" in {a.path for a in client.list_artifacts(run.info.run_id, "backtest")}
     bad = runner.invoke(app, args + ["--models", "naive,prophet"])
     assert bad.exit_code == 2 and "unknown model(s) ['prophet']" in bad.output
     bad = runner.invoke(app, ["backtest", "-t", "^GSPC", "--start", "2030-01-01", "--models", "naive"])
