@@ -74,6 +74,5 @@ def _refresh(store: PriceStore, ticker: str, cached: pd.DataFrame, last) -> pd.D
     except DataSourceError as exc:
         log.warning("%s: refresh failed, serving cached bars up to %s: %s", ticker, last, exc)
         return cached
-    merged = pd.concat([cached[cached["date"] < new["date"].min()], new], ignore_index=True)
-    store.write(merged)
-    return merged
+    store.upsert(new)  # the same merge the ingest job does: revised days replace stored ones
+    return store.read([ticker])
