@@ -124,10 +124,6 @@ def forecast_windows(
     return out
 
 
-def stack(windows: list[WindowSet]) -> WindowSet:
-    return concat_windows(windows)
-
-
 class MicroBatcher:
     """Coalesces the forecast requests that are waiting in one worker into one model call.
 
@@ -157,7 +153,9 @@ class MicroBatcher:
         for items in by_model.values():
             try:
                 start = time.perf_counter()
-                results = forecast_windows(items[0][0], stack([i[1] for i in items]), [i[2] for i in items])
+                results = forecast_windows(
+                    items[0][0], concat_windows([i[1] for i in items]), [i[2] for i in items]
+                )
                 if self.observe:
                     self.observe(time.perf_counter() - start)
             except Exception as exc:  # every waiting request gets the failure, none hangs

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -162,7 +161,3 @@ class StoredForecastPublic(BaseModel):
 
 class ErrorPublic(BaseModel):
     detail: str
-
-
-def finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None

@@ -3,6 +3,7 @@ import time
 
 from fastapi import APIRouter, HTTPException, Request
 
+from forecaster.windows import concat_windows
 from service import bars as bar_source
 from service.deps import ModelDep, SettingsDep
 from service.forecasting import (
@@ -12,7 +13,6 @@ from service.forecasting import (
     closes_to_arrays,
     forecast_windows,
     make_window,
-    stack,
 )  # fmt: skip
 from service.metrics import INFERENCE
 from service.schemas import (
@@ -90,5 +90,5 @@ async def forecast_batch(request: BatchForecastRequest, loaded: ModelDep, settin
             errors.append({"ticker": ticker, "status": exc.status_code, "detail": exc.detail})
         except InputError as exc:
             errors.append({"ticker": ticker, "status": 422, "detail": str(exc)})
-    forecasts = _predict(loaded, stack(windows), horizon) if windows else []
+    forecasts = _predict(loaded, concat_windows(windows), horizon) if windows else []
     return {"forecasts": forecasts, "errors": errors}
