@@ -102,3 +102,27 @@ def mlflow_environment_restored():
 def _restore_mlflow_environment():
     with mlflow_environment_restored():
         yield
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A forecast store URL: a SQLite file, then a fresh database on the machine's PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'forecasts.db'}"
+    else:
+        from servers import fresh_postgres_database
+
+        with fresh_postgres_database() as url:
+            yield url
+
+
+def regime_switching_setup() -> tuple[pd.DataFrame, np.ndarray, ForecasterConfig]:
+    """Bars of the two-regime series, the regime of each return, and a config that can learn it."""
+    returns, regime = regime_switching_returns(2500, seed=0)
+    config = ForecasterConfig(
+        window=WindowConfig(window=20, horizon=1, features=("log_return",)),
+        cluster=ClusterConfig(n_clusters=2, descriptors=("log_volatility", "cum_return")),
+        expert=ExpertConfig(hidden_size=16, dropout=0.0),
+        train=TrainConfig(epochs=8, batch_size=64, lr=3e-3, patience=8, device="cpu"),
+    )
+    return bars_from_returns(returns[1:]), regime, config

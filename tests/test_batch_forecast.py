@@ -8,7 +8,6 @@ import datetime as dt
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from servers import fresh_postgres_database
 
 from conftest import random_walk_bars
 from forecaster import forecast_store, tracking
@@ -70,15 +69,6 @@ def home(tmp_path_factory, bars):
         tracking.log_training_run(model, train_bars, settings)
         assert tracking.promote(settings, train_bars).promoted
     return home
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'forecasts.db'}"
-    else:
-        with fresh_postgres_database() as url:
-            yield url
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 from typer.testing import CliRunner
 
-from conftest import bars_from_returns, random_walk_bars, regime_switching_returns
+from conftest import random_walk_bars, regime_switching_setup
 from forecaster.cli import app
 from forecaster.config import ClusterConfig, ExpertConfig, ForecasterConfig, TrainConfig, WindowConfig
 from forecaster.evaluation import (
@@ -212,14 +212,7 @@ def test_fuzzy_ensemble_beats_equal_weight_on_switching_regimes():
     (return RMSE 0.0168 vs 0.0170 at 8 epochs, 0.0166 vs 0.0168 at 15); the larger network
     learns both regimes from the window itself.
     """
-    returns, _ = regime_switching_returns(2500, seed=0)
-    bars = bars_from_returns(returns[1:])
-    config = ForecasterConfig(
-        window=WindowConfig(window=20, horizon=1, features=("log_return",)),
-        cluster=ClusterConfig(n_clusters=2, descriptors=("log_volatility", "cum_return")),
-        expert=ExpertConfig(hidden_size=16, dropout=0.0),
-        train=TrainConfig(epochs=8, batch_size=64, lr=3e-3, patience=8, device="cpu"),
-    )
+    bars, _, config = regime_switching_setup()
     result = walk_forward(
         bars,
         config,

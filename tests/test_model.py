@@ -5,14 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import bars_from_returns, regime_switching_returns
-from forecaster.config import (
-    ClusterConfig,
-    ExpertConfig,
-    ForecasterConfig,
-    TrainConfig,
-    WindowConfig,
-)
+from conftest import regime_switching_setup
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.training import train_experts
 from forecaster.windows import make_windows, split_windows
@@ -81,14 +74,7 @@ def test_joint_fine_tune_records_fused_history(tiny_config, two_ticker_bars):
 
 
 def test_regimes_separate_and_fused_model_beats_single_lstm_of_same_size():
-    returns, regime = regime_switching_returns(2500, seed=0)
-    bars = bars_from_returns(returns[1:])
-    config = ForecasterConfig(
-        window=WindowConfig(window=20, horizon=1, features=("log_return",)),
-        cluster=ClusterConfig(n_clusters=2, descriptors=("log_volatility", "cum_return")),
-        expert=ExpertConfig(hidden_size=16, dropout=0.0),
-        train=TrainConfig(epochs=8, batch_size=64, lr=3e-3, patience=8, device="cpu"),
-    )
+    bars, regime, config = regime_switching_setup()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # memberships must not be near uniform here
         model = FuzzyLSTMForecaster(config).fit(bars, progress=False)

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from servers import fresh_postgres_database
 
 from forecaster import forecast_store
 from forecaster.config import Settings
@@ -71,15 +70,6 @@ def test_a_stop_request_lets_the_running_step_finish_and_starts_no_other():
 
     done = scheduler.run_steps([("ingest", ingest), ("batch_forecast", lambda: ran.append("forecast"))], stop)
     assert done == ["ingest"] and ran == ["ingest finished"]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'forecasts.db'}"
-    else:
-        with fresh_postgres_database() as url:
-            yield url
 
 
 def test_a_held_lock_is_refused_to_others_renewed_while_held_and_taken_over_when_expired(store_url):
