@@ -164,6 +164,8 @@ class Settings(BaseSettings):
     schedule_retrain: str = "0 6 * * sat"
     schedule_misfire_grace_s: int = 3600  # a run late by more than this is skipped
     job_lock_ttl_s: int = 600  # a lock not renewed for this long is free (its holder died)
+    job_heartbeat_s: int = 30  # a running job updates its job_runs row this often
+    job_stale_after_s: int = 300  # a running run without heartbeat this long is marked interrupted
 
     def universe_tickers(self) -> list[str]:
         """The validated universe: `universe_file`'s tickers when set, else `universe`."""
