@@ -137,7 +137,10 @@ def run(
     ensure_writable(settings.home)
     engine = engine or forecast_store.connect(settings.forecast_store_url)
     with forecast_store.record_run(
-        engine, "batch_forecast", heartbeat_s=settings.job_heartbeat_s, stale_after_s=settings.job_stale_after_s
+        engine,
+        "batch_forecast",
+        heartbeat_s=settings.job_heartbeat_s,
+        stale_after_s=settings.job_stale_after_s,
     ) as record:
         champion = tracking.load_registered(settings)
         tickers = settings.universe_tickers()

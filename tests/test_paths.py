@@ -59,17 +59,19 @@ def in_tmpfs(tmp_path: Path, options: str, shell: str) -> subprocess.CompletedPr
     return done
 
 
-CHECK = 'import os; from forecaster.paths import ensure_writable; ensure_writable(os.environ["MNT"] + "/prices")'
+CHECK = (
+    'import os; from forecaster.paths import ensure_writable; ensure_writable(os.environ["MNT"] + "/prices")'
+)
 
 
 def test_a_read_only_file_system_is_refused_in_one_line(tmp_path):
-    done = in_tmpfs(tmp_path, "ro,size=1m", f'"$PY" -c \'{CHECK}\' 2>&1 | tail -1')
+    done = in_tmpfs(tmp_path, "ro,size=1m", f"\"$PY\" -c '{CHECK}' 2>&1 | tail -1")
     mnt = tmp_path / "mnt"
     assert done.stdout.strip().endswith(f"cannot write to {mnt}/prices: read-only file system"), done
 
 
 def test_a_full_disk_is_refused_as_disk_full(tmp_path):
     fill = 'head -c 1048576 /dev/zero > "$MNT/fill" 2>/dev/null; mkdir "$MNT/prices"\n'
-    done = in_tmpfs(tmp_path, "size=64k", fill + f'"$PY" -c \'{CHECK}\' 2>&1 | tail -1')
+    done = in_tmpfs(tmp_path, "size=64k", fill + f"\"$PY\" -c '{CHECK}' 2>&1 | tail -1")
     mnt = tmp_path / "mnt"
     assert done.stdout.strip().endswith(f"cannot write to {mnt}/prices: disk full"), done

@@ -137,7 +137,15 @@ def test_concurrent_upserts_of_one_ticker_from_two_processes_keep_every_row(tmp_
     store, go = PriceStore(tmp_path / "prices"), tmp_path / "go"
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", UPSERT_EVERY_OTHER_DAY, str(store.root), str(tmp_path / "days.parquet"), str(parity), str(go)],
+            [
+                sys.executable,
+                "-c",
+                UPSERT_EVERY_OTHER_DAY,
+                str(store.root),
+                str(tmp_path / "days.parquet"),
+                str(parity),
+                str(go),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
