@@ -37,6 +37,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy.engine import Engine
 
 from forecaster import forecast_store
 from forecaster.config import Settings
@@ -148,7 +149,7 @@ class _Runtime:
     """What the scheduled jobs need in this process: nothing of it is stored in the job store."""
 
     settings: Settings
-    engine: object
+    engine: Engine
     stop: threading.Event
     holder: str
     ttl: timedelta
@@ -181,8 +182,8 @@ def _run_job(job: str, make_steps: Callable) -> list[str] | None:
 
 # job id -> (textual reference of its function, its trigger from the settings)
 JOBS: dict[str, tuple[str, Callable[[Settings], BaseTrigger]]] = {
-    "daily": ("pipelines.scheduler:daily_job", lambda settings: daily_trigger(settings)),
-    "retrain": ("pipelines.scheduler:retrain_job", lambda settings: retrain_trigger(settings)),
+    "daily": ("pipelines.scheduler:daily_job", daily_trigger),
+    "retrain": ("pipelines.scheduler:retrain_job", retrain_trigger),
 }
 
 
