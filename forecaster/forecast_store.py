@@ -112,11 +112,14 @@ def connect(url: str) -> Engine:
     engine = _create_engine(url)
     try:
         revision = _revision_of(engine)
-        if revision is None:  # an empty database: install the schema, once across processes
+        if revision != schema_head():
+            # Empty, or caught mid-creation by another process (its tables visible, its version
+            # not yet): decide under the schema lock, which that process holds until it is done.
             with _schema_lock(engine) as conn:
-                if _revision(conn) is None:  # nobody installed it while we waited for the lock
+                revision = _revision(conn)
+                if revision is None:  # an empty database: install the schema
                     _alembic("upgrade", conn, "head")
-            revision = _revision_of(engine)
+                    revision = schema_head()
         if revision != schema_head():
             raise SchemaVersionError(_mismatch(engine, revision))
     except BaseException:

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -69,6 +70,28 @@ def test_eight_processes_connecting_to_a_fresh_store_at_once_all_succeed(store_u
         assert forecast_store._revision(conn) == forecast_store.schema_head()
         versions = conn.execute(sa.text(f"SELECT version_num FROM {forecast_store.VERSION_TABLE}")).all()
     assert len(versions) == 1
+    engine.dispose()
+
+
+def test_a_connect_that_sees_a_half_created_schema_waits_for_its_creator(store_url):
+    engine = forecast_store._create_engine(store_url)
+    connected: list = []
+    with forecast_store._schema_lock(engine) as creator:
+        # The creator has made the tables but not yet recorded the version (on SQLite each DDL
+        # statement commits on its own; on PostgreSQL a reader's catalog checks can straddle the commit).
+        with engine.connect() as other:
+            forecast_store._alembic("upgrade", other, forecast_store.BASELINE)
+            other.execute(sa.text(f"DROP TABLE {forecast_store.VERSION_TABLE}"))
+            other.commit()
+        waiter = threading.Thread(target=lambda: connected.append(forecast_store.connect(store_url)))
+        waiter.start()
+        waiter.join(1.0)
+        assert waiter.is_alive() and not connected  # waiting for the lock, not refusing the store
+        forecast_store._alembic("stamp", creator, forecast_store.BASELINE)
+        forecast_store._alembic("upgrade", creator, "head")
+    waiter.join(30)
+    assert len(connected) == 1
+    connected[0].dispose()
     engine.dispose()
 
 
