@@ -29,6 +29,7 @@ from forecaster.config import ForecasterConfig
 from forecaster.evaluation import summarize
 from forecaster.experts import ExpertEnsemble, fuse, matched_hidden_size
 from forecaster.intervals import ConformalCalibrator, window_scale
+from forecaster.sessions import target_dates
 from forecaster.training import (
     device_name,
     fine_tune,
@@ -39,7 +40,6 @@ from forecaster.training import (
 from forecaster.windows import (
     FeatureScaler,
     WindowSet,
-    future_sessions,
     latest_windows,
     make_windows,
     regime_descriptors,
@@ -285,7 +285,7 @@ class FuzzyLSTMForecaster:
     def to_frame(self, windows: WindowSet, pred: Prediction) -> pd.DataFrame:
         n, h = pred.price.shape
         origin = pd.to_datetime(windows.origin)
-        target = future_sessions(windows.origin, h, self.config.window.calendar)
+        target = target_dates(windows.origin, h, self.config.window.calendar)
         frame = pd.DataFrame(
             {
                 "ticker": np.repeat(windows.ticker.astype(str), h),

@@ -7,7 +7,6 @@ its target is the log returns of the adjusted close on the next H trading days t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -208,29 +207,6 @@ class FeatureScaler:
     @classmethod
     def from_arrays(cls, arrays) -> FeatureScaler:
         return cls(np.asarray(arrays["mean"]), np.asarray(arrays["std"]), float(arrays["target_std"]))
-
-
-@lru_cache(maxsize=8)
-def _sessions(calendar: str) -> np.ndarray:
-    import exchange_calendars  # building a calendar takes ~1 s, hence the cache
-
-    return exchange_calendars.get_calendar(calendar, start="1990-01-01").sessions.to_numpy("datetime64[D]")
-
-
-def future_sessions(origins: np.ndarray, horizon: int, calendar: str) -> np.ndarray:
-    """The next `horizon` trading sessions after each origin on an exchange calendar: [N] -> [N, H]."""
-    sessions = _sessions(calendar)
-    first = np.searchsorted(sessions, origins.astype("datetime64[D]"), side="right")
-    index = first[:, None] + np.arange(horizon)[None, :]
-    if index.size and index.max() >= len(sessions):
-        raise ValueError(f"the {calendar} calendar has no sessions that far ahead (after {sessions[-1]})")
-    return sessions[index]
-
-
-def last_closed_session(calendar: str, today: np.datetime64) -> np.datetime64:
-    """The latest session strictly before `today`: the newest bar fresh data should have."""
-    sessions = _sessions(calendar)
-    return sessions[np.searchsorted(sessions, np.datetime64(today, "D")) - 1]
 
 
 def regime_descriptors(returns: np.ndarray, names: tuple[str, ...]) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.data import DataSourceError, PriceStore, download_bars
-from forecaster.windows import last_closed_session
+from forecaster.sessions import last_closed_session
 from service.settings import ServiceSettings
 
 log = logging.getLogger("service.bars")

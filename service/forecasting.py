@@ -9,13 +9,8 @@ from datetime import UTC, date, datetime
 import numpy as np
 
 from forecaster.model import Prediction
-from forecaster.windows import (
-    WindowSet,
-    concat_windows,
-    future_sessions,
-    last_closed_session,
-    window_from_arrays,
-)
+from forecaster.sessions import last_closed_session, target_dates
+from forecaster.windows import WindowSet, concat_windows, window_from_arrays
 from service.model_state import LoadedModel
 from service.schemas import Bar
 
@@ -87,10 +82,7 @@ def forecast_windows(
     model = loaded.forecaster
     pred: Prediction = model.predict_windows(windows)
     config = model.config.window
-    known = ~np.isnat(windows.origin)
-    targets = np.full((len(windows), config.horizon), np.datetime64("NaT"), dtype="datetime64[D]")
-    if known.any():
-        targets[known] = future_sessions(windows.origin[known], config.horizon, config.calendar)
+    targets = target_dates(windows.origin, config.horizon, config.calendar)
     fresh_after = last_closed_session(config.calendar, np.datetime64(today or datetime.now(UTC).date(), "D"))
     levels = sorted(pred.intervals)
     ref = {"name": loaded.name, "version": loaded.version, "alias": loaded.alias}

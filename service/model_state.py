@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from forecaster.model import FuzzyLSTMForecaster
-from forecaster.windows import future_sessions
+from forecaster.sessions import future_sessions
 
 log = logging.getLogger("service.model")
 

@@ -4,10 +4,10 @@ import pytest
 
 from conftest import bars_from_returns, random_walk_bars
 from forecaster.config import WindowConfig
+from forecaster.sessions import future_sessions
 from forecaster.windows import (
     FeatureScaler,
     daily_features,
-    future_sessions,
     latest_windows,
     make_windows,
     regime_descriptors,
