@@ -26,8 +26,9 @@ from forecaster.config import (
 )
 from forecaster.data import load_sample
 from forecaster.experts import ExpertEnsemble
+from forecaster.gating import membership_weights
 from forecaster.model import FuzzyLSTMForecaster
-from forecaster.training import device_name, membership_weights, train_experts
+from forecaster.training import device_name, train_experts
 from forecaster.windows import make_windows, split_windows
 
 

@@ -165,24 +165,6 @@ class Settings(BaseSettings):
     schedule_misfire_grace_s: int = 3600  # a run late by more than this is skipped
     job_lock_ttl_s: int = 600  # a lock not renewed for this long is free (its holder died)
 
-    def universe_tickers(self) -> list[str]:
-        """The validated universe: `universe_file`'s tickers when set, else `universe`."""
-        from forecaster.data.validation import DataValidationError, ticker_list, validate_ticker
-
-        if self.universe_file is None:
-            return ticker_list(self.universe)
-        tickers = []
-        for number, line in enumerate(self.universe_file.read_text().splitlines(), start=1):
-            symbol = line.split("#", 1)[0].strip()
-            if symbol:
-                try:
-                    tickers.append(validate_ticker(symbol))
-                except DataValidationError as exc:
-                    raise DataValidationError(f"{self.universe_file} line {number}: {exc}") from None
-        if not tickers:
-            raise DataValidationError(f"{self.universe_file}: no tickers")
-        return list(dict.fromkeys(tickers))
-
     @property
     def price_dir(self) -> Path:
         return self.home / "prices"

@@ -13,10 +13,7 @@ experts 1/K instead of by memberships, which isolates what the memberships add.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import platform
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,17 +23,13 @@ import torch
 
 from forecaster.clustering import FuzzyCMeans
 from forecaster.config import ForecasterConfig
-from forecaster.evaluation import summarize
+from forecaster.evaluation.metrics import summarize
 from forecaster.experts import ExpertEnsemble, fuse, matched_hidden_size
+from forecaster.gating import fusion_weights, training_weights
 from forecaster.intervals import ConformalCalibrator, window_scale
-from forecaster.sessions import target_dates
-from forecaster.training import (
-    device_name,
-    fine_tune,
-    membership_weights,
-    resolve_device,
-    train_experts,
-)
+from forecaster.persistence import ModelFiles, read_model_dir, write_model_dir
+from forecaster.prediction import Prediction, prediction_frame
+from forecaster.training import device_name, fine_tune, resolve_device, train_experts
 from forecaster.windows import (
     FeatureScaler,
     WindowSet,
@@ -47,20 +40,6 @@ from forecaster.windows import (
 )
 
 log = logging.getLogger(__name__)
-
-FORMAT_VERSION = 1  # of the saved model directory; bump when a reader of the old one would break
-
-
-@dataclass
-class Prediction:
-    """Arrays of a forecast for N windows; log returns are cumulative from the origin."""
-
-    log_return: np.ndarray  # [N, H] fused cumulative log return
-    expert_log_return: np.ndarray  # [N, K, H] per expert, cumulative
-    memberships: np.ndarray  # [N, c] fuzzy memberships of the gate (the fusion weights follow from them)
-    price: np.ndarray  # [N, H] last_price * exp(log_return)
-    expert_price: np.ndarray  # [N, K, H]
-    intervals: dict[float, tuple[np.ndarray, np.ndarray]]  # level -> (lower, upper) prices [N, H]
 
 
 def data_fingerprint(bars: pd.DataFrame) -> dict:
@@ -180,31 +159,9 @@ class FuzzyLSTMForecaster:
         )
 
     def _training_weights(self, memberships: np.ndarray) -> np.ndarray:
-        """Per-window loss weight of each expert: [N, c] memberships -> [N, n_experts]."""
-        gate = self.config.cluster.gate
-        if gate == "fuzzy":
-            return membership_weights(memberships, self.config.cluster.m)
-        if gate == "single":
-            return np.ones((len(memberships), 1), dtype=np.float32)
-        hard = self._fusion_weights(memberships, "hard").astype(np.float64)
-        share = hard.mean(axis=0, keepdims=True)
-        if (share == 0).any():
-            log.warning("hard gate: cluster(s) %s own no window here", np.flatnonzero(share[0] == 0))
-        return (hard / np.maximum(share, 1e-12)).astype(np.float32)  # mean 1 per expert, like fuzzy
+        return training_weights(memberships, self.config.cluster.gate, self.config.cluster.m)
 
-    @staticmethod
-    def _fusion_weights(memberships: np.ndarray, combine: str) -> np.ndarray:
-        """Weights of the experts in the forecast: [N, c] memberships -> [N, n_experts]."""
-        n, c = memberships.shape
-        if combine == "fuzzy":
-            return memberships.astype(np.float32)
-        if combine == "hard":
-            return np.eye(c, dtype=np.float32)[memberships.argmax(axis=1)]
-        if combine == "equal":
-            return np.full((n, c), 1.0 / c, dtype=np.float32)
-        if combine == "single":
-            return np.ones((n, 1), dtype=np.float32)
-        raise ValueError(f"unknown combine {combine!r}: choose fuzzy, hard, equal or single")
+    _fusion_weights = staticmethod(fusion_weights)
 
     def _descriptors(self, windows: WindowSet) -> np.ndarray:
         return regime_descriptors(windows.returns, self.config.cluster.descriptors)
@@ -283,44 +240,14 @@ class FuzzyLSTMForecaster:
         return self.to_frame(windows, self.predict_windows(windows))
 
     def to_frame(self, windows: WindowSet, pred: Prediction) -> pd.DataFrame:
-        n, h = pred.price.shape
-        origin = pd.to_datetime(windows.origin)
-        target = target_dates(windows.origin, h, self.config.window.calendar)
-        frame = pd.DataFrame(
-            {
-                "ticker": np.repeat(windows.ticker.astype(str), h),
-                "as_of": np.repeat(origin, h),
-                "horizon": np.tile(np.arange(1, h + 1), n),
-                "target_date": target.ravel(),
-                "last_price": np.repeat(windows.last_price, h),
-                "forecast": pred.price.ravel(),
-            }
-        )
-        for level, (lo, hi) in pred.intervals.items():
-            pct = round(100 * level)
-            frame[f"lower_{pct}"], frame[f"upper_{pct}"] = lo.ravel(), hi.ravel()
-        for j in range(pred.memberships.shape[1]):
-            frame[f"u_{j}"] = np.repeat(pred.memberships[:, j], h)
-        for j in range(pred.expert_price.shape[1]):
-            frame[f"expert_{j}"] = pred.expert_price[:, j, :].ravel()
-        return frame
+        """One row per window and horizon (see `prediction.prediction_frame`)."""
+        return prediction_frame(windows, pred, self.config.window.calendar)
 
     # ---- persistence ---------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        """Write the model directory: config, weights, fcm, scaler, conformal and metadata files.
-
-        Arrays go to .npz and weights to a plain state dict, so loading never unpickles code.
-        """
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
-        torch.save(self.experts_.state_dict(), path / "weights.pt")
-        np.savez(path / "fcm.npz", **self.clusterer_.to_arrays())
-        np.savez(path / "scaler.npz", **self.scaler_.to_arrays())
-        np.savez(path / "conformal.npz", **self.calibrator_.to_arrays())
+        """Write the model directory (format in `forecaster.persistence`; no pickle anywhere)."""
         metadata = {
-            "format_version": FORMAT_VERSION,
             "n_clusters": self.clusterer_.n_clusters_,
             "n_experts": len(self.experts_.experts),
             "n_features": int(len(self.scaler_.mean)),
@@ -329,36 +256,29 @@ class FuzzyLSTMForecaster:
             "fingerprint": self.fingerprint_,
             "metrics": self.metrics_,
             "history": self.history_,
-            "versions": {
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "numpy": np.__version__,
-            },
         }
-        (path / "metadata.json").write_text(json.dumps(metadata, indent=2, default=float))
-        return path
+        files = ModelFiles(
+            config=self.config.to_dict(),
+            weights=self.experts_.state_dict(),
+            fcm=self.clusterer_.to_arrays(),
+            scaler=self.scaler_.to_arrays(),
+            conformal=self.calibrator_.to_arrays(),
+            metadata=metadata,
+        )
+        return write_model_dir(path, files)
 
     @classmethod
     def load(cls, path: str | Path) -> FuzzyLSTMForecaster:
         """Load a model directory on the CPU, whatever device trained it."""
-        path = Path(path)
-        if not (path / "metadata.json").is_file():
-            raise FileNotFoundError(f"{path} is not a model directory (no metadata.json)")
-        metadata = json.loads((path / "metadata.json").read_text())
-        version = metadata.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ValueError(
-                f"{path} was saved in model format {version!r}; this version of forecaster reads "
-                f"format {FORMAT_VERSION} and older. Upgrade forecaster to load it."
-            )
-        model = cls(ForecasterConfig.from_dict(json.loads((path / "config.json").read_text())))
-        model.clusterer_ = FuzzyCMeans.from_arrays(np.load(path / "fcm.npz"))
-        model.scaler_ = FeatureScaler.from_arrays(np.load(path / "scaler.npz"))
-        model.calibrator_ = ConformalCalibrator.from_arrays(np.load(path / "conformal.npz"))
+        files = read_model_dir(path)
+        metadata = files.metadata
+        model = cls(ForecasterConfig.from_dict(files.config))
+        model.clusterer_ = FuzzyCMeans.from_arrays(files.fcm)
+        model.scaler_ = FeatureScaler.from_arrays(files.scaler)
+        model.calibrator_ = ConformalCalibrator.from_arrays(files.conformal)
         model.calibrators_ = {model.config.cluster.gate: model.calibrator_}  # only the gate's is saved
         model.experts_ = model._build_experts(metadata["n_clusters"], metadata["n_features"])
-        state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
-        model.experts_.load_state_dict(state)
+        model.experts_.load_state_dict(files.weights)
         model.experts_.eval()
         model.fingerprint_, model.metrics_ = metadata["fingerprint"], metadata["metrics"]
         model.history_, model.fitted_at_, model.device_ = (

@@ -11,13 +11,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from forecaster.model import Prediction  # noqa: E402
 from forecaster.windows import WindowSet  # noqa: E402
 
 
 def plot_forecast_vs_actual(
     windows: WindowSet,
-    pred: Prediction,
+    pred,
     ticker: str,
     path: Path,
     *,

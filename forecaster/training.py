@@ -42,12 +42,6 @@ def device_name(device: torch.device) -> str:
     return device.type
 
 
-def membership_weights(memberships: np.ndarray, m: float) -> np.ndarray:
-    """Sample weights u_ik^m, normalised per expert to mean 1 so small clusters are not starved."""
-    w = memberships.astype(np.float64) ** m
-    return (w / w.mean(axis=0, keepdims=True)).astype(np.float32)
-
-
 def _fit(
     module: nn.Module,
     tracks: list[nn.Module],

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from forecaster import forecast_store
 from forecaster.config import Settings
 from forecaster.data import DataSourceError, PriceStore
+from forecaster.data.universe import universe_tickers
 from forecaster.data.validation import as_day
 
 log = logging.getLogger("pipelines.batch_forecast")
@@ -125,7 +126,7 @@ def run(settings: Settings, as_of=None, *, engine: Engine | None = None) -> Batc
     engine = engine or forecast_store.connect(settings.forecast_store_url)
     with forecast_store.record_run(engine, "batch_forecast") as record:
         champion = tracking.load_registered(settings)
-        tickers = settings.universe_tickers()
+        tickers = universe_tickers(settings)
         bars, missing = read_universe(PriceStore(settings.price_dir), tickers)
         rows, result = forecast(
             champion.model,

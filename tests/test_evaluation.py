@@ -11,20 +11,18 @@ from typer.testing import CliRunner
 from conftest import random_walk_bars, regime_switching_setup
 from forecaster.cli import app
 from forecaster.config import ClusterConfig, ExpertConfig, ForecasterConfig, TrainConfig, WindowConfig
-from forecaster.evaluation import (
-    COMPETITORS,
-    ArimaForecaster,
+from forecaster.evaluation.backtest import COMPETITORS, walk_forward
+from forecaster.evaluation.baselines import ArimaForecaster
+from forecaster.evaluation.metrics import (
     diebold_mariano,
     direction_hit_rate,
-    dm_tests,
     mase,
     naive_scale,
     point_metrics,
-    score,
     theil_u,
-    walk_forward,
-    write_report,
 )
+from forecaster.evaluation.report import write_report
+from forecaster.evaluation.scoring import dm_tests, score
 from forecaster.experts import LSTMExpert, expert_parameters, matched_hidden_size
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.windows import make_windows

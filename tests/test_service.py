@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import requests
 from fastapi.testclient import TestClient
+from mlflow import MlflowClient
 from servers import free_port, wait_http
 
 from conftest import mlflow_environment_restored
@@ -262,7 +263,7 @@ def test_hot_reload_swaps_versions_without_failing_a_request(
                 settings = Settings(home=registry)
                 better = FuzzyLSTMForecaster(tiny_config_module).fit(two_ticker_bars_module, progress=False)
                 logged = tracking.log_training_run(better, two_ticker_bars_module, settings)
-                tracking.MlflowClient().set_registered_model_alias("fcm-lstm", "champion", logged.version)
+                MlflowClient().set_registered_model_alias("fcm-lstm", "champion", logged.version)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and (not versions or versions[-1] != logged.version):
                 time.sleep(0.2)
