@@ -90,7 +90,17 @@ def test_bad_input_is_one_clear_line_and_exit_code_2(home, args, message):
 
 
 def test_console_script_is_installed_with_help_for_every_verb():
-    for verb in ("quickstart", "train", "forecast", "backtest", "promote", "models", "serve", "ingest", "runs"):
+    for verb in (
+        "quickstart",
+        "train",
+        "forecast",
+        "backtest",
+        "promote",
+        "models",
+        "serve",
+        "ingest",
+        "runs",
+    ):
         result = subprocess.run(
             [sys.executable, "-m", "forecaster.cli", verb, "--help"], capture_output=True, text=True
         )
