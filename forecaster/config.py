@@ -15,6 +15,8 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 FEATURES = ("log_return", "log_range", "log_volume_change")
+# Quantile levels the experts forecast by default; the 80% and 95% intervals are read off them.
+DEFAULT_LEVELS = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975)
 DESCRIPTORS = ("cum_return", "log_volatility", "last5_return", "max_abs_move", "trend_strength")
 
 
