@@ -14,7 +14,17 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-FEATURES = ("log_return", "log_range", "log_volume_change")
+# Per-day inputs, see forecaster/features.py; the volatility ones (ewma_vol .. norm_return) are causal.
+FEATURES = (
+    "log_return",
+    "log_range",
+    "log_volume_change",
+    "ewma_vol",
+    "rv_5",
+    "rv_22",
+    "rv_66",
+    "norm_return",
+)
 # Quantile levels the experts forecast by default; the 80% and 95% intervals are read off them.
 DEFAULT_LEVELS = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975)
 DESCRIPTORS = ("cum_return", "log_volatility", "last5_return", "max_abs_move", "trend_strength")
@@ -25,7 +35,7 @@ class WindowConfig:
     window: int = 30  # L: trading days of history the experts read
     horizon: int = 5  # H: trading days forecast ahead (direct multi-output)
     stride: int = 1  # step between consecutive window origins
-    features: tuple[str, ...] = ("log_return", "log_range")  # per-day inputs, see windows.py
+    features: tuple[str, ...] = ("log_return", "log_range")  # per-day inputs: FEATURES, see features.py
     val_fraction: float = 0.15  # share of the calendar used for validation (early stopping, conformal)
     test_fraction: float = 0.15  # share held out for the final report; 0 trains on everything else
     gap: int | None = None  # trading days between splits; None means `horizon`
