@@ -1,7 +1,7 @@
 """Peak memory and wall time of loading the 200-ticker universe and cutting it into windows.
 
 Usage:
-    OMP_NUM_THREADS=1 python benchmarks/bench_windows.py [--source PATH]
+    OMP_NUM_THREADS=1 python benchmarks/bench_windows.py [--source PATH] [--features log_return,log_range]
 
 Each stage runs in a fresh process, so the peak RSS it prints is that stage's own (it includes
 the stages before it in the same process: loading for `windows`, both for `scaler` and `x`).
@@ -25,13 +25,14 @@ DEFAULT = (
     Path(__file__).resolve().parents[1] / ".." / ".." / "shared" / "data" / "us-stocks-2000-2017.parquet"
 )
 STAGES = ("load", "windows", "scaler", "x")
+WINDOW_FEATURES = ("log_return", "log_range")  # WindowConfig's default
 
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def run_stage(stage: str, source: str) -> dict:
+def run_stage(stage: str, source: str, features: str) -> dict:
     import pandas as pd
 
     from forecaster.config import WindowConfig
@@ -52,7 +53,7 @@ def run_stage(stage: str, source: str) -> dict:
     out["load_s"] = round(time.perf_counter() - t0, 2)
     out["rows"], out["tickers"] = len(bars), int(bars["ticker"].nunique())
     if stage != "load":
-        config = WindowConfig()
+        config = WindowConfig(features=tuple(features.split(",")))
         t0 = time.perf_counter()
         windows = make_windows(bars, config)
         out["windows_s"] = round(time.perf_counter() - t0, 2)
@@ -75,19 +76,33 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--source", default=str(DEFAULT.resolve()))
+    parser.add_argument(
+        "--features", default=",".join(WINDOW_FEATURES), help="comma-separated daily features"
+    )
     parser.add_argument("--stage", choices=STAGES, help="run one stage in this process (internal)")
     args = parser.parse_args()
     if args.stage:
-        print(json.dumps(run_stage(args.stage, args.source)))
+        print(json.dumps(run_stage(args.stage, args.source, args.features)))
         return
     if not Path(args.source).is_file():
         sys.exit(f"no file at {args.source}; pass --source")
     import forecaster
 
-    print(f"forecaster from {Path(forecaster.__file__).parent}, source {args.source}")
+    print(
+        f"forecaster from {Path(forecaster.__file__).parent}, source {args.source}, features {args.features}"
+    )
     for stage in STAGES:
         done = subprocess.run(
-            [sys.executable, __file__, "--stage", stage, "--source", args.source],
+            [
+                sys.executable,
+                __file__,
+                "--stage",
+                stage,
+                "--source",
+                args.source,
+                "--features",
+                args.features,
+            ],
             capture_output=True,
             text=True,
             check=True,
