@@ -152,3 +152,20 @@ def test_real_universe_loads_199_tickers_and_quarantines_nue():
     (entry,) = report
     assert (entry.ticker, entry.date, entry.row) == ("NUE", "2007-01-16", 610627)
     assert entry.reason == "close 4.4956 outside [low 44.723, high 45.383]"
+
+
+def test_yahoo_load_quarantines_a_ticker_whose_bars_break_the_contract(monkeypatch, make_bars):
+    from forecaster.data import yahoo
+
+    def history(symbol, *_):
+        bars = make_bars(symbol, n=10).set_index("date").drop(columns="ticker")
+        if symbol == "BAD":
+            bars.loc[bars.index[3], "high"] = 1.0  # high < low
+        return bars.rename(columns=lambda c: c.replace("_", " ").title())  # Ticker.history()'s layout
+
+    monkeypatch.setattr(yahoo, "_history", history)
+    bars = load_bars("yahoo", ["AAA", "BAD"])
+    assert bars["ticker"].unique().tolist() == ["AAA"]
+    assert str(bars.attrs["quarantine"]) == "BAD: high 1.0 < low 102.0 on 2020-01-07 (row 3)"
+    with pytest.raises(DataValidationError, match="BAD: high 1.0 < low"):
+        load_bars("yahoo", ["AAA", "BAD"], strict=True)
