@@ -1,7 +1,7 @@
 """The saved-model directory format: what is written where, its version, and reading it back.
 
 A model directory holds `config.json`, `weights.pt` (a plain state dict), `fcm.npz`, `scaler.npz`,
-`conformal.npz` and `metadata.json`. Arrays go to .npz and weights to a state dict loaded with
+`calibration.npz` and `metadata.json`. Arrays go to .npz and weights to a state dict loaded with
 `weights_only=True`, so loading never unpickles code; `map_location="cpu"` lets a model trained on
 a GPU serve anywhere. This module knows the files, not the model: `FuzzyLSTMForecaster.save/load`
 map their fitted state to and from a `ModelFiles`.
@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-FORMAT_VERSION = 1  # of the saved model directory; bump when a reader of the old one would break
+# Of the saved model directory; bump when a reader of the old one would break.
+# 2: quantile experts as one block-diagonal LSTM, calibration.npz (format 1: K separate MSE experts).
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -29,7 +31,7 @@ class ModelFiles:
     weights: dict[str, torch.Tensor]  # the experts' state dict
     fcm: dict[str, np.ndarray]  # FuzzyCMeans.to_arrays()
     scaler: dict[str, np.ndarray]  # FeatureScaler.to_arrays()
-    conformal: dict[str, np.ndarray]  # ConformalCalibrator.to_arrays()
+    calibration: dict[str, np.ndarray]  # QuantileCalibrator.to_arrays()
     metadata: dict[str, Any]  # fingerprint, metrics, history, sizes; versions are added on write
 
 
@@ -40,7 +42,7 @@ def write_model_dir(path: str | Path, files: ModelFiles) -> Path:
     torch.save(files.weights, path / "weights.pt")
     np.savez(path / "fcm.npz", **files.fcm)
     np.savez(path / "scaler.npz", **files.scaler)
-    np.savez(path / "conformal.npz", **files.conformal)
+    np.savez(path / "calibration.npz", **files.calibration)
     metadata = {
         "format_version": FORMAT_VERSION,
         **files.metadata,
@@ -64,7 +66,13 @@ def read_model_dir(path: str | Path) -> ModelFiles:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ValueError(
             f"{path} was saved in model format {version!r}; this version of forecaster reads "
-            f"format {FORMAT_VERSION} and older. Upgrade forecaster to load it."
+            f"format {FORMAT_VERSION}. Upgrade forecaster to load it."
+        )
+    if version < FORMAT_VERSION:
+        raise ValueError(
+            f"{path} was saved in model format {version} (point-forecast experts); this version of "
+            f"forecaster reads format {FORMAT_VERSION} (quantile experts). Retrain the model "
+            "(forecaster train, or python -m pipelines.train) to serve it with this version."
         )
     arrays = lambda name: dict(np.load(path / name))  # noqa: E731
     return ModelFiles(
@@ -72,6 +80,6 @@ def read_model_dir(path: str | Path) -> ModelFiles:
         weights=torch.load(path / "weights.pt", map_location="cpu", weights_only=True),
         fcm=arrays("fcm.npz"),
         scaler=arrays("scaler.npz"),
-        conformal=arrays("conformal.npz"),
+        calibration=arrays("calibration.npz"),
         metadata=metadata,
     )

@@ -20,7 +20,13 @@ class Prediction:
     memberships: np.ndarray  # [N, c] fuzzy memberships of the gate (the fusion weights follow from them)
     price: np.ndarray  # [N, H] last_price * exp(log_return)
     expert_price: np.ndarray  # [N, K, H]
-    intervals: dict[float, tuple[np.ndarray, np.ndarray]]  # level -> (lower, upper) prices [N, H]
+    intervals: dict[float, tuple[np.ndarray, np.ndarray]]  # coverage -> (lower, upper) prices [N, H]
+    levels: tuple[float, ...] = ()  # quantile levels, increasing
+    quantiles: np.ndarray | None = None  # [N, H, Q] cumulative log-return quantiles (calibrated)
+
+    def quantile_prices(self, last_price: np.ndarray) -> np.ndarray:
+        """The quantiles as prices: [N, H, Q]."""
+        return last_price[:, None, None] * np.exp(self.quantiles)
 
 
 def prediction_frame(windows: WindowSet, pred: Prediction, calendar: str) -> pd.DataFrame:
@@ -38,6 +44,10 @@ def prediction_frame(windows: WindowSet, pred: Prediction, calendar: str) -> pd.
             "forecast": pred.price.ravel(),
         }
     )
+    if pred.quantiles is not None:
+        prices = pred.quantile_prices(windows.last_price)
+        for q, level in enumerate(pred.levels):
+            frame[f"quantile_{level:g}"] = prices[:, :, q].ravel()
     for level, (lo, hi) in pred.intervals.items():
         pct = round(100 * level)
         frame[f"lower_{pct}"], frame[f"upper_{pct}"] = lo.ravel(), hi.ravel()

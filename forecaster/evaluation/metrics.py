@@ -120,3 +120,44 @@ def diebold_mariano(loss_diff: np.ndarray, horizon: int = 1) -> tuple[float, flo
     statistic = d.mean() / np.sqrt(variance / n)
     statistic *= np.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
     return float(statistic), float(2 * stats.t.sf(abs(statistic), df=n - 1))
+
+
+def pinball_loss(actual: np.ndarray, quantiles: np.ndarray, levels) -> np.ndarray:
+    """Pinball (quantile) loss per level: actual [..., ], quantiles [..., Q] -> [..., Q].
+
+    Its mean over many evenly spread levels approximates the CRPS; lower is better.
+    """
+    levels = np.asarray(levels, dtype=np.float64)
+    diff = np.asarray(actual, dtype=np.float64)[..., None] - quantiles
+    return np.maximum(levels * diff, (levels - 1) * diff)
+
+
+def winkler_score(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, coverage: float) -> np.ndarray:
+    """Winkler (interval) score of central intervals at `coverage`: width plus 2/alpha times any miss."""
+    alpha = 1 - coverage
+    below, above = np.maximum(lower - actual, 0), np.maximum(actual - upper, 0)
+    return (upper - lower) + 2 / alpha * (below + above)
+
+
+def quantile_summary(actual: np.ndarray, quantiles: np.ndarray, levels) -> dict[str, float]:
+    """Distribution metrics on cumulative log returns: actual [N, H], quantiles [N, H, Q].
+
+    pinball (mean over levels and horizons, and per horizon), winkler_XX for every central
+    interval the levels hold, and calibration_error: the mean gap between each
+    level and the share of outcomes at or below its quantile.
+    """
+    levels = tuple(float(q) for q in levels)
+    loss = pinball_loss(actual, quantiles, levels)  # [N, H, Q]
+    out = {"pinball": float(loss.mean())}
+    for h in range(actual.shape[1]):
+        out[f"pinball_h{h + 1}"] = float(loss[:, h].mean())
+    below = (actual[..., None] <= quantiles).mean(axis=(0, 1))  # [Q]
+    out["calibration_error"] = float(np.abs(below - np.asarray(levels)).mean())
+    for q, level in enumerate(levels):
+        if level < 0.5 and round(1 - level, 6) in levels:
+            hi = levels.index(round(1 - level, 6))
+            coverage = round(1 - 2 * level, 6)
+            pct = round(100 * coverage)
+            lo_q, hi_q = quantiles[..., q], quantiles[..., hi]
+            out[f"winkler_{pct}"] = float(winkler_score(actual, lo_q, hi_q, coverage).mean())
+    return out
