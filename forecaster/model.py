@@ -117,7 +117,7 @@ class FuzzyLSTMForecaster:
         self.regime_labels_ = cluster_labels(raw_centers, cfg.cluster.descriptors)
         u_train, u_val = self._memberships(train), self._memberships(val)
         self.regime_shares_ = np.bincount(u_train.argmax(axis=1), minlength=n_clusters) / len(u_train)
-        log.info("fuzzy c-means: c=%d, regimes %s", n_clusters, ", ".join(self.regime_labels_))
+        log.info("fuzzy c-means: c=%d, regimes %s", n_clusters, " | ".join(self.regime_labels_))
 
         device = resolve_device(cfg.train.device)
         self.device_ = device_name(device)
@@ -249,13 +249,15 @@ class FuzzyLSTMForecaster:
         "fuzzy", the argmax expert for "hard"); "equal" weighs the K experts 1/K.
         """
         combine = combine or self.config.cluster.gate
-        if combine not in self.calibrators_:
+        calibrator = self.calibrators_.get(combine)
+        if calibrator is None and intervals:
             raise ValueError(
                 f"no calibration for combine={combine!r}; this model has {sorted(self.calibrators_)}"
             )
         fused, experts, u = self._raw_fused(windows, combine)
         scale = horizon_scale(origin_volatility(windows.returns), self.config.window.horizon)  # [N, H]
-        quantiles = self.calibrators_[combine].transform(fused) * scale[:, :, None]  # [N, H, Q] log returns
+        calibrated = calibrator.transform(fused) if calibrator else fused  # no intervals asked: raw is fine
+        quantiles = calibrated * scale[:, :, None]  # [N, H, Q] cumulative log returns
         median = self.levels.index(0.5)
         if self.config.expert.head == "mse":  # the point forecast is the fused mean, not a shifted median
             point, expert_point = fused[:, :, 0] * scale, experts[:, :, :, 0] * scale[:, None, :]

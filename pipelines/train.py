@@ -104,7 +104,11 @@ def run(
             metrics.get("test_theil_u", float("nan")),
         )
         record.counts = {"tickers": int(bars["ticker"].nunique()), "bars": len(bars)}
-        record.counts |= {k: round(float(metrics[k]), 6) for k in ("val_rmse", "val_theil_u") if k in metrics}
+        record.counts |= {
+            k: round(float(metrics[k]), 6)
+            for k in ("val_pinball", "test_pinball", "val_rmse")
+            if k in metrics
+        }
         if register:
             logged, decision = register_and_promote(model, bars, settings, name)
             result.run_id, result.version = logged.run_id, logged.version

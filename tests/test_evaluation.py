@@ -23,7 +23,7 @@ from forecaster.evaluation.metrics import (
 )
 from forecaster.evaluation.report import write_report
 from forecaster.evaluation.scoring import dm_tests, score
-from forecaster.experts import LSTMExpert, expert_parameters, matched_hidden_size
+from forecaster.experts import expert_parameters, matched_hidden_size
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.windows import make_windows
 
@@ -122,8 +122,6 @@ def test_arima_window_forecast_matches_statsmodels_filter():
 
 
 def test_single_expert_has_the_parameters_of_all_experts_together():
-    assert expert_parameters(2, 5, 64) == sum(p.numel() for p in LSTMExpert(2, 5, 64).parameters())
-    assert expert_parameters(3, 5, 16, 2) == sum(p.numel() for p in LSTMExpert(3, 5, 16, 2).parameters())
     size = matched_hidden_size(3, 2, 5, 64)
     target = 3 * expert_parameters(2, 5, 64)
     assert abs(expert_parameters(2, 5, size) - target) < 0.02 * target
@@ -134,10 +132,13 @@ def test_equal_and_hard_combinations_weigh_experts_one_over_k_and_argmax(two_tic
     windows = make_windows(two_ticker_bars, model.config.window)
     equal = model.predict_windows(windows, combine="equal")
     hard = model.predict_windows(windows, combine="hard", intervals=False)
-    # Expert paths are cumulative log returns: averaging them is averaging the daily returns.
-    np.testing.assert_allclose(equal.log_return, equal.expert_log_return.mean(axis=1), atol=1e-6)
-    pick = hard.memberships.argmax(axis=1)
-    np.testing.assert_allclose(hard.log_return, hard.expert_log_return[np.arange(len(pick)), pick], atol=1e-6)
+    # Before calibration, the equal-weight forecast is the experts' average and the hard one the argmax expert's.
+    fused, experts, u = model._raw_fused(windows, "equal")
+    np.testing.assert_allclose(fused, experts.mean(axis=1), atol=1e-6)
+    fused, experts, u = model._raw_fused(windows, "hard")
+    pick = u.argmax(axis=1)
+    np.testing.assert_allclose(fused, experts[np.arange(len(pick)), pick], atol=1e-6)
+    np.testing.assert_allclose(hard.log_return, hard.quantiles[:, :, model.levels.index(0.5)])
     assert set(model.calibrators_) == {"fuzzy", "equal"} and equal.intervals
 
 
@@ -147,11 +148,11 @@ def test_hard_and_single_gates_train_save_and_load(two_ticker_bars, tmp_path):
         config.cluster.gate = gate
         model = FuzzyLSTMForecaster(config).fit(two_ticker_bars, progress=False)
         n_experts = 1 if gate == "single" else 2
-        assert len(model.experts_.experts) == n_experts
+        assert model.experts_.n_experts == n_experts
         table = model.predict(two_ticker_bars)
         loaded = FuzzyLSTMForecaster.load(model.save(tmp_path / gate))
         pd.testing.assert_frame_equal(loaded.predict(two_ticker_bars), table, check_exact=True)
-    assert model.experts_.experts[0].lstm.hidden_size == matched_hidden_size(2, 2, 3, 8)
+    assert model.experts_.hidden_size == matched_hidden_size(2, 2, 3, 8, n_outputs=len(model.levels))
 
 
 # ---- the backtest ---------------------------------------------------------------------------

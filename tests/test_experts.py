@@ -77,7 +77,9 @@ def test_fused_quantiles_are_the_membership_weighted_sum_and_stay_ordered():
 def test_fast_inference_path_equals_forward():
     torch.manual_seed(0)
     for layers in (1, 2):
-        ensemble = ExpertEnsemble(3, 2, 4, n_outputs=3, median_index=1, hidden_size=8, num_layers=layers).eval()
+        ensemble = ExpertEnsemble(
+            3, 2, 4, n_outputs=3, median_index=1, hidden_size=8, num_layers=layers
+        ).eval()
         x = torch.randn(5, 12, 2)
         with torch.no_grad():
             torch.testing.assert_close(ensemble.infer(x), ensemble(x), rtol=0, atol=1e-6)
@@ -85,5 +87,9 @@ def test_fast_inference_path_equals_forward():
 
 def test_parameter_count_of_one_expert():
     for features, horizon, hidden, layers, outputs in ((2, 5, 64, 1, 1), (3, 5, 16, 2, 9)):
-        one = ExpertEnsemble(1, features, horizon, n_outputs=outputs, median_index=0, hidden_size=hidden, num_layers=layers)
-        assert expert_parameters(features, horizon, hidden, layers, outputs) == sum(p.numel() for p in one.parameters())
+        one = ExpertEnsemble(
+            1, features, horizon, n_outputs=outputs, median_index=0, hidden_size=hidden, num_layers=layers
+        )
+        assert expert_parameters(features, horizon, hidden, layers, outputs) == sum(
+            p.numel() for p in one.parameters()
+        )

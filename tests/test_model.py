@@ -30,9 +30,14 @@ def test_forecast_table_has_paths_intervals_and_memberships(tiny_config, two_tic
     assert (np.diff(quantiles, axis=1) >= 0).all()
     np.testing.assert_allclose(table["forecast"], table["quantile_0.5"])
     np.testing.assert_allclose(table["lower_80"], table["quantile_0.1"])
-    assert {"val_rmse", "val_naive_rmse", "val_theil_u", "val_coverage_80", "calib_pinball", "test_winkler_95"} <= set(
-        model.metrics_
-    )
+    assert {
+        "val_rmse",
+        "val_naive_rmse",
+        "val_theil_u",
+        "val_coverage_80",
+        "calib_pinball",
+        "test_winkler_95",
+    } <= set(model.metrics_)
 
 
 def test_same_seed_same_data_identical_forecasts(tiny_config, two_ticker_bars):

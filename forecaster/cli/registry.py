@@ -16,8 +16,12 @@ from forecaster.config import Settings
 @friendly_errors
 def promote(
     metric: Annotated[
-        str, typer.Option(help="Lower-is-better metric: rmse, mae, mape, return_rmse, theil_u.")
-    ] = "rmse",
+        str,
+        typer.Option(
+            help="Lower-is-better metric: pinball (default: the distribution), winkler_80, winkler_95, "
+            "rmse, mae, mape, return_rmse, theil_u."
+        ),
+    ] = "pinball",
     source: SourceOpt = "",
 ) -> None:
     """Make the `challenger` the `champion` if it beats it on the same held-out windows.
@@ -29,7 +33,7 @@ def promote(
 
       forecaster promote
 
-      forecaster promote --metric return_rmse --source cache
+      forecaster promote --metric winkler_80 --source cache
     """
     from forecaster import tracking
     from forecaster.data import load_bars

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Metrics a promotion may compare; all are "lower is better".
-PROMOTION_METRICS = ("rmse", "mae", "mape", "return_rmse", "theil_u")
+PROMOTION_METRICS = ("pinball", "winkler_80", "winkler_95", "rmse", "mae", "mape", "return_rmse", "theil_u")
 
 
 @dataclass

@@ -23,11 +23,13 @@ log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 
-def mark_challenger(name: str, version: str, metrics: dict) -> None:
-    """Point the `challenger` alias at a new version and tag it with its key metrics."""
+def mark_challenger(name: str, version: str, metrics: dict, regimes: str = "") -> None:
+    """Point the `challenger` alias at a new version and tag it with its key metrics and regimes."""
     client = MlflowClient()
     client.set_registered_model_alias(name, CHALLENGER, version)
-    for key in ("val_rmse", "val_theil_u", "test_rmse", "test_theil_u", "n_clusters"):
+    if regimes:
+        client.set_model_version_tag(name, version, "regimes", regimes)
+    for key in ("val_pinball", "test_pinball", "test_coverage_80", "val_rmse", "test_rmse", "n_clusters"):
         if key in metrics:
             client.set_model_version_tag(name, version, key, f"{metrics[key]:.6g}")
     log.info("registered %s version %s as %s", name, version, CHALLENGER)
@@ -45,7 +47,7 @@ def _scores(model: FuzzyLSTMForecaster, bars: pd.DataFrame, start, end) -> dict[
     return model.evaluate(windows.subset(in_window))
 
 
-def promote(settings: Settings, bars: pd.DataFrame, metric: str = "rmse") -> PromotionDecision:
+def promote(settings: Settings, bars: pd.DataFrame, metric: str = "pinball") -> PromotionDecision:
     """Move `champion` to the `challenger` only when it scores better on the same windows.
 
     Both models forecast the same labelled windows of `bars`: the challenger's held-out block
@@ -176,7 +178,13 @@ def list_versions(settings: Settings) -> list[dict]:
                 "run_id": v.run_id,
                 **{
                     k: v.tags.get(k, "")
-                    for k in ("val_rmse", "val_theil_u", "test_rmse", "promotion.decision")
+                    for k in (
+                        "test_pinball",
+                        "test_coverage_80",
+                        "test_rmse",
+                        "regimes",
+                        "promotion.decision",
+                    )
                 },
             }
         )

@@ -87,6 +87,18 @@ def log_training_run(
         )
         mlflow.log_dict(fingerprint, "data_fingerprint.json")
         mlflow.log_dict(model.config.to_dict(), "config.json")
+        mlflow.log_dict(
+            {
+                "labels": model.regime_labels_,
+                "shares_of_training_windows": [round(float(s), 4) for s in model.regime_shares_],
+                "descriptors": list(model.config.cluster.descriptors),
+                "centers_raw": (
+                    model.clusterer_.centers_ * model.clusterer_.scale_ + model.clusterer_.mean_
+                ).tolist(),
+            },
+            "regimes.json",
+        )
+        mlflow.set_tag("regimes", regime_summary(model))
         dataset = mlflow.data.from_pandas(
             bars, name=f"bars {','.join(fingerprint['tickers'])} {fingerprint['start']}..{fingerprint['end']}"
         )
@@ -109,7 +121,7 @@ def log_training_run(
     version = None
     if register:
         version = str(info.registered_model_version)
-        mark_challenger(settings.model_name, version, model.metrics_)
+        mark_challenger(settings.model_name, version, model.metrics_, regime_summary(model))
     return LoggedModel(run.info.run_id, info.model_uri, version)
 
 
@@ -162,6 +174,14 @@ def _quiet_mlflow():
             yield
     finally:
         logger.setLevel(level)
+
+
+def regime_summary(model: FuzzyLSTMForecaster) -> str:
+    """The regimes in one line: `calm, rising 37% | turbulent, falling 26%`."""
+    return " | ".join(
+        f"{label} {share:.0%}"
+        for label, share in zip(model.regime_labels_, model.regime_shares_, strict=True)
+    )
 
 
 def _input_example(bars: pd.DataFrame, model: FuzzyLSTMForecaster) -> pd.DataFrame:
