@@ -57,9 +57,7 @@ def forecast_from_quantiles(
     base = windows.last_price[:, None]
     median = quantiles[:, :, level_index(levels, 0.5)]
     bounds = {
-        c: tuple(
-            base * np.exp(quantiles[:, :, level_index(levels, x)]) for x in ((1 - c) / 2, (1 + c) / 2)
-        )
+        c: tuple(base * np.exp(quantiles[:, :, level_index(levels, x)]) for x in ((1 - c) / 2, (1 + c) / 2))
         for c in coverage
     }
     return BaselineForecast(median, base * np.exp(median), bounds, levels, quantiles)

@@ -87,7 +87,9 @@ def _history(bars: pd.DataFrame, tickers=None) -> dict[str, tuple[np.ndarray, np
 def _next_day_variance(innovation2: np.ndarray, weight: float, persistence: float, const: float, start):
     """s[k] = const + weight * x[k] + persistence * s[k - 1], with s[-1] = `start`: the variance of
     the day after return k. A causal linear filter, so s[k] reads x[..k] only."""
-    return signal.lfilter([1.0], [1.0, -persistence], const + weight * innovation2, zi=[persistence * start])[0]
+    return signal.lfilter([1.0], [1.0, -persistence], const + weight * innovation2, zi=[persistence * start])[
+        0
+    ]
 
 
 class GarchForecaster(_VolatilityBaseline):

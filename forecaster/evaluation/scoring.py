@@ -122,7 +122,8 @@ def volatility_terciles(forecasts: pd.DataFrame) -> pd.Series:
     keyed = forecasts[["ticker", "origin"]].merge(
         origins[["ticker", "origin", "vol_tercile"]], on=["ticker", "origin"], how="left"
     )
-    return pd.Series(keyed["vol_tercile"].to_numpy(), index=forecasts.index, name="vol_tercile")
+    labels = pd.Categorical(keyed["vol_tercile"], categories=TERCILES, ordered=True)
+    return pd.Series(labels, index=forecasts.index, name="vol_tercile")
 
 
 def conditional_coverage(
