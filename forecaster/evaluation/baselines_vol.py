@@ -40,7 +40,12 @@ class _VolatilityBaseline:
 
     def fit(self, bars: pd.DataFrame) -> _VolatilityBaseline:
         self.levels_ = check_levels(self.levels, self.coverage)
-        self.params_ = {t: self._fit_returns(r) for t, (_, r) in _history(bars).items()}
+        self.params_ = {}
+        for ticker, (_, returns) in _history(bars).items():
+            try:
+                self.params_[ticker] = self._fit_returns(returns)
+            except ValueError as exc:
+                raise ValueError(f"{ticker}: {exc}") from exc
         self.bars_ = bars
         return self
 
@@ -59,11 +64,21 @@ class _VolatilityBaseline:
             if not found.all():
                 first = windows.origin[rows][~found][0]
                 raise ValueError(f"{ticker}: origin {first} is not in the bars; pass bars= that reach it")
+            if (at < self._min_returns()).any():
+                first = windows.origin[rows][at < self._min_returns()][0]
+                raise ValueError(
+                    f"{ticker}: {type(self).__name__} needs {self._min_returns()} daily returns up to an "
+                    f"origin, origin {first} has {at[at < self._min_returns()][0]}"
+                )
             quantiles[rows] = self._quantiles(self.params_[ticker], returns, at - 1)
         return forecast_from_quantiles(windows, self.levels_, quantiles, self.coverage)
 
     def _fit_returns(self, returns: np.ndarray) -> dict:
         return {}
+
+    def _min_returns(self) -> int:
+        """Daily returns a forecast needs up to its origin."""
+        return 1
 
     def _quantiles(self, params: dict, returns: np.ndarray, last: np.ndarray) -> np.ndarray:
         """Cumulative log-return quantiles [n, H, Q] at origins whose last known return is `last` [n]."""
@@ -195,12 +210,9 @@ class HistoricalForecaster(_VolatilityBaseline):
             past = np.lib.stride_tricks.sliding_window_view(padded, self.n_obs)[last]  # [n, n_obs]
             full = ~np.isnan(past).any(axis=1)
             out[full, h - 1] = np.quantile(past[full], self.levels_, axis=1).T
-            for i in np.flatnonzero(~full):  # origins early in the history: fewer sums
-                known = past[i][~np.isnan(past[i])]
-                if len(known) < self.min_obs:
-                    raise ValueError(
-                        f"historical baseline: {len(known)} past {h}-day returns at an origin, "
-                        f"needs at least {self.min_obs}"
-                    )
-                out[i, h - 1] = np.quantile(known, self.levels_)
+            for i in np.flatnonzero(~full):  # origins early in the history: min_obs..n_obs sums
+                out[i, h - 1] = np.quantile(past[i][~np.isnan(past[i])], self.levels_)
         return out
+
+    def _min_returns(self):
+        return self.min_obs + self.window.horizon - 1

@@ -119,6 +119,9 @@ def test_volatility_baseline_names_the_origin_its_bars_do_not_reach():
     windows = make_windows(bars, WINDOW)
     with pytest.raises(ValueError, match="AAA: origin .* is not in the bars"):
         model.predict_windows(windows)  # the fit bars end before the last origins
+    short = make_windows(bars.iloc[:120], WINDOW)  # 119 returns, the first origins have under 100 + 2
+    with pytest.raises(ValueError, match="AAA: HistoricalForecaster needs 102 daily returns"):
+        HistoricalForecaster(WINDOW).fit(bars).predict_windows(short)
     with pytest.raises(ValueError, match="quantile level 0.9"):
         EwmaForecaster(WINDOW, levels=(0.025, 0.1, 0.5, 0.95, 0.975)).fit(bars)
 
