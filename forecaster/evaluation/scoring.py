@@ -152,6 +152,8 @@ def reliability(forecasts: pd.DataFrame) -> pd.DataFrame:
     """Share of outcomes at or below each quantile, per model: model, level, observed, n."""
     columns = quantile_columns(forecasts)
     rows = []
+    if not columns:  # point forecasts only
+        return pd.DataFrame(columns=["model", "level", "observed", "n"])
     for model, g in forecasts.groupby("model", sort=True, observed=True):
         q = g[list(columns.values())].to_numpy(np.float64)
         keep = ~np.isnan(q).any(axis=1)

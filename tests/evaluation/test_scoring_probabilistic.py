@@ -136,3 +136,11 @@ def test_report_has_the_probabilistic_columns_conditional_tables_and_plots(tmp_p
     assert (
         paths["reliability_plot"].stat().st_size > 10_000 and paths["coverage_plot"].stat().st_size > 10_000
     )
+
+
+def test_a_backtest_of_point_forecasts_only_still_reports(tmp_path):
+    frame = backtest_rows(models=("naive",))
+    frame["fold"], frame["target_date"] = 0, frame["origin"] + pd.Timedelta(days=1)
+    assert reliability(frame).empty and dm_tests(frame, ["garch"], loss="pinball").empty
+    paths = write_report(BacktestResult(frame, pd.DataFrame(), pd.DataFrame({"fold": [0]})), tmp_path)
+    assert "reliability_plot" not in paths and paths["coverage_plot"].is_file()
