@@ -172,7 +172,20 @@ def test_nothing_after_an_origin_reaches_the_forecasts_made_at_it():
     after = walk_forward(corrupted, tiny(), **kwargs)
 
     assert set(before.forecasts["model"]) == set(COMPETITORS)
-    columns = ["forecast", "lower_80", "upper_80", "lower_95", "upper_95"]
+    quantiles = [c for c in before.forecasts.columns if c.startswith("q_")]
+    columns = [
+        "forecast",
+        "lower_80",
+        "upper_80",
+        "lower_95",
+        "upper_95",
+        *quantiles,
+        "realized_vol",
+        "regime",
+    ]
+    assert len(quantiles) == 9  # the volatility baselines filter the full bars, up to each origin only
+    distributional = before.forecasts[before.forecasts["model"].isin(["garch", "ewma", "historical"])]
+    assert distributional[quantiles].notna().all().all()
     made = lambda r: r.forecasts[r.forecasts["origin"] <= cut].reset_index(drop=True)  # noqa: E731
     assert (made(before)["origin"] == cut).any() and before.forecasts["fold"].max() == 1
     pd.testing.assert_frame_equal(made(before)[columns], made(after)[columns], check_exact=True)
@@ -192,6 +205,8 @@ def test_every_competitor_forecasts_the_same_origins_and_targets(tmp_path):
     paths = write_report(result, tmp_path / "report")
     assert "| fuzzy |" in paths["report"].read_text()
     assert paths["error_by_horizon"].stat().st_size > 10_000 and paths["memberships_AAA"].is_file()
+    assert paths["reliability_plot"].is_file() and paths["coverage_plot"].is_file()
+    assert result.forecasts["regime"].notna().all() and set(result.forecasts["year"]) <= {2010, 2011}
     assert len(dm_tests(result.forecasts)) == 2 * (len(COMPETITORS) - 1) * 4  # 2 refs, h = 1..3 and all
 
 

@@ -26,6 +26,9 @@ def print_backtest(summary) -> None:
         "coverage_95": ("95%", "{:.1%}"),
         "dm_p_vs_naive": ("p vs naive", "{:.3f}"),
         "dm_p_vs_single_lstm": ("p vs single", "{:.3f}"),
+        "pinball_x1e4": ("pinball x1e4", "{:.2f}"),
+        "dm_p_pinball_vs_garch": ("pinball p vs garch", "{:.3f}"),
+        "dm_p_pinball_vs_equal_weight": ("pinball p vs equal", "{:.3f}"),
     }
     columns = {k: v for k, v in columns.items() if k in summary}
     for header, _ in columns.values():
@@ -36,7 +39,8 @@ def print_backtest(summary) -> None:
     console.print(
         "[dim]Theil U = RMSE / naive RMSE (price; return: on cumulative log returns); below 1 beats "
         "the naive last-price forecast. dm p: Diebold-Mariano p-value (HLN-corrected) of the "
-        "squared log-return errors against that reference.[/]"
+        "squared log-return errors against that reference; pinball: mean pinball loss over the "
+        "quantile levels (cumulative log return) x1e4, and its DM p-values.[/]"
     )
 
 

@@ -20,13 +20,25 @@ import pandas as pd
 
 from forecaster.config import ForecasterConfig
 from forecaster.evaluation.baselines import ArimaForecaster, DriftForecaster, NaiveForecaster
+from forecaster.evaluation.baselines_vol import EwmaForecaster, GarchForecaster, HistoricalForecaster
 from forecaster.evaluation.metrics import naive_scale
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.windows import WindowSet, make_windows
 
 log = logging.getLogger(__name__)
 
-COMPETITORS = ("naive", "drift", "arima", "single_lstm", "equal_weight", "hard_cluster", "fuzzy")
+COMPETITORS = (
+    "naive", "drift", "arima", "garch", "ewma", "historical",
+    "single_lstm", "equal_weight", "hard_cluster", "fuzzy",
+)  # fmt: skip
+BASELINES = {
+    "naive": NaiveForecaster,
+    "drift": DriftForecaster,
+    "arima": ArimaForecaster,
+    "garch": GarchForecaster,
+    "ewma": EwmaForecaster,
+    "historical": HistoricalForecaster,
+}
 
 
 @dataclass
@@ -34,7 +46,11 @@ class BacktestResult:
     """What `walk_forward` produced, as long frames (one row per model, ticker, origin, horizon)."""
 
     forecasts: pd.DataFrame  # model, fold, ticker, origin, horizon, target_date, last_price, actual,
-    # forecast, lower_XX / upper_XX per level, mase_scale (the fold's in-sample naive MAE)
+    # forecast, lower_XX / upper_XX per coverage level, mase_scale (the fold's in-sample naive MAE),
+    # actual_log_return (cumulative from the origin), q_<level> (cumulative log-return quantiles,
+    # e.g. q_0.025; NaN for a model without them), realized_vol (std of the window's daily log
+    # returns), year (of the origin), regime (dominant fuzzy regime of the origin, 0 = calmest;
+    # only when fuzzy or equal_weight ran: the same value on every model's row)
     memberships: pd.DataFrame  # fold, ticker, origin, u_0..u_{c-1}: clusters ordered calm -> turbulent
     folds: pd.DataFrame  # fold, refit_date, first_origin, last_origin, train_bars, <model>_seconds
 
@@ -58,7 +74,9 @@ def walk_forward(
     expanding window) or the last `train_days` per ticker (a fixed-length window). The
     forecaster gets `test_fraction=0`, so its scaler, cluster centers, early-stopping split
     and conformal residuals all come from those bars; a forecast made at an origin reads only
-    the window ending there. Nothing after an origin reaches the forecast made at it.
+    the window ending there. The volatility baselines (garch, ewma, historical) get the full
+    `bars` and filter their state through the returns dated up to each origin. Nothing after an
+    origin reaches the forecast made at it.
     """
     config = config or ForecasterConfig()
     config = dataclasses.replace(config, window=dataclasses.replace(config.window, test_fraction=0.0))
@@ -98,7 +116,7 @@ def walk_forward(
             "train_bars": len(train_bars),
         }
         try:
-            predictors, seconds, fuzzy = _fit_competitors(models, train_bars, config, progress)
+            predictors, seconds, fuzzy = _fit_competitors(models, train_bars, bars, config, progress)
         except ValueError as exc:
             raise ValueError(f"fold {fold} (refit on {refit}): {exc}") from exc
         for name in models:
@@ -115,6 +133,8 @@ def walk_forward(
             ", ".join(f"{k} {v:.0f}s" for k, v in seconds.items()),
         )
     forecasts = pd.concat(parts, ignore_index=True)
+    if members:
+        forecasts = _with_regime(forecasts, pd.concat(members, ignore_index=True))
     forecasts["model"] = pd.Categorical(forecasts["model"], categories=list(models), ordered=True)
     return BacktestResult(
         forecasts=forecasts,
@@ -123,8 +143,11 @@ def walk_forward(
     )
 
 
-def _fit_competitors(models, bars, config, progress):
-    """Fit what `models` need on `bars`: {name: windows -> forecast}, fit seconds, the fuzzy model."""
+def _fit_competitors(models, bars, all_bars, config, progress):
+    """Fit what `models` need on `bars`: {name: windows -> forecast}, fit seconds, the fuzzy model.
+
+    The baselines forecast with `all_bars` at hand and read only the rows up to each origin.
+    """
 
     def with_gate(gate):
         return dataclasses.replace(config, cluster=dataclasses.replace(config.cluster, gate=gate))
@@ -139,13 +162,13 @@ def _fit_competitors(models, bars, config, progress):
         predictors["fuzzy"] = fuzzy.predict_windows
         predictors["equal_weight"] = lambda w: fuzzy.predict_windows(w, combine="equal")
         seconds["fuzzy"] = time.perf_counter() - started
-    baselines = {"naive": NaiveForecaster, "drift": DriftForecaster, "arima": ArimaForecaster}
     for name in models:
         if name in ("fuzzy", "equal_weight"):
             continue
         started = time.perf_counter()
-        if name in baselines:
-            predictors[name] = baselines[name](config.window, config.train.coverage).fit(bars).predict_windows
+        if name in BASELINES:
+            baseline = BASELINES[name](config.window, config.train.coverage).fit(bars)
+            predictors[name] = lambda w, b=baseline: b.predict_windows(w, bars=all_bars)
         else:
             gate = {"single_lstm": "single", "hard_cluster": "hard"}[name]
             predictors[name] = (
@@ -175,7 +198,21 @@ def _forecast_rows(name, fold, windows: WindowSet, pred, scales, config) -> pd.D
         lo, hi = pred.intervals.get(level, (np.full((n, h), np.nan),) * 2)
         frame[f"lower_{pct}"], frame[f"upper_{pct}"] = lo.ravel(), hi.ravel()
     frame["mase_scale"] = np.stack([scales[t] for t in windows.ticker]).ravel() if n else []
+    frame["actual_log_return"] = np.cumsum(windows.y.astype(np.float64), axis=1).ravel()
+    quantiles = getattr(pred, "quantiles", None)  # [N, H, Q]; a point model has none
+    if quantiles is not None:
+        for j, level in enumerate(pred.levels):
+            frame[f"q_{level:g}"] = quantiles[:, :, j].ravel()
+    frame["realized_vol"] = np.repeat(windows.returns.astype(np.float64).std(axis=1), h)
+    frame["year"] = frame["origin"].dt.year
     return frame
+
+
+def _with_regime(forecasts: pd.DataFrame, memberships: pd.DataFrame) -> pd.DataFrame:
+    """Add each origin's dominant regime (largest membership; clusters ordered calm -> turbulent)."""
+    u = memberships[[c for c in memberships.columns if c.startswith("u_")]].to_numpy(np.float64)
+    regime = memberships[["fold", "ticker", "origin"]].assign(regime=np.nanargmax(u, axis=1))
+    return forecasts.merge(regime, on=["fold", "ticker", "origin"], how="left", validate="many_to_one")
 
 
 def _membership_rows(model, fold, windows: WindowSet) -> pd.DataFrame:

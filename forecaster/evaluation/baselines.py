@@ -1,7 +1,10 @@
 """Statistical baselines of the backtest: per-ticker forecasters of cumulative log returns.
 
 Every baseline has the forecaster's `predict_windows(windows)` shape of answer
-(`BaselineForecast`: log_return, price, intervals), so the backtest treats all competitors alike.
+(`BaselineForecast`: log_return, price, intervals, levels, quantiles), so the backtest treats all
+competitors alike. The point baselines here (naive, drift, ARIMA) get quantiles too: the point path
+plus the empirical quantiles of their own in-sample errors; the volatility-driven distributional
+baselines (GARCH, EWMA, historical) live in `baselines_vol`.
 """
 
 from __future__ import annotations
@@ -13,18 +16,51 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecaster.config import WindowConfig
+from forecaster.config import DEFAULT_LEVELS, WindowConfig
 from forecaster.intervals import ConformalCalibrator
 from forecaster.windows import WindowSet, make_windows
 
 
 @dataclass
 class BaselineForecast:
-    """Point forecasts and intervals of a baseline; the fields the backtest reads from `Prediction`."""
+    """Point forecasts, intervals and quantiles of a baseline; the fields the backtest reads from `Prediction`."""
 
     log_return: np.ndarray  # [N, H] cumulative log return from the origin
     price: np.ndarray  # [N, H]
     intervals: dict[float, tuple[np.ndarray, np.ndarray]]  # level -> (lower, upper) prices [N, H]
+    levels: tuple[float, ...]  # sorted quantile levels
+    quantiles: np.ndarray  # [N, H, Q] cumulative log-return quantiles, non-decreasing along Q
+
+
+def level_index(levels: Sequence[float], level: float) -> int:
+    """Position of `level` in `levels` (float-tolerant: (1 - 0.8) / 2 finds 0.1)."""
+    hits = np.flatnonzero(np.isclose(np.asarray(levels, dtype=np.float64), level, atol=1e-9))
+    if len(hits) == 0:
+        raise ValueError(f"quantile level {level:g} is not among the levels {tuple(levels)}")
+    return int(hits[0])
+
+
+def check_levels(levels: Sequence[float], coverage: Sequence[float]) -> tuple[float, ...]:
+    """Sorted levels in (0, 1) that hold the median and both ends of every central interval."""
+    levels = tuple(float(x) for x in levels)
+    if list(levels) != sorted(set(levels)) or not all(0 < x < 1 for x in levels):
+        raise ValueError(f"quantile levels must be increasing and inside (0, 1), got {levels}")
+    for level in (0.5, *[(1 - c) / 2 for c in coverage], *[(1 + c) / 2 for c in coverage]):
+        level_index(levels, level)
+    return levels
+
+
+def forecast_from_quantiles(
+    windows: WindowSet, levels: tuple[float, ...], quantiles: np.ndarray, coverage: Sequence[float]
+) -> BaselineForecast:
+    """Point = the median, intervals = the central quantiles, in prices: [N, H, Q] -> forecast."""
+    base = windows.last_price[:, None]
+    median = quantiles[:, :, level_index(levels, 0.5)]
+    bounds = {
+        c: tuple(base * np.exp(quantiles[:, :, level_index(levels, x)]) for x in ((1 - c) / 2, (1 + c) / 2))
+        for c in coverage
+    }
+    return BaselineForecast(median, base * np.exp(median), bounds, levels, quantiles)
 
 
 class _Baseline:
@@ -32,13 +68,21 @@ class _Baseline:
 
     `fit` learns its parameters from each ticker's training bars, then calibrates intervals on
     its own in-sample errors: the empirical quantile of |h-step cumulative log error| over the
-    training windows, per horizon (`ConformalCalibrator` with unit scale). Unlike the model's
-    intervals they do not adapt to volatility.
+    training windows, per horizon (`ConformalCalibrator` with unit scale). Its quantiles are the
+    point path plus the empirical quantiles of the same errors, per ticker and horizon (for the
+    naive forecast: the ticker's unconditional h-day return distribution). Unlike the model's,
+    neither adapts to volatility, and the 0.5 quantile need not equal the point forecast.
     """
 
-    def __init__(self, window: WindowConfig | None = None, coverage: Sequence[float] = (0.8, 0.95)):
+    def __init__(
+        self,
+        window: WindowConfig | None = None,
+        coverage: Sequence[float] = (0.8, 0.95),
+        levels: Sequence[float] = DEFAULT_LEVELS,
+    ):
         self.window = window or WindowConfig()
         self.coverage = tuple(coverage)
+        self.levels = tuple(levels)
 
     def fit(self, bars: pd.DataFrame) -> _Baseline:
         self.params_ = {}
@@ -46,12 +90,16 @@ class _Baseline:
             returns = np.diff(np.log(one["adj_close"].to_numpy(np.float64)))
             self.params_[ticker] = self._fit_returns(returns)
         train = make_windows(bars, self.window)
-        self.calibrator_ = ConformalCalibrator(self.coverage).fit(
-            np.cumsum(train.y.astype(np.float64), axis=1), self._log_paths(train), np.ones(len(train))
-        )
+        actual, paths = np.cumsum(train.y.astype(np.float64), axis=1), self._log_paths(train)
+        self.calibrator_ = ConformalCalibrator(self.coverage).fit(actual, paths, np.ones(len(train)))
+        self.error_quantiles_ = {  # ticker -> [H, Q]
+            t: np.quantile(actual[train.ticker == t] - paths[train.ticker == t], self.levels, axis=0).T
+            for t in self.params_
+        }
         return self
 
-    def predict_windows(self, windows: WindowSet) -> BaselineForecast:
+    def predict_windows(self, windows: WindowSet, bars: pd.DataFrame | None = None) -> BaselineForecast:
+        """Forecasts from each window; `bars` is accepted for a common signature and not needed."""
         paths = self._log_paths(windows)
         base = windows.last_price[:, None]
         ones = np.ones(len(windows))
@@ -59,7 +107,11 @@ class _Baseline:
         for level in self.coverage:
             lo, hi = self.calibrator_.interval(paths, ones, level)
             bounds[level] = (base * np.exp(lo), base * np.exp(hi))
-        return BaselineForecast(paths, base * np.exp(paths), bounds)
+        errors = np.zeros((len(windows), self.window.horizon, len(self.levels)))
+        for ticker in np.unique(windows.ticker):
+            errors[windows.ticker == ticker] = self.error_quantiles_[ticker]
+        quantiles = paths[:, :, None] + errors  # [N, H, 1] + [N, H, Q]
+        return BaselineForecast(paths, base * np.exp(paths), bounds, self.levels, quantiles)
 
     def _log_paths(self, windows: WindowSet) -> np.ndarray:
         """Cumulative log-return forecasts [N, H], ticker by ticker."""
@@ -106,9 +158,15 @@ class ArimaForecaster(_Baseline):
     """
 
     def __init__(
-        self, window=None, coverage=(0.8, 0.95), max_p: int = 2, max_q: int = 2, max_obs: int = 1000
+        self,
+        window=None,
+        coverage=(0.8, 0.95),
+        levels=DEFAULT_LEVELS,
+        max_p: int = 2,
+        max_q: int = 2,
+        max_obs: int = 1000,
     ):
-        super().__init__(window, coverage)
+        super().__init__(window, coverage, levels)
         self.max_p, self.max_q, self.max_obs = max_p, max_q, max_obs
 
     def _fit_returns(self, returns):

@@ -1,4 +1,5 @@
-"""Forecast metrics, pure numpy: point errors, MASE, Theil's U, direction, coverage, Diebold-Mariano.
+"""Forecast metrics, pure numpy: point errors, MASE, Theil's U, direction, coverage, Diebold-Mariano,
+and the scores of distributional forecasts (pinball loss, Winkler interval score, reliability).
 
 Errors are reported on two scales: prices (what users read) and cumulative log returns
 (scale-free, so pooled tickers at different price levels weigh the same).
@@ -122,42 +123,75 @@ def diebold_mariano(loss_diff: np.ndarray, horizon: int = 1) -> tuple[float, flo
     return float(statistic), float(2 * stats.t.sf(abs(statistic), df=n - 1))
 
 
-def pinball_loss(actual: np.ndarray, quantiles: np.ndarray, levels) -> np.ndarray:
-    """Pinball (quantile) loss per level: actual [..., ], quantiles [..., Q] -> [..., Q].
+# ---- distributional forecasts -------------------------------------------------------------------
 
-    Its mean over many evenly spread levels approximates the CRPS; lower is better.
+
+def pinball_losses(y: np.ndarray, quantiles: np.ndarray, levels) -> np.ndarray:
+    """Pinball (quantile) loss of every quantile: y [...], quantiles [..., Q] -> [..., Q].
+
+    rho_tau(y - q) = tau * (y - q) when y >= q, else (1 - tau) * (q - y). NaN in, NaN out.
     """
     levels = np.asarray(levels, dtype=np.float64)
-    diff = np.asarray(actual, dtype=np.float64)[..., None] - quantiles
+    diff = np.asarray(y, dtype=np.float64)[..., None] - np.asarray(quantiles, dtype=np.float64)
     return np.maximum(levels * diff, (levels - 1) * diff)
 
 
-def winkler_score(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, coverage: float) -> np.ndarray:
-    """Winkler (interval) score of central intervals at `coverage`: width plus 2/alpha times any miss."""
-    alpha = 1 - coverage
-    below, above = np.maximum(lower - actual, 0), np.maximum(actual - upper, 0)
-    return (upper - lower) + 2 / alpha * (below + above)
+def pinball_loss(y: np.ndarray, quantiles: np.ndarray, levels, *, per_level: bool = False):
+    """Mean pinball loss over rows and levels (a float), or per level ([Q]) with `per_level`.
+
+    Averaged over levels spread across (0, 1) it approximates half the CRPS
+    (CRPS = 2 * integral of the pinball loss over tau).
+    """
+    losses = pinball_losses(y, quantiles, levels).reshape(-1, len(levels))
+    return losses.mean(axis=0) if per_level else float(losses.mean())
+
+
+def winkler_score(y: np.ndarray, lower: np.ndarray, upper: np.ndarray, alpha: float) -> float:
+    """Mean interval (Winkler) score of central (1 - alpha) intervals; lower is better.
+
+    width + 2/alpha * (lower - y) when y < lower, + 2/alpha * (y - upper) when y > upper
+    (Gneiting & Raftery 2007): a narrow interval pays for every miss in proportion to its size.
+    """
+    y, lower, upper = (np.asarray(a, dtype=np.float64) for a in (y, lower, upper))
+    below = np.where(y < lower, lower - y, 0.0)
+    above = np.where(y > upper, y - upper, 0.0)
+    return float((upper - lower + 2 / alpha * (below + above)).mean())
+
+
+def coverage(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+    """Share of outcomes inside [lower, upper] (bounds included)."""
+    y = np.asarray(y, dtype=np.float64)
+    return float(((y >= lower) & (y <= upper)).mean())
+
+
+def quantile_hit_rates(y: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Share of outcomes at or below each quantile: y [...], quantiles [..., Q] -> [Q].
+
+    A calibrated forecast gives back its levels (the reliability diagram's diagonal).
+    """
+    q = np.asarray(quantiles, dtype=np.float64)
+    hits = np.asarray(y, dtype=np.float64)[..., None] <= q
+    return hits.reshape(-1, q.shape[-1]).mean(axis=0)
 
 
 def quantile_summary(actual: np.ndarray, quantiles: np.ndarray, levels) -> dict[str, float]:
     """Distribution metrics on cumulative log returns: actual [N, H], quantiles [N, H, Q].
 
     pinball (mean over levels and horizons, and per horizon), winkler_XX for every central
-    interval the levels hold, and calibration_error: the mean gap between each
-    level and the share of outcomes at or below its quantile.
+    interval the levels hold, and calibration_error: the mean gap between each level and the
+    share of outcomes at or below its quantile.
     """
     levels = tuple(float(q) for q in levels)
-    loss = pinball_loss(actual, quantiles, levels)  # [N, H, Q]
-    out = {"pinball": float(loss.mean())}
+    out = {"pinball": pinball_loss(actual, quantiles, levels)}
     for h in range(actual.shape[1]):
-        out[f"pinball_h{h + 1}"] = float(loss[:, h].mean())
-    below = (actual[..., None] <= quantiles).mean(axis=(0, 1))  # [Q]
-    out["calibration_error"] = float(np.abs(below - np.asarray(levels)).mean())
+        out[f"pinball_h{h + 1}"] = pinball_loss(actual[:, h], quantiles[:, h], levels)
+    out["calibration_error"] = float(
+        np.abs(quantile_hit_rates(actual, quantiles) - np.asarray(levels)).mean()
+    )
     for q, level in enumerate(levels):
         if level < 0.5 and round(1 - level, 6) in levels:
-            hi = levels.index(round(1 - level, 6))
-            coverage = round(1 - 2 * level, 6)
-            pct = round(100 * coverage)
-            lo_q, hi_q = quantiles[..., q], quantiles[..., hi]
-            out[f"winkler_{pct}"] = float(winkler_score(actual, lo_q, hi_q, coverage).mean())
+            upper = quantiles[..., levels.index(round(1 - level, 6))]
+            out[f"winkler_{round(100 * (1 - 2 * level))}"] = winkler_score(
+                actual, quantiles[..., q], upper, 2 * level
+            )
     return out
