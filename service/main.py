@@ -19,7 +19,8 @@ from fastapi.responses import JSONResponse
 from forecaster import forecast_store
 from service.deps import require_api_key
 from service.forecasting import InputError, MicroBatcher
-from service.metrics import INFERENCE, MODEL_VERSION, BodySizeLimit, MetricsMiddleware
+from service.guard import RequestGuard
+from service.metrics import INFERENCE, MODEL_VERSION, MetricsMiddleware
 from service.model_state import ModelState
 from service.routes import forecast, forecasts, health, model
 from service.settings import ServiceSettings
@@ -71,8 +72,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(forecasts.router, dependencies=protected)
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # The last added runs first: metrics also count what the guard refuses.
+    app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(MetricsMiddleware)
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     return app
 
 

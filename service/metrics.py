@@ -49,23 +49,3 @@ class MetricsMiddleware:
             path = getattr(route, "path", "unmatched")  # the template, so label values stay bounded
             REQUESTS.labels(path, scope["method"], str(status)).inc()
             LATENCY.labels(path).observe(time.perf_counter() - start)
-
-
-class BodySizeLimit:
-    """Refuse bodies over `limit` bytes with 413 before reading them."""
-
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.limit:
-                body = (
-                    f'{{"detail":"request body of {int(length)} bytes is over the {self.limit}-byte limit"}}'
-                )
-                await send({"type": "http.response.start", "status": 413,
-                            "headers": [(b"content-type", b"application/json")]})  # fmt: skip
-                await send({"type": "http.response.body", "body": body.encode()})
-                return
-        await self.app(scope, receive, send)

@@ -14,6 +14,7 @@ from service.forecasting import (
     forecast_windows,
     make_window,
 )  # fmt: skip
+from service.json_body import OffloadedJSONRoute
 from service.metrics import INFERENCE
 from service.schemas import (
     BatchForecastPublic,
@@ -23,7 +24,7 @@ from service.schemas import (
     ForecastRequest,
 )
 
-router = APIRouter(prefix="/v1", tags=["forecast"])
+router = APIRouter(prefix="/v1", tags=["forecast"], route_class=OffloadedJSONRoute)
 
 ERRORS = {
     404: {"model": ErrorPublic, "description": "unknown ticker"},
