@@ -36,7 +36,9 @@ class RequestGuard:
             # Keys are set in lifespan; missing means not started: fail closed.
             keys = getattr(scope["app"].state, "api_keys", None)
             if keys is None or not key_is_valid(headers.get(b"x-api-key"), keys):
-                return await _reject(send, 401, "missing or invalid X-API-Key", {"WWW-Authenticate": "APIKey"})
+                return await _reject(
+                    send, 401, "missing or invalid X-API-Key", {"WWW-Authenticate": "APIKey"}
+                )
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > self.max_bytes:
             return await _reject(send, 413, self._too_large(int(length)))

@@ -33,9 +33,7 @@ class _OffloadedJSONRequest(Request):
                 self._json = await asyncio.to_thread(self.model.model_validate_json, body)
             except ValidationError as exc:  # FastAPI's shape: locations start at "body"
                 errors = exc.errors(include_url=False)
-                raise RequestValidationError(
-                    [{**e, "loc": ("body", *e["loc"])} for e in errors]
-                ) from None
+                raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
         return self._json
 
 

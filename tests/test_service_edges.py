@@ -32,7 +32,9 @@ def uvicorn(home, *args: str, **env: str):
         environment.pop(inherited, None)
     command = [sys.executable, "-m", "uvicorn", "--factory", "service.main:create_app", "--port", str(port)]
     log = home.parent / f"uvicorn-{port}.log"
-    with process([*command, *args], log, env=environment, ready_url=f"http://127.0.0.1:{port}/readyz") as proc:
+    with process(
+        [*command, *args], log, env=environment, ready_url=f"http://127.0.0.1:{port}/readyz"
+    ) as proc:
         yield f"http://127.0.0.1:{port}", proc
 
 
@@ -48,7 +50,9 @@ def rss_bytes(pid: int) -> int:
     return int(line.split()[1]) * 1024
 
 
-def raw_post(url: str, path: str, headers: dict, chunks, timeout: float = 30.0) -> tuple[int, bytes, float, int]:
+def raw_post(
+    url: str, path: str, headers: dict, chunks, timeout: float = 30.0
+) -> tuple[int, bytes, float, int]:
     """POST with a chunked body streamed from `chunks` in a thread; the answer is read while it streams.
 
     Returns (status, response head and body, seconds to the answer, body bytes the client sent).
@@ -88,7 +92,9 @@ def _complete(answer: bytes) -> bool:
     head, sep, body = answer.partition(b"\r\n\r\n")
     if not sep:
         return False
-    length = [line.split(b":")[1] for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")]
+    length = [
+        line.split(b":")[1] for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")
+    ]
     return len(body) >= int(length[0]) if length else False
 
 
@@ -122,7 +128,9 @@ def test_no_key_and_a_huge_chunked_body_is_401_before_the_body_is_read(server):
     url, proc = server
     before = rss_bytes(proc.pid)
     status, answer, elapsed, sent = raw_post(url, "/v1/forecast", {}, endless(150_000_000))
-    assert status == 401 and b"X-API-Key" in answer and b"WWW-Authenticate" in answer.replace(b"www-a", b"WWW-A")
+    assert (
+        status == 401 and b"X-API-Key" in answer and b"WWW-Authenticate" in answer.replace(b"www-a", b"WWW-A")
+    )
     assert elapsed < 1.0 and sent < 20_000_000
     assert rss_bytes(proc.pid) - before < 10_000_000
 
@@ -143,7 +151,9 @@ def test_a_trickling_body_is_cut_off_with_408_at_the_deadline(server):
 def test_a_declared_length_over_the_limit_is_413_unread(server):
     url, _ = server
     r = requests.post(
-        f"{url}/v1/forecast", data=b"x" * (LIMIT + 1), headers={"X-API-Key": KEY, "content-type": "application/json"}
+        f"{url}/v1/forecast",
+        data=b"x" * (LIMIT + 1),
+        headers={"X-API-Key": KEY, "content-type": "application/json"},
     )
     assert r.status_code == 413 and f"of {LIMIT + 1} bytes" in r.json()["detail"]
 
@@ -175,3 +185,44 @@ def test_large_bodies_are_validated_off_the_loop_with_the_same_answers(server, t
     assert error["loc"] == ["body", "bars", 250] and "< low" in error["msg"]
     r = requests.post(f"{url}/v1/forecast", data=b'{"bars": [' + b" " * 70_000, headers=headers, timeout=30)
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
+
+
+def _healthz_counts(folder) -> dict[str, float]:
+    """Each worker's count of `GET /healthz` 200s, read from its own metrics file."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    counts = {}
+    for path in folder.glob("counter_*.db"):
+        (metric,) = [m for m in MultiProcessCollector.merge([str(path)]) if m.name == "http_requests"]
+        counts[path.stem.split("_")[1]] = sum(
+            s.value for s in metric.samples if s.name.endswith("_total") and s.labels["route"] == "/healthz"
+        )
+    return counts
+
+
+def test_metrics_sum_the_counts_of_every_worker_and_label_docs_routes(registry, tmp_path):  # noqa: F811
+    from concurrent.futures import ThreadPoolExecutor
+
+    with uvicorn(registry, "--workers", "2", TMPDIR=str(tmp_path)) as (url, _):
+        (folder,) = tmp_path.glob("forecaster-metrics-*")  # one folder for the server's two workers
+        sent = 0
+        with ThreadPoolExecutor(8) as pool:
+            # New connections, 8 at a time, until both workers have answered some.
+            while sent < 400 and (sent == 0 or min(_healthz_counts(folder).values(), default=0) == 0
+                                  or len(_healthz_counts(folder)) < 2):  # fmt: skip
+                codes = list(
+                    pool.map(lambda _: requests.get(f"{url}/healthz", timeout=10).status_code, range(20))
+                )
+                assert codes == [200] * 20
+                sent += 20
+        per_worker = _healthz_counts(folder)
+        assert len(per_worker) == 2 and min(per_worker.values()) > 0 and sum(per_worker.values()) == sent
+        for path in ("/docs", "/redoc", "/openapi.json", "/static-offline-docs/swagger-ui.css"):
+            assert requests.get(f"{url}{path}", timeout=10).status_code == 200
+        for _ in range(4):  # whichever worker answers the scrape, it reports the whole server
+            text = requests.get(f"{url}/metrics", timeout=10).text
+            assert f'http_requests_total{{method="GET",route="/healthz",status="200"}} {float(sent)}' in text
+        for route in ("/docs", "/redoc", "/openapi.json", "/static-offline-docs/{path}"):
+            assert f'route="{route}",status="200"' in text
+        assert 'route="unmatched"' not in text
+        assert text.count("model_info{") == 1 and 'version="1"} 1.0' in text
