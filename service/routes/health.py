@@ -1,4 +1,5 @@
 from fastapi import APIRouter, HTTPException, Response
+
 from service import metrics as prometheus
 from service.deps import StateDep
 
