@@ -17,6 +17,8 @@ from service.forecasting import (
 from service.json_body import OffloadedJSONRoute
 from service.metrics import INFERENCE
 from service.schemas import (
+    AUTH_ERRORS,
+    BODY_ERRORS,
     BatchForecastPublic,
     BatchForecastRequest,
     ErrorPublic,
@@ -24,7 +26,9 @@ from service.schemas import (
     ForecastRequest,
 )
 
-router = APIRouter(prefix="/v1", tags=["forecast"], route_class=OffloadedJSONRoute)
+router = APIRouter(
+    prefix="/v1", tags=["forecast"], route_class=OffloadedJSONRoute, responses=AUTH_ERRORS | BODY_ERRORS
+)
 
 ERRORS = {
     404: {"model": ErrorPublic, "description": "unknown ticker"},
