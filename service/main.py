@@ -15,11 +15,13 @@ import torch
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from forecaster import forecast_store
 from service.deps import require_api_key
 from service.forecasting import InputError, MicroBatcher
-from service.metrics import INFERENCE, MODEL_VERSION, BodySizeLimit, MetricsMiddleware
+from service.guard import RequestGuard
+from service.metrics import INFERENCE, MetricsMiddleware, publish_model_info
 from service.model_state import ModelState
 from service.routes import forecast, forecasts, health, model
 from service.settings import ServiceSettings
@@ -58,7 +60,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 await poller
         app.state.forecast_store.dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets bundled in the package, not a CDN: /docs works offline.
+    app = FastAPIOffline(
         title="fcm-lstm forecasting API",
         version="1",
         summary="Stock price forecasts from a fuzzy-clustering-weighted LSTM ensemble",
@@ -71,8 +74,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(forecasts.router, dependencies=protected)
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # The last added runs first: metrics also count what the guard refuses.
+    app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(MetricsMiddleware)
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     return app
 
 
@@ -88,9 +92,8 @@ async def _poll(state: ModelState, interval: float) -> None:
 
 
 def _publish_version(state: ModelState) -> None:
-    MODEL_VERSION.clear()
-    if state.current:
-        MODEL_VERSION.labels(state.current.name, str(state.current.version), str(state.current.alias)).set(1)
+    current = state.current
+    publish_model_info(current and (current.name, str(current.version), str(current.alias)))
 
 
 async def _input_error(request: Request, exc: InputError) -> JSONResponse:

@@ -19,7 +19,8 @@ class ServiceSettings(Settings):
     api_keys_file: Path | None = None  # one key per line; joins api_keys
     max_batch_tickers: int = 50
     max_bars: int = 5000  # per request
-    max_body_bytes: int = 2_000_000
+    max_body_bytes: int = 2_000_000  # counted as received: chunked bodies too (413 past it)
+    body_timeout_s: float = 10.0  # the whole body must arrive within this, else 408
     reload_interval_s: float = 30.0  # registry polling for a moved alias; 0 turns hot reload off
     torch_threads: int = 1  # per worker: workers x threads should not exceed the cores
 

@@ -14,8 +14,11 @@ from service.forecasting import (
     forecast_windows,
     make_window,
 )  # fmt: skip
+from service.json_body import OffloadedJSONRoute
 from service.metrics import INFERENCE
 from service.schemas import (
+    AUTH_ERRORS,
+    BODY_ERRORS,
     BatchForecastPublic,
     BatchForecastRequest,
     ErrorPublic,
@@ -23,7 +26,9 @@ from service.schemas import (
     ForecastRequest,
 )
 
-router = APIRouter(prefix="/v1", tags=["forecast"])
+router = APIRouter(
+    prefix="/v1", tags=["forecast"], route_class=OffloadedJSONRoute, responses=AUTH_ERRORS | BODY_ERRORS
+)
 
 ERRORS = {
     404: {"model": ErrorPublic, "description": "unknown ticker"},

@@ -1,8 +1,7 @@
 from fastapi import APIRouter, HTTPException, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from service import metrics as prometheus
 from service.deps import StateDep
-from service.metrics import registry
 
 router = APIRouter(tags=["operations"])
 
@@ -23,5 +22,6 @@ async def readyz(state: StateDep) -> dict[str, str]:
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 async def metrics() -> Response:
-    """Prometheus metrics of this worker."""
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus metrics of the whole server: the samples of every worker, summed."""
+    text, content_type = prometheus.latest()
+    return Response(text, media_type=content_type)

@@ -1,9 +1,9 @@
 from fastapi import APIRouter
 
 from service.deps import ModelDep, StateDep
-from service.schemas import ErrorPublic, ModelPublic
+from service.schemas import AUTH_ERRORS, ErrorPublic, ModelPublic
 
-router = APIRouter(prefix="/v1", tags=["model"])
+router = APIRouter(prefix="/v1", tags=["model"], responses=AUTH_ERRORS)
 
 
 @router.get("/model", response_model=ModelPublic, responses={503: {"model": ErrorPublic}})
