@@ -29,8 +29,16 @@ log = logging.getLogger(__name__)
 
 COMPETITORS = (
     "naive", "drift", "arima", "garch", "ewma", "historical",
-    "single_lstm", "equal_weight", "hard_cluster", "fuzzy",
+    "single_lstm", "equal_weight", "hard_cluster", "fuzzy_mse", "fuzzy_no_finetune", "fuzzy",
 )  # fmt: skip
+# LSTM competitors other than the fuzzy model (and its equal-weight twin, which shares its fit):
+# the same machinery with one setting changed.
+LSTM_VARIANTS = {
+    "single_lstm": {"gate": "single"},  # one LSTM with the parameters of all K experts
+    "hard_cluster": {"gate": "hard"},  # each expert on its own cluster, argmax forecast
+    "fuzzy_mse": {"head": "mse"},  # the patent's literal point forecast, residual quantiles
+    "fuzzy_no_finetune": {"fine_tune_epochs": 0},  # experts only: the fused output never trained
+}
 BASELINES = {
     "naive": NaiveForecaster,
     "drift": DriftForecaster,
@@ -149,8 +157,18 @@ def _fit_competitors(models, bars, all_bars, config, progress):
     The baselines forecast with `all_bars` at hand and read only the rows up to each origin.
     """
 
-    def with_gate(gate):
-        return dataclasses.replace(config, cluster=dataclasses.replace(config.cluster, gate=gate))
+    def variant(gate: str = "fuzzy", head: str | None = None, fine_tune_epochs: int | None = None):
+        return dataclasses.replace(
+            config,
+            cluster=dataclasses.replace(config.cluster, gate=gate),
+            expert=dataclasses.replace(config.expert, head=head or config.expert.head),
+            train=dataclasses.replace(
+                config.train,
+                fine_tune_epochs=config.train.fine_tune_epochs
+                if fine_tune_epochs is None
+                else fine_tune_epochs,
+            ),
+        )
 
     predictors: dict[str, Callable] = {}
     seconds: dict[str, float] = {}
@@ -158,7 +176,7 @@ def _fit_competitors(models, bars, all_bars, config, progress):
     if {"fuzzy", "equal_weight"} & set(models):
         # One fit serves both: the equal-weight ensemble is the same experts weighted 1/K.
         started = time.perf_counter()
-        fuzzy = FuzzyLSTMForecaster(with_gate("fuzzy")).fit(bars, progress=progress)
+        fuzzy = FuzzyLSTMForecaster(variant()).fit(bars, progress=progress)
         predictors["fuzzy"] = fuzzy.predict_windows
         predictors["equal_weight"] = lambda w: fuzzy.predict_windows(w, combine="equal")
         seconds["fuzzy"] = time.perf_counter() - started
@@ -170,10 +188,8 @@ def _fit_competitors(models, bars, all_bars, config, progress):
             baseline = BASELINES[name](config.window, config.train.coverage).fit(bars)
             predictors[name] = lambda w, b=baseline: b.predict_windows(w, bars=all_bars)
         else:
-            gate = {"single_lstm": "single", "hard_cluster": "hard"}[name]
-            predictors[name] = (
-                FuzzyLSTMForecaster(with_gate(gate)).fit(bars, progress=progress).predict_windows
-            )
+            model = FuzzyLSTMForecaster(variant(**LSTM_VARIANTS[name])).fit(bars, progress=progress)
+            predictors[name] = model.predict_windows
         seconds[name] = time.perf_counter() - started
     return predictors, seconds, fuzzy
 
