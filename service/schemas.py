@@ -131,6 +131,9 @@ class ModelPublic(BaseModel):
     alias: str | None
     run_id: str | None
     uri: str
+    source: str = Field(
+        description="'registry', 'cache' (registry unreachable: its last copy), or 'directory'"
+    )
     loaded_at: dt.datetime
     n_clusters: int
     horizon: int
