@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from forecaster import sessions
-from forecaster.sessions import last_session_closed_by, target_dates
+from forecaster.sessions import target_dates
 
 
 def days(*values):
@@ -53,17 +53,17 @@ def test_dates_out_of_the_calendars_reach_raise_naming_the_date(origin, message)
 
 def test_todays_session_counts_as_closed_only_after_the_close():
     # NYSE closes at 16:00 New York time, 20:00 UTC in October.
-    assert last_session_closed_by("XNYS", datetime(2023, 10, 9, 19, 59, tzinfo=UTC)) == np.datetime64(
-        "2023-10-06"
-    )
-    assert last_session_closed_by("XNYS", datetime(2023, 10, 9, 20, 0, tzinfo=UTC)) == np.datetime64(
+    assert sessions.last_session_closed_by(
+        "XNYS", datetime(2023, 10, 9, 19, 59, tzinfo=UTC)
+    ) == np.datetime64("2023-10-06")
+    assert sessions.last_session_closed_by("XNYS", datetime(2023, 10, 9, 20, 0, tzinfo=UTC)) == np.datetime64(
         "2023-10-09"
     )
     # Early close (13:00 New York) on the day after Thanksgiving 2023.
-    assert last_session_closed_by("XNYS", datetime(2023, 11, 24, 18, 30, tzinfo=UTC)) == np.datetime64(
-        "2023-11-24"
-    )
+    assert sessions.last_session_closed_by(
+        "XNYS", datetime(2023, 11, 24, 18, 30, tzinfo=UTC)
+    ) == np.datetime64("2023-11-24")
     # A Sunday: Friday is the latest closed session.
-    assert last_session_closed_by("XNYS", datetime(2023, 10, 8, 3, 0, tzinfo=UTC)) == np.datetime64(
+    assert sessions.last_session_closed_by("XNYS", datetime(2023, 10, 8, 3, 0, tzinfo=UTC)) == np.datetime64(
         "2023-10-06"
     )
