@@ -73,6 +73,7 @@ def measure(home: Path, universe_file: Path) -> dict:
     from forecaster import forecast_store, tracking
     from forecaster.config import Settings
     from forecaster.data import PriceStore
+    from forecaster.data.universe import universe_tickers
     from pipelines import batch_forecast
 
     imported = time.perf_counter()
@@ -81,7 +82,7 @@ def measure(home: Path, universe_file: Path) -> dict:
     t0 = time.perf_counter()
     champion = tracking.load_registered(settings)
     t1 = time.perf_counter()
-    bars, _ = batch_forecast.read_universe(PriceStore(settings.price_dir), settings.universe_tickers())
+    bars, _ = batch_forecast.read_universe(PriceStore(settings.price_dir), universe_tickers(settings))
     t2 = time.perf_counter()
     rows, result = batch_forecast.forecast(
         champion.model, bars, model_name=champion.name, model_version="bench"

@@ -1,11 +1,15 @@
-"""Training throughput and inference latency of the fuzzy LSTM ensemble.
+"""Training throughput and inference latency of the expert ensemble: one wide network vs K LSTMs.
 
-    python benchmarks/bench_model.py                 # CPU, 1 thread, and CUDA when present
-    python benchmarks/bench_model.py --threads 2 --experts 4 --hidden 64
+    python benchmarks/bench_model.py                          # CPU, 2 threads; CUDA too when present
+    python benchmarks/bench_model.py --threads 2 --experts 3 4 --batches 256 1024 4096
+    python benchmarks/bench_model.py --source ../shared/data/us-stocks-2000-2017.parquet --tickers 20
 
-Prints: training windows/s (experts' epoch over real sample windows), single-window latency
-p50/p99 of `predict_windows` (memberships + experts + fusion + intervals), and the latency
-per window in a batch of 256. Figures depend on the machine: rerun rather than quote.
+Prints, per K and batch size: training windows/s of the block-diagonal wide LSTM
+(`forecaster.experts.ExpertEnsemble`, what the model trains and serves) and of K separate
+nn.LSTM experts run one after another (the wave-1 design), both with the quantile head, the
+pinball loss and Adam on the same windows; then the single-window latency p50/p99 of the
+model's `predict_windows` on one thread, and per window in a batch of 256. Figures depend on
+the machine: rerun rather than quote.
 """
 
 from __future__ import annotations
@@ -16,19 +20,31 @@ import time
 
 import numpy as np
 import torch
+from torch import nn
 
-from forecaster.config import (
-    ClusterConfig,
-    ExpertConfig,
-    ForecasterConfig,
-    TrainConfig,
-    WindowConfig,
-)
-from forecaster.data import load_sample
-from forecaster.experts import ExpertEnsemble
-from forecaster.model import FuzzyLSTMForecaster
-from forecaster.training import device_name, membership_weights, train_experts
-from forecaster.windows import make_windows, split_windows
+from forecaster.config import ClusterConfig, ExpertConfig, ForecasterConfig, TrainConfig, WindowConfig
+from forecaster.data import load_bars
+from forecaster.experts import ExpertEnsemble, monotone_quantiles
+from forecaster.model import FuzzyLSTMForecaster, standardized_targets
+from forecaster.training import device_name, pinball
+from forecaster.windows import FeatureScaler, make_windows, split_windows
+
+
+class SeparateExperts(nn.Module):
+    """The wave-1 layout: K nn.LSTM modules and K heads, called one after another."""
+
+    def __init__(self, n_experts: int, n_features: int, horizon: int, n_outputs: int, hidden_size: int):
+        super().__init__()
+        self.lstms = nn.ModuleList(
+            nn.LSTM(n_features, hidden_size, batch_first=True) for _ in range(n_experts)
+        )
+        self.heads = nn.ModuleList(nn.Linear(hidden_size, horizon * n_outputs) for _ in range(n_experts))
+        self.horizon, self.n_outputs, self.median = horizon, n_outputs, n_outputs // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [head(lstm(x)[0][:, -1]) for lstm, head in zip(self.lstms, self.heads, strict=True)]
+        raw = torch.stack(outs, dim=1).reshape(len(x), len(outs), self.horizon, self.n_outputs)
+        return monotone_quantiles(raw, self.median)
 
 
 def percentiles(samples_s: list[float]) -> str:
@@ -36,41 +52,38 @@ def percentiles(samples_s: list[float]) -> str:
     return f"p50 {np.percentile(ms, 50):.3f} ms  p99 {np.percentile(ms, 99):.3f} ms"
 
 
-def bench_training(model: FuzzyLSTMForecaster, train, val, device: torch.device, epochs: int) -> float:
-    """Windows per second through one expert epoch (forward + backward of all K experts)."""
-    cfg = model.config
-    ensemble = ExpertEnsemble(
-        model.clusterer_.n_clusters_,
-        train.x.shape[-1],
-        cfg.window.horizon,
-        hidden_size=cfg.expert.hidden_size,
-    ).to(device)
+def windows_per_second(module, features, ends, targets, levels, batch: int, device, seconds: float) -> float:
+    """Forward + pinball loss + backward + Adam step on random batches for about `seconds`."""
+    module = module.to(device).train()
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+    offsets = torch.arange(1 - 30, 1, device=device)
+    generator = torch.Generator().manual_seed(0)
+    cuda = device.type == "cuda"
 
-    def tensors(ws):
-        u = model.clusterer_.predict(model._descriptors(ws))
-        arrays = (
-            model.scaler_.transform_x(ws.x),
-            model.scaler_.transform_y(ws.y),
-            membership_weights(u, 2.0),
-        )
-        return tuple(torch.as_tensor(a, device=device) for a in arrays)
+    def step():
+        idx = torch.randint(len(ends), (batch,), generator=generator).to(device)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
+            out = module(features[ends[idx][:, None] + offsets]).float()  # [B, K, H, Q]
+        loss = pinball(out, targets[idx][:, None, :], levels).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
 
-    train_t, val_t = tensors(train), tensors(val)
-    config = TrainConfig(epochs=1, patience=10**6, device=str(device))
-    train_experts(ensemble, train_t, val_t, config, progress=False)  # warm-up (cuDNN autotune, allocator)
-    config.epochs = epochs
-    if device.type == "cuda":
+    for _ in range(3):  # warm-up: allocator, cuDNN plans
+        step()
+    if cuda:
         torch.cuda.synchronize()
-    start = time.perf_counter()
-    train_experts(ensemble, train_t, val_t, config, progress=False)
-    if device.type == "cuda":
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        step()
+        steps += 1
+    if cuda:
         torch.cuda.synchronize()
-    return epochs * (len(train) + len(val)) / (time.perf_counter() - start)
+    return steps * batch / (time.perf_counter() - start)
 
 
 def bench_inference(model: FuzzyLSTMForecaster, windows, repeats: int) -> tuple[list[float], list[float]]:
-    one = windows.subset(np.arange(1))
-    batch = windows.subset(np.arange(256))
+    one, batch = windows.subset(np.arange(1)), windows.subset(np.arange(256))
     for _ in range(20):
         model.predict_windows(one)
     single = []
@@ -91,36 +104,75 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--experts", type=int, default=4)
+    parser.add_argument(
+        "--source", default="sample", help="bars: sample, or a CSV/Parquet file (the universe)"
+    )
+    parser.add_argument(
+        "--tickers", type=int, default=0, help="use the first N tickers of the source (0: all)"
+    )
+    parser.add_argument("--experts", type=int, nargs="+", default=[3, 4])
+    parser.add_argument("--batches", type=int, nargs="+", default=[256, 1024, 4096])
     parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--window", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--epochs", type=int, default=2, help="timed training epochs")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads for training")
+    parser.add_argument("--seconds", type=float, default=8.0, help="timed training per configuration")
     parser.add_argument("--repeats", type=int, default=2000, help="single-window predictions timed")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
 
-    bars = load_sample()
+    bars = load_bars(args.source)
+    if args.tickers:
+        bars = bars[bars["ticker"].isin(sorted(bars["ticker"].unique())[: args.tickers])]
     config = ForecasterConfig(
-        window=WindowConfig(window=args.window),
-        cluster=ClusterConfig(n_clusters=args.experts),
+        window=WindowConfig(window=30),
         expert=ExpertConfig(hidden_size=args.hidden),
-        train=TrainConfig(epochs=1, device="cpu"),
+        train=TrainConfig(epochs=1, fine_tune_epochs=0, device="cpu"),
     )
-    model = FuzzyLSTMForecaster(config).fit(bars, progress=False)
+    levels_list = config.expert.levels
     splits = split_windows(make_windows(bars, config.window), config.window)
+    train = splits["train"]
+    scaler = FeatureScaler().fit(train)
     print(
-        f"{args.experts} experts, hidden {args.hidden}, window {args.window}, {len(splits['train'])} training "
-        f"windows; torch {torch.__version__}, {args.threads} CPU thread(s), {platform.processor() or platform.machine()}"
+        f"{len(train):,} training windows of {bars['ticker'].nunique()} tickers; hidden {args.hidden}, "
+        f"{len(levels_list)} quantiles x H {config.window.horizon}; torch {torch.__version__}, "
+        f"{args.threads} CPU thread(s), {platform.processor() or platform.machine()}"
     )
-
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for device in devices:
-        rate = bench_training(model, splits["train"], splits["val"], device, args.epochs)
-        print(f"training   [{device_name(device)}]: {rate:,.0f} windows/s")
-    single, batched = bench_inference(model, splits["test"], args.repeats)
-    print(f"inference  [cpu]: single window {percentiles(single)}")
-    print(f"inference  [cpu]: batch of 256 {percentiles(batched)} per window")
+        torch.set_num_threads(args.threads)
+        features = torch.as_tensor(scaler.transform_x(train.features), device=device)
+        ends = torch.as_tensor(train.end, device=device)
+        targets = torch.as_tensor(standardized_targets(train)[0].astype(np.float32), device=device)
+        levels = torch.tensor(levels_list, device=device)
+        batches = args.batches if device.type == "cpu" else sorted({*args.batches, 16384, 65536})
+        for k in args.experts:
+            for batch in batches:
+                torch.manual_seed(0)
+                n_features, h, q = train.features.shape[1], config.window.horizon, len(levels_list)
+                wide = ExpertEnsemble(
+                    k, n_features, h, n_outputs=q, median_index=q // 2, hidden_size=args.hidden
+                )
+                separate = SeparateExperts(k, n_features, h, q, args.hidden)
+                rates = {
+                    name: windows_per_second(m, features, ends, targets, levels, batch, device, args.seconds)
+                    for name, m in (("wide", wide), ("separate", separate))
+                }
+                print(
+                    f"training [{device_name(device)}] K={k} batch {batch:>6}: wide {rates['wide']:>10,.0f} windows/s, "
+                    f"K separate {rates['separate']:>10,.0f} windows/s ({rates['wide'] / rates['separate']:.2f}x)"
+                )
+
+    torch.set_num_threads(1)
+    model = FuzzyLSTMForecaster(
+        ForecasterConfig(
+            cluster=ClusterConfig(n_clusters=args.experts[-1]),
+            expert=ExpertConfig(hidden_size=args.hidden),
+            train=TrainConfig(epochs=1, fine_tune_epochs=0, device="cpu"),
+        )
+    ).fit(bars, progress=False)
+    single, batched = bench_inference(
+        model, splits["test"] if len(splits["test"]) else splits["val"], args.repeats
+    )
+    print(f"inference [cpu, 1 thread] K={args.experts[-1]}: single window {percentiles(single)}")
+    print(f"inference [cpu, 1 thread] K={args.experts[-1]}: batch of 256 {percentiles(batched)} per window")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,19 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-FEATURES = ("log_return", "log_range", "log_volume_change")
+# Per-day inputs, see forecaster/features.py; the volatility ones (ewma_vol .. norm_return) are causal.
+FEATURES = (
+    "log_return",
+    "log_range",
+    "log_volume_change",
+    "ewma_vol",
+    "rv_5",
+    "rv_22",
+    "rv_66",
+    "norm_return",
+)
+# Quantile levels the experts forecast by default; the 80% and 95% intervals are read off them.
+DEFAULT_LEVELS = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975)
 DESCRIPTORS = ("cum_return", "log_volatility", "last5_return", "max_abs_move", "trend_strength")
 
 
@@ -23,8 +35,9 @@ class WindowConfig:
     window: int = 30  # L: trading days of history the experts read
     horizon: int = 5  # H: trading days forecast ahead (direct multi-output)
     stride: int = 1  # step between consecutive window origins
-    features: tuple[str, ...] = ("log_return", "log_range")  # per-day inputs, see windows.py
-    val_fraction: float = 0.15  # share of the calendar used for validation (early stopping, conformal)
+    features: tuple[str, ...] = ("log_return", "log_range")  # per-day inputs: FEATURES, see features.py
+    val_fraction: float = 0.1  # share of the calendar for validation (early stopping)
+    calib_fraction: float = 0.1  # share after validation for calibrating the quantiles (0: use validation)
     test_fraction: float = 0.15  # share held out for the final report; 0 trains on everything else
     gap: int | None = None  # trading days between splits; None means `horizon`
     calendar: str = "XNYS"  # exchange calendar (exchange_calendars code) for future target dates
@@ -38,10 +51,10 @@ class WindowConfig:
             raise ValueError("features must include 'log_return' (the target is built from it)")
         if self.window < 5 or self.horizon < 1 or self.stride < 1:
             raise ValueError("window must be >= 5, horizon and stride >= 1")
-        if not (0 < self.val_fraction < 1 and 0 <= self.test_fraction < 1):
-            raise ValueError("val_fraction must be in (0, 1) and test_fraction in [0, 1)")
-        if self.val_fraction + self.test_fraction >= 0.9:
-            raise ValueError("val_fraction + test_fraction leaves too little training data")
+        if not (0 < self.val_fraction < 1 and 0 <= self.test_fraction < 1 and 0 <= self.calib_fraction < 1):
+            raise ValueError("val_fraction must be in (0, 1), calib_fraction and test_fraction in [0, 1)")
+        if self.val_fraction + self.calib_fraction + self.test_fraction >= 0.9:
+            raise ValueError("val_fraction + calib_fraction + test_fraction leaves too little training data")
 
     @property
     def split_gap(self) -> int:
@@ -80,6 +93,20 @@ class ExpertConfig:
     hidden_size: int = 64
     num_layers: int = 1
     dropout: float = 0.1  # between LSTM layers (when > 1) and before the linear head
+    # quantile: each expert forecasts these quantiles of the next H cumulative log returns (in units
+    # of the origin's volatility), trained with the pinball loss; mse: one point forecast per horizon
+    # (the patent's literal forecast), with quantiles from calibration residuals.
+    head: Literal["quantile", "mse"] = "quantile"
+    levels: tuple[float, ...] = DEFAULT_LEVELS
+
+    def __post_init__(self) -> None:
+        self.levels = tuple(float(q) for q in self.levels)
+        if self.head not in ("quantile", "mse"):
+            raise ValueError(f"head must be 'quantile' or 'mse', got {self.head!r}")
+        if list(self.levels) != sorted(set(self.levels)) or not all(0 < q < 1 for q in self.levels):
+            raise ValueError(f"levels must be distinct, increasing and inside (0, 1), got {self.levels}")
+        if 0.5 not in self.levels:
+            raise ValueError("levels must include 0.5: the median is the point forecast")
 
 
 @dataclass
@@ -90,10 +117,11 @@ class TrainConfig:
     weight_decay: float = 0.0
     patience: int = 5  # epochs without validation improvement before stopping
     grad_clip: float = 1.0
-    fine_tune_epochs: int = 0  # joint fine-tune of the fused output after the experts
+    fine_tune_epochs: int = 3  # joint fine-tune of the fused output after the experts (0: off)
     fine_tune_lr: float = 3e-4
     coverage: tuple[float, ...] = (0.8, 0.95)  # conformal interval levels
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    warmup_steps: int = 0  # linear learning-rate warm-up; use a few hundred with batches of 16k+
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -108,6 +136,14 @@ class ForecasterConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     expert: ExpertConfig = field(default_factory=ExpertConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        for c in self.train.coverage:
+            bounds = (round((1 - c) / 2, 6), round((1 + c) / 2, 6))
+            if any(b not in self.expert.levels for b in bounds):
+                raise ValueError(
+                    f"coverage {c} needs quantile levels {bounds[0]} and {bounds[1]} in expert.levels"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -166,24 +202,6 @@ class Settings(BaseSettings):
     job_lock_ttl_s: int = 600  # a lock not renewed for this long is free (its holder died)
     job_heartbeat_s: int = 30  # a running job updates its job_runs row this often
     job_stale_after_s: int = 300  # a running run without heartbeat this long is marked interrupted
-
-    def universe_tickers(self) -> list[str]:
-        """The validated universe: `universe_file`'s tickers when set, else `universe`."""
-        from forecaster.data.validation import DataValidationError, ticker_list, validate_ticker
-
-        if self.universe_file is None:
-            return ticker_list(self.universe)
-        tickers = []
-        for number, line in enumerate(self.universe_file.read_text().splitlines(), start=1):
-            symbol = line.split("#", 1)[0].strip()
-            if symbol:
-                try:
-                    tickers.append(validate_ticker(symbol))
-                except DataValidationError as exc:
-                    raise DataValidationError(f"{self.universe_file} line {number}: {exc}") from None
-        if not tickers:
-            raise DataValidationError(f"{self.universe_file}: no tickers")
-        return list(dict.fromkeys(tickers))
 
     @property
     def price_dir(self) -> Path:

@@ -2,7 +2,10 @@
 
 The method of patent CN110348608A: cluster the training windows with fuzzy c-means, train one
 LSTM expert per cluster, and forecast with y = sum_k u_k * y_k where u are the memberships of
-the new window. Intervals come from split-conformal calibration on the validation block.
+the new window. Since wave 2 the experts forecast distributions: every expert gives quantiles of
+the next H cumulative log returns in units of the origin's volatility (`forecaster.scaling`),
+the fusion rule is applied to every quantile, the median is the point forecast, and the fused
+quantiles are calibrated on a block of their own (`intervals.QuantileCalibrator`).
 
 `ClusterConfig.gate` switches the same machinery to the baselines of the backtest: `hard`
 (experts trained on their own cluster only, forecast from the argmax expert) and `single` (one
@@ -13,10 +16,7 @@ experts 1/K instead of by memberships, which isolates what the memberships add.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import platform
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,20 +26,18 @@ import torch
 
 from forecaster.clustering import FuzzyCMeans
 from forecaster.config import ForecasterConfig
-from forecaster.evaluation import summarize
+from forecaster.evaluation.metrics import quantile_summary, summarize
 from forecaster.experts import ExpertEnsemble, fuse, matched_hidden_size
-from forecaster.intervals import ConformalCalibrator, window_scale
-from forecaster.training import (
-    device_name,
-    fine_tune,
-    membership_weights,
-    resolve_device,
-    train_experts,
-)
+from forecaster.gating import fusion_weights, training_weights
+from forecaster.intervals import QuantileCalibrator, interval_levels
+from forecaster.persistence import ModelFiles, read_model_dir, write_model_dir
+from forecaster.prediction import Prediction, prediction_frame
+from forecaster.regimes import cluster_labels
+from forecaster.scaling import horizon_scale, origin_volatility
+from forecaster.training import device_name, fine_tune, resolve_device, train_experts
 from forecaster.windows import (
     FeatureScaler,
     WindowSet,
-    future_sessions,
     latest_windows,
     make_windows,
     regime_descriptors,
@@ -47,20 +45,6 @@ from forecaster.windows import (
 )
 
 log = logging.getLogger(__name__)
-
-FORMAT_VERSION = 1  # of the saved model directory; bump when a reader of the old one would break
-
-
-@dataclass
-class Prediction:
-    """Arrays of a forecast for N windows; log returns are cumulative from the origin."""
-
-    log_return: np.ndarray  # [N, H] fused cumulative log return
-    expert_log_return: np.ndarray  # [N, K, H] per expert, cumulative
-    memberships: np.ndarray  # [N, c] fuzzy memberships of the gate (the fusion weights follow from them)
-    price: np.ndarray  # [N, H] last_price * exp(log_return)
-    expert_price: np.ndarray  # [N, K, H]
-    intervals: dict[float, tuple[np.ndarray, np.ndarray]]  # level -> (lower, upper) prices [N, H]
 
 
 def data_fingerprint(bars: pd.DataFrame) -> dict:
@@ -76,6 +60,12 @@ def data_fingerprint(bars: pd.DataFrame) -> dict:
     }
 
 
+def standardized_targets(windows: WindowSet) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative log returns in units of sigma_t * sqrt(h), and that scale: both [N, H]."""
+    scale = horizon_scale(origin_volatility(windows.returns), windows.y.shape[1])
+    return np.cumsum(windows.y.astype(np.float64), axis=1) / scale, scale
+
+
 class FuzzyLSTMForecaster:
     """Global forecaster over a universe of tickers (windows of every ticker pooled).
 
@@ -87,26 +77,33 @@ class FuzzyLSTMForecaster:
     Attributes (after `fit`)
     ------------------------
     clusterer_ : FuzzyCMeans on the regime descriptors of training windows
-    experts_ : ExpertEnsemble with one LSTM per cluster, or one in all for gate "single" (on the CPU)
+    regime_labels_ : a readable name per cluster ("calm, rising", "turbulent, falling", ...)
+    regime_shares_ : share of training windows whose dominant regime is each cluster
+    experts_ : ExpertEnsemble, one LSTM block per cluster (one in all for gate "single"), on the CPU
     scaler_ : FeatureScaler fitted on training windows
-    calibrator_ : ConformalCalibrator fitted on validation windows, for the configured gate
-    calibrators_ : {combine: ConformalCalibrator}, every fusion rule `predict_windows` accepts
+    calibrator_ : QuantileCalibrator of the configured gate, fitted on the calibration block
+    calibrators_ : {combine: QuantileCalibrator}, every fusion rule `predict_windows` accepts
     history_ : per-epoch losses of every expert (and of the fused model when fine-tuned)
-    metrics_ : validation (and test) metrics of the model and of the naive forecast
+    metrics_ : validation, calibration and test metrics of the model and of the naive forecast
     fingerprint_ : the training data's tickers, dates, rows and content hash
     """
 
     def __init__(self, config: ForecasterConfig | None = None):
         self.config = config or ForecasterConfig()
 
+    @property
+    def levels(self) -> tuple[float, ...]:
+        return self.config.expert.levels
+
     # ---- fitting -------------------------------------------------------------------------
 
     def fit(self, bars: pd.DataFrame, progress: bool | None = None) -> FuzzyLSTMForecaster:
-        """Fit on validated bars: split by date, cluster, train experts, calibrate intervals."""
+        """Fit on validated bars: split by date, cluster, train experts, fine-tune, calibrate."""
         cfg = self.config
         torch.manual_seed(cfg.train.seed)
         splits = split_windows(make_windows(bars, cfg.window), cfg.window)
         train, val = splits["train"], splits["val"]
+        calib = splits["calib"] if len(splits["calib"]) else val
         self.scaler_ = FeatureScaler().fit(train)
         self.clusterer_ = FuzzyCMeans(
             cfg.cluster.n_clusters,
@@ -116,46 +113,61 @@ class FuzzyLSTMForecaster:
             cfg.cluster.random_state,
         ).fit(self._descriptors(train))
         n_clusters = self.clusterer_.n_clusters_
-        log.info("fuzzy c-means: c=%d, %s", n_clusters, self.clusterer_.diagnostics_)
+        raw_centers = self.clusterer_.centers_ * self.clusterer_.scale_ + self.clusterer_.mean_
+        self.regime_labels_ = cluster_labels(raw_centers, cfg.cluster.descriptors)
+        u_train, u_val = self._memberships(train), self._memberships(val)
+        self.regime_shares_ = np.bincount(u_train.argmax(axis=1), minlength=n_clusters) / len(u_train)
+        log.info("fuzzy c-means: c=%d, regimes %s", n_clusters, " | ".join(self.regime_labels_))
 
         device = resolve_device(cfg.train.device)
         self.device_ = device_name(device)
-        n_features = train.x.shape[-1]
-        self.experts_ = self._build_experts(n_clusters, n_features).to(device)
-        u_train, u_val = self._memberships(train), self._memberships(val)
-        as_tensors = lambda ws, extra: tuple(  # noqa: E731
-            torch.as_tensor(a, device=device)
-            for a in (self.scaler_.transform_x(ws.x), self.scaler_.transform_y(ws.y), extra)
+        self.experts_ = self._build_experts(n_clusters, train.features.shape[-1]).to(device)
+        # Windows stay lazy on the device too: one scaled [T, F] array, batches gathered by index.
+        features = torch.as_tensor(self.scaler_.transform_x(train.features), device=device)
+        offsets = torch.arange(1 - cfg.window.window, 1, device=device)
+        gather = lambda end: features[end[:, None] + offsets]  # noqa: E731  [B] -> [B, L, F]
+        levels = (
+            torch.tensor(self.levels, device=device, dtype=torch.float32)
+            if cfg.expert.head == "quantile"
+            else None
         )
+
+        def tensors(ws: WindowSet, weights: np.ndarray):
+            z = standardized_targets(ws)[0].astype(np.float32)
+            return tuple(torch.as_tensor(a, device=device) for a in (ws.end, z, weights))
+
+        gate = cfg.cluster.gate
         self.history_ = {
             "experts": train_experts(
                 self.experts_,
-                as_tensors(train, self._training_weights(u_train)),
-                as_tensors(val, self._training_weights(u_val)),
+                tensors(train, self._training_weights(u_train)),
+                tensors(val, self._training_weights(u_val)),
                 cfg.train,
+                gather,
+                levels,
                 progress,
             )
         }
         if cfg.train.fine_tune_epochs > 0:
-            gate = cfg.cluster.gate
             self.history_["fine_tune"] = fine_tune(
                 self.experts_,
-                as_tensors(train, self._fusion_weights(u_train, gate)),
-                as_tensors(val, self._fusion_weights(u_val, gate)),
+                tensors(train, fusion_weights(u_train, gate)),
+                tensors(val, fusion_weights(u_val, gate)),
                 cfg.train,
+                gather,
+                levels,
                 progress,
             )
         self.experts_ = self.experts_.cpu().eval()  # serve from the CPU; training device is recorded
 
         # One calibration per fusion rule: each rule's errors have their own spread.
-        combines = ["single"] if cfg.cluster.gate == "single" else [cfg.cluster.gate, "equal"]
-        self.calibrators_ = {}
-        for combine in combines:
-            val_pred = self.predict_windows(val, intervals=False, combine=combine)
-            self.calibrators_[combine] = ConformalCalibrator(cfg.train.coverage).fit(
-                np.cumsum(val.y, axis=1), val_pred.log_return, window_scale(val.returns)
-            )
-        self.calibrator_ = self.calibrators_[cfg.cluster.gate]
+        combines = ["single"] if gate == "single" else [gate, "equal"]
+        z_calib = standardized_targets(calib)[0]
+        self.calibrators_ = {
+            combine: QuantileCalibrator(self.levels).fit(z_calib, self._raw_fused(calib, combine)[0])
+            for combine in combines
+        }
+        self.calibrator_ = self.calibrators_[gate]
         self.metrics_ = {
             "n_clusters": n_clusters,
             "xie_beni": self.clusterer_.xie_beni_[n_clusters],
@@ -171,40 +183,26 @@ class FuzzyLSTMForecaster:
 
     def _build_experts(self, n_clusters: int, n_features: int) -> ExpertEnsemble:
         e, horizon = self.config.expert, self.config.window.horizon
+        n_outputs = len(e.levels) if e.head == "quantile" else 1
         hidden, n_experts = e.hidden_size, n_clusters
         if self.config.cluster.gate == "single":
-            hidden = matched_hidden_size(n_clusters, n_features, horizon, e.hidden_size, e.num_layers)
+            hidden = matched_hidden_size(
+                n_clusters, n_features, horizon, e.hidden_size, e.num_layers, n_outputs
+            )
             n_experts = 1
         return ExpertEnsemble(
-            n_experts, n_features, horizon, hidden_size=hidden, num_layers=e.num_layers, dropout=e.dropout
+            n_experts,
+            n_features,
+            horizon,
+            n_outputs=n_outputs,
+            median_index=e.levels.index(0.5) if n_outputs > 1 else None,
+            hidden_size=hidden,
+            num_layers=e.num_layers,
+            dropout=e.dropout,
         )
 
     def _training_weights(self, memberships: np.ndarray) -> np.ndarray:
-        """Per-window loss weight of each expert: [N, c] memberships -> [N, n_experts]."""
-        gate = self.config.cluster.gate
-        if gate == "fuzzy":
-            return membership_weights(memberships, self.config.cluster.m)
-        if gate == "single":
-            return np.ones((len(memberships), 1), dtype=np.float32)
-        hard = self._fusion_weights(memberships, "hard").astype(np.float64)
-        share = hard.mean(axis=0, keepdims=True)
-        if (share == 0).any():
-            log.warning("hard gate: cluster(s) %s own no window here", np.flatnonzero(share[0] == 0))
-        return (hard / np.maximum(share, 1e-12)).astype(np.float32)  # mean 1 per expert, like fuzzy
-
-    @staticmethod
-    def _fusion_weights(memberships: np.ndarray, combine: str) -> np.ndarray:
-        """Weights of the experts in the forecast: [N, c] memberships -> [N, n_experts]."""
-        n, c = memberships.shape
-        if combine == "fuzzy":
-            return memberships.astype(np.float32)
-        if combine == "hard":
-            return np.eye(c, dtype=np.float32)[memberships.argmax(axis=1)]
-        if combine == "equal":
-            return np.full((n, c), 1.0 / c, dtype=np.float32)
-        if combine == "single":
-            return np.ones((n, 1), dtype=np.float32)
-        raise ValueError(f"unknown combine {combine!r}: choose fuzzy, hard, equal or single")
+        return training_weights(memberships, self.config.cluster.gate, self.config.cluster.m)
 
     def _descriptors(self, windows: WindowSet) -> np.ndarray:
         return regime_descriptors(windows.returns, self.config.cluster.descriptors)
@@ -215,151 +213,136 @@ class FuzzyLSTMForecaster:
     # ---- prediction ----------------------------------------------------------------------
 
     @torch.inference_mode()
+    def _raw_fused(self, windows: WindowSet, combine: str, batch_size: int = 4096):
+        """Uncalibrated forecasts in volatility units: fused [N, H, Q], experts [N, K, H, Q], u [N, c].
+
+        For the MSE head Q = 1 outputs are repeated over the levels, so calibration turns the
+        point forecast into empirical residual quantiles around it.
+        """
+        if (combine == "single") != (self.config.cluster.gate == "single"):
+            raise ValueError(
+                f"combine={combine!r} needs K experts; this model has gate {self.config.cluster.gate!r}"
+            )
+        u = self._memberships(windows)  # [N, c]
+        weights = torch.as_tensor(fusion_weights(u, combine))  # [N, K]
+        outputs = [
+            self.experts_.infer(
+                torch.as_tensor(self.scaler_.transform_x(windows.gather(slice(i, i + batch_size))))
+            )
+            for i in range(0, len(windows), batch_size)
+        ]
+        e = self.experts_
+        experts = torch.cat(outputs) if outputs else torch.zeros(0, e.n_experts, e.horizon, e.n_outputs)
+        fused = fuse(weights, experts)  # [N, K] x [N, K, H, Q] -> [N, H, Q]
+        q = len(self.levels)
+        experts, fused = experts.double().numpy(), fused.double().numpy()
+        if experts.shape[-1] != q:  # the point head: one output per horizon
+            experts, fused = np.repeat(experts, q, axis=-1), np.repeat(fused, q, axis=-1)
+        return fused, experts, u
+
     def predict_windows(
-        self,
-        windows: WindowSet,
-        *,
-        intervals: bool = True,
-        batch_size: int = 4096,
-        combine: str | None = None,
+        self, windows: WindowSet, *, intervals: bool = True, combine: str | None = None
     ) -> Prediction:
-        """Forecast every window: memberships, per-expert and fused paths, conformal intervals.
+        """Forecast every window: memberships, calibrated fused quantiles, per-expert medians, intervals.
 
         `combine` picks the expert weights: None follows the configured gate (memberships for
         "fuzzy", the argmax expert for "hard"); "equal" weighs the K experts 1/K.
         """
         combine = combine or self.config.cluster.gate
-        if (combine == "single") != (self.config.cluster.gate == "single"):
+        calibrator = self.calibrators_.get(combine)
+        if calibrator is None and intervals:
             raise ValueError(
-                f"combine={combine!r} needs K experts; this model has gate {self.config.cluster.gate!r}"
+                f"no calibration for combine={combine!r}; this model has {sorted(self.calibrators_)}"
             )
-        if intervals and combine not in self.calibrators_:
-            raise ValueError(
-                f"no intervals calibrated for combine={combine!r}; this model has {sorted(self.calibrators_)}"
-            )
-        u = self._memberships(windows)  # [N, c]
-        weights = self._fusion_weights(u, combine)  # [N, K]
-        x = torch.as_tensor(self.scaler_.transform_x(windows.x))
-        outputs = [self.experts_.infer(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        expert_scaled = (
-            torch.cat(outputs)
-            if outputs
-            else torch.zeros(0, len(self.experts_.experts), self.config.window.horizon)
-        )
-        fused_scaled = fuse(torch.as_tensor(weights), expert_scaled)  # [N, K] x [N, K, H] -> [N, H]
-        # Experts predict daily log returns; cumulate them into log price paths.
-        fused = np.cumsum(self.scaler_.inverse_y(fused_scaled.numpy().astype(np.float64)), axis=1)
-        experts = np.cumsum(self.scaler_.inverse_y(expert_scaled.numpy().astype(np.float64)), axis=2)
+        fused, experts, u = self._raw_fused(windows, combine)
+        scale = horizon_scale(origin_volatility(windows.returns), self.config.window.horizon)  # [N, H]
+        calibrated = calibrator.transform(fused) if calibrator else fused  # no intervals asked: raw is fine
+        quantiles = calibrated * scale[:, :, None]  # [N, H, Q] cumulative log returns
+        median = self.levels.index(0.5)
+        if self.config.expert.head == "mse":  # the point forecast is the fused mean, not a shifted median
+            point, expert_point = fused[:, :, 0] * scale, experts[:, :, :, 0] * scale[:, None, :]
+        else:
+            point, expert_point = quantiles[:, :, median], experts[:, :, :, median] * scale[:, None, :]
         base = windows.last_price[:, None]
         bounds = {}
         if intervals:
-            scale = window_scale(windows.returns)
-            calibrator = self.calibrators_[combine]
-            for level in calibrator.coverage:
-                lo, hi = calibrator.interval(fused, scale, level)
-                bounds[level] = (base * np.exp(lo), base * np.exp(hi))
+            for coverage in self.config.train.coverage:
+                lo, hi = (self.levels.index(q) for q in interval_levels(coverage))
+                bounds[coverage] = (base * np.exp(quantiles[:, :, lo]), base * np.exp(quantiles[:, :, hi]))
         return Prediction(
-            log_return=fused,
-            expert_log_return=experts,
+            log_return=point,
+            expert_log_return=expert_point,
             memberships=u,
-            price=base * np.exp(fused),
-            expert_price=base[:, :, None] * np.exp(experts),
+            price=base * np.exp(point),
+            expert_price=base[:, :, None] * np.exp(expert_point),
             intervals=bounds,
+            levels=self.levels,
+            quantiles=quantiles,
         )
 
     def evaluate(self, windows: WindowSet) -> dict[str, float]:
-        """Metrics of the model and of the naive last-price forecast on labelled windows."""
+        """Point and distribution metrics of the model, and of the naive forecast, on labelled windows."""
         pred = self.predict_windows(windows)
-        return summarize(windows.target_prices(), pred.price, windows.last_price, pred.intervals)
+        actual = np.cumsum(windows.y.astype(np.float64), axis=1)
+        return {
+            **summarize(windows.target_prices(), pred.price, windows.last_price, pred.intervals),
+            **quantile_summary(actual, pred.quantiles, self.levels),
+        }
 
     def predict(self, bars: pd.DataFrame) -> pd.DataFrame:
         """Forecast the next H trading days from the latest window of every ticker in `bars`.
 
-        Returns one row per ticker and horizon: as_of, target_date, forecast, interval bounds,
-        the memberships `u_k` and per-expert forecasts `expert_k`. Target dates are the next
-        sessions of the configured exchange calendar (`WindowConfig.calendar`, NYSE by default).
+        Returns one row per ticker and horizon: as_of, target_date, the point forecast (median),
+        every quantile, the interval bounds, the memberships `u_k` and per-expert forecasts
+        `expert_k`. Target dates are the next sessions of `WindowConfig.calendar` (NYSE by default).
         """
         windows = latest_windows(bars, self.config.window)
         return self.to_frame(windows, self.predict_windows(windows))
 
     def to_frame(self, windows: WindowSet, pred: Prediction) -> pd.DataFrame:
-        n, h = pred.price.shape
-        origin = pd.to_datetime(windows.origin)
-        target = future_sessions(windows.origin, h, self.config.window.calendar)
-        frame = pd.DataFrame(
-            {
-                "ticker": np.repeat(windows.ticker.astype(str), h),
-                "as_of": np.repeat(origin, h),
-                "horizon": np.tile(np.arange(1, h + 1), n),
-                "target_date": target.ravel(),
-                "last_price": np.repeat(windows.last_price, h),
-                "forecast": pred.price.ravel(),
-            }
-        )
-        for level, (lo, hi) in pred.intervals.items():
-            pct = round(100 * level)
-            frame[f"lower_{pct}"], frame[f"upper_{pct}"] = lo.ravel(), hi.ravel()
-        for j in range(pred.memberships.shape[1]):
-            frame[f"u_{j}"] = np.repeat(pred.memberships[:, j], h)
-        for j in range(pred.expert_price.shape[1]):
-            frame[f"expert_{j}"] = pred.expert_price[:, j, :].ravel()
-        return frame
+        """One row per window and horizon (see `prediction.prediction_frame`)."""
+        return prediction_frame(windows, pred, self.config.window.calendar)
 
     # ---- persistence ---------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        """Write the model directory: config, weights, fcm, scaler, conformal and metadata files.
-
-        Arrays go to .npz and weights to a plain state dict, so loading never unpickles code.
-        """
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
-        torch.save(self.experts_.state_dict(), path / "weights.pt")
-        np.savez(path / "fcm.npz", **self.clusterer_.to_arrays())
-        np.savez(path / "scaler.npz", **self.scaler_.to_arrays())
-        np.savez(path / "conformal.npz", **self.calibrator_.to_arrays())
+        """Write the model directory (format in `forecaster.persistence`; no pickle anywhere)."""
         metadata = {
-            "format_version": FORMAT_VERSION,
             "n_clusters": self.clusterer_.n_clusters_,
-            "n_experts": len(self.experts_.experts),
+            "n_experts": self.experts_.n_experts,
             "n_features": int(len(self.scaler_.mean)),
+            "regimes": {"labels": self.regime_labels_, "shares": [float(s) for s in self.regime_shares_]},
             "fitted_at": self.fitted_at_,
             "device": self.device_,
             "fingerprint": self.fingerprint_,
             "metrics": self.metrics_,
             "history": self.history_,
-            "versions": {
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "numpy": np.__version__,
-            },
         }
-        (path / "metadata.json").write_text(json.dumps(metadata, indent=2, default=float))
-        return path
+        files = ModelFiles(
+            config=self.config.to_dict(),
+            weights=self.experts_.state_dict(),
+            fcm=self.clusterer_.to_arrays(),
+            scaler=self.scaler_.to_arrays(),
+            calibration=self.calibrator_.to_arrays(),
+            metadata=metadata,
+        )
+        return write_model_dir(path, files)
 
     @classmethod
     def load(cls, path: str | Path) -> FuzzyLSTMForecaster:
         """Load a model directory on the CPU, whatever device trained it."""
-        path = Path(path)
-        if not (path / "metadata.json").is_file():
-            raise FileNotFoundError(f"{path} is not a model directory (no metadata.json)")
-        metadata = json.loads((path / "metadata.json").read_text())
-        version = metadata.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ValueError(
-                f"{path} was saved in model format {version!r}; this version of forecaster reads "
-                f"format {FORMAT_VERSION} and older. Upgrade forecaster to load it."
-            )
-        model = cls(ForecasterConfig.from_dict(json.loads((path / "config.json").read_text())))
-        model.clusterer_ = FuzzyCMeans.from_arrays(np.load(path / "fcm.npz"))
-        model.scaler_ = FeatureScaler.from_arrays(np.load(path / "scaler.npz"))
-        model.calibrator_ = ConformalCalibrator.from_arrays(np.load(path / "conformal.npz"))
+        files = read_model_dir(path)
+        metadata = files.metadata
+        model = cls(ForecasterConfig.from_dict(files.config))
+        model.clusterer_ = FuzzyCMeans.from_arrays(files.fcm)
+        model.scaler_ = FeatureScaler.from_arrays(files.scaler)
+        model.calibrator_ = QuantileCalibrator.from_arrays(files.calibration)
         model.calibrators_ = {model.config.cluster.gate: model.calibrator_}  # only the gate's is saved
         model.experts_ = model._build_experts(metadata["n_clusters"], metadata["n_features"])
-        state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
-        model.experts_.load_state_dict(state)
+        model.experts_.load_state_dict(files.weights)
         model.experts_.eval()
+        model.regime_labels_ = metadata["regimes"]["labels"]
+        model.regime_shares_ = np.asarray(metadata["regimes"]["shares"])
         model.fingerprint_, model.metrics_ = metadata["fingerprint"], metadata["metrics"]
         model.history_, model.fitted_at_, model.device_ = (
             metadata["history"],

@@ -11,13 +11,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from forecaster.model import Prediction  # noqa: E402
 from forecaster.windows import WindowSet  # noqa: E402
 
 
 def plot_forecast_vs_actual(
     windows: WindowSet,
-    pred: Prediction,
+    pred,
     ticker: str,
     path: Path,
     *,
@@ -163,4 +162,81 @@ def plot_cluster_profiles(centers: np.ndarray, descriptors: tuple[str, ...], pat
     ax.set_title("Fuzzy cluster centers: what each regime looks like")
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
+# ---- distributional forecasts (tables from forecaster.evaluation.scoring) -----------------------
+
+
+def plot_reliability(table: pd.DataFrame, path: Path) -> Path:
+    """Nominal quantile level against the observed share of outcomes below it, per model.
+
+    Left: the reliability diagram (on the diagonal = calibrated). Right: observed minus nominal in
+    percentage points, where the differences between models are visible.
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for model, rows in table.groupby("model", sort=True, observed=True):
+        style = {"linewidth": 2.4} if model == "fuzzy" else {"linewidth": 1.2}
+        left.plot(rows["level"], rows["observed"], marker="o", markersize=3, label=str(model), **style)
+        right.plot(rows["level"], 100 * (rows["observed"] - rows["level"]), marker="o", markersize=3, **style)
+    left.plot([0, 1], [0, 1], color="black", linewidth=0.8, linestyle="--", label="calibrated")
+    left.set(
+        title="Reliability of the quantiles",
+        xlabel="nominal quantile level",
+        ylabel="share of outcomes at or below the quantile",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
+    right.axhline(0, color="black", linewidth=0.8, linestyle="--")
+    right.set(
+        title="Observed minus nominal (above 0: quantile too high)",
+        xlabel="nominal quantile level",
+        ylabel="percentage points",
+    )
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    left.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_conditional_coverage(
+    table: pd.DataFrame, path: Path, conditions: tuple[str, ...] = ("vol_tercile", "regime")
+) -> Path:
+    """Coverage of the 80% and 95% intervals per group of each condition, one marker line per model.
+
+    `table` is `scoring.conditional_coverage`; the dashed line is the nominal level. Points, not
+    bars: coverages sit in a narrow band, and bars on a cut axis would mislead.
+    """
+    conditions = tuple(c for c in conditions if c in set(table["condition"])) or ("",)
+    levels = [
+        pct for pct in (80, 95) if f"coverage_{pct}" in table and table[f"coverage_{pct}"].notna().any()
+    ]
+    levels = levels or [80]
+    titles = {"vol_tercile": "volatility tercile (per ticker)", "regime": "dominant regime (0 = calmest)"}
+    fig, axes = plt.subplots(
+        len(levels), len(conditions), figsize=(6 * len(conditions), 4 * len(levels)), squeeze=False
+    )
+    models = [str(m) for m in pd.unique(table["model"])]
+    offsets = np.linspace(-0.2, 0.2, len(models)) if len(models) > 1 else [0.0]
+    for j, condition in enumerate(conditions):
+        rows = table[table["condition"] == condition]
+        groups = list(pd.unique(rows["group"]))
+        name = titles.get(condition, condition)
+        for i, pct in enumerate(levels):
+            ax = axes[i, j]
+            for model, dx in zip(models, offsets, strict=True):
+                one = rows[rows["model"].astype(str) == model].set_index("group")[f"coverage_{pct}"]
+                style = {"linewidth": 2.2, "markersize": 7} if model == "fuzzy" else {"linewidth": 1}
+                ax.plot(
+                    np.arange(len(groups)) + dx,
+                    100 * one.reindex(groups).to_numpy(np.float64),
+                    marker="o",
+                    label=model,
+                    **style,
+                )
+            ax.axhline(pct, color="black", linewidth=1, linestyle="--")
+            ax.set_xticks(np.arange(len(groups)), groups)
+            ax.set(title=f"{pct}% interval coverage by {name}", xlabel=name, ylabel="coverage (%)")
+            ax.grid(alpha=0.3, axis="y")
+    axes[0, -1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, path)

@@ -1,39 +1,66 @@
-"""Training loops: membership-weighted experts, then an optional joint fine-tune of the fused output.
+"""Training loops: membership-weighted experts, then the joint fine-tune of the fused output.
 
 Both loops share `_fit`: mini-batches drawn from tensors resident on the device, gradient
-clipping, AMP on CUDA, early stopping on validation loss with the best weights restored, and
-a progress bar on a terminal (tqdm stays quiet when output is not a TTY).
+clipping, early stopping on validation loss with the best weights kept on the device, and
+progress (`forecaster.progress`). On CUDA: bf16 autocast (no GradScaler: bf16 has float32's
+range), fused Adam, and no host synchronisation inside an epoch.
+
+Losses: the pinball loss over quantile levels and horizons for the quantile head (a CRPS
+approximation), the squared error for the point head. Expert k's loss weighs every window by
+w_ik (from u_ik^m); the fine-tune scores the fused output sum_k u_k y_k, which is what is served.
 """
 
 from __future__ import annotations
 
-import copy
+import functools
 import logging
-import sys
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from forecaster.config import TrainConfig
 from forecaster.experts import ExpertEnsemble, fuse
+from forecaster.progress import Progress
 
 log = logging.getLogger(__name__)
 
 Tensors = tuple[torch.Tensor, ...]
 
 
+class DeviceUnavailable(ValueError):
+    """The requested device cannot be used by this torch build or machine."""
+
+
 def resolve_device(name: str = "auto") -> torch.device:
-    """CUDA when present, else Apple MPS when it works, else CPU; or exactly what was asked."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """CUDA when present, else Apple MPS when it works, else CPU; or exactly what was asked, if usable."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceUnavailable(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    available = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        available.append("mps")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        hint = (
+            "this torch build has no CUDA (install the CUDA build of the pinned torch from PyPI)"
+            if torch.version.cuda is None
+            else "no CUDA GPU is visible"
+        )
+        raise DeviceUnavailable(
+            f"device {name!r} is not available: {hint}; available: {', '.join(available)}"
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise DeviceUnavailable(f"device {name!r} is not available; available: {', '.join(available)}")
+    if device.type == "mps" and "mps" not in available:
+        raise DeviceUnavailable(f"device {name!r} is not available; available: {', '.join(available)}")
+    return device
 
 
 def device_name(device: torch.device) -> str:
@@ -42,10 +69,17 @@ def device_name(device: torch.device) -> str:
     return device.type
 
 
-def membership_weights(memberships: np.ndarray, m: float) -> np.ndarray:
-    """Sample weights u_ik^m, normalised per expert to mean 1 so small clusters are not starved."""
-    w = memberships.astype(np.float64) ** m
-    return (w / w.mean(axis=0, keepdims=True)).astype(np.float32)
+def pinball(quantiles: torch.Tensor, y: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """Pinball loss averaged over horizons and levels: [..., H, Q] and [..., H] -> [...]."""
+    diff = y.unsqueeze(-1) - quantiles  # positive where the outcome lies above the quantile
+    return torch.maximum(levels * diff, (levels - 1) * diff).mean(dim=(-2, -1))
+
+
+def window_loss(outputs: torch.Tensor, y: torch.Tensor, levels: torch.Tensor | None) -> torch.Tensor:
+    """Loss of each forecast: [..., H, Q] outputs (Q = 1: a point forecast), [..., H] targets -> [...]."""
+    if levels is None:
+        return ((outputs[..., 0] - y) ** 2).mean(dim=-1)
+    return pinball(outputs, y, levels)
 
 
 def _fit(
@@ -65,57 +99,75 @@ def _fit(
     """Minimise the sum of per-track losses; early-stop and restore each track on its own.
 
     `loss_fn(module, batch) -> [n_tracks]` losses. A track is the part of the module whose
-    weights one validation loss judges (one expert, or the whole ensemble when fine-tuning).
+    weights one validation loss judges (one expert's block, or the whole ensemble when fine-tuning).
     """
     device = train[0].device
-    use_amp = device.type == "cuda"
-    optimizer = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=config.weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    cuda = device.type == "cuda"
+    optimizer = torch.optim.Adam(
+        module.parameters(), lr=lr, weight_decay=config.weight_decay, **({"fused": True} if cuda else {})
+    )
+    # Linear warm-up: large batches (thousands of windows on a GPU) need it to start stably.
+    warmup = max(config.warmup_steps, 1)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     n_train, batch = len(train[0]), config.batch_size
     best = [float("inf")] * len(tracks)
-    best_state = [copy.deepcopy(t.state_dict()) for t in tracks]
+    best_state = [_snapshot(t) for t in tracks]
     stale = [0] * len(tracks)
     history: list[dict[str, float]] = []
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not show, leave=False)
-    for epoch in bar:
+    steps = (n_train + batch - 1) // batch
+    bar = Progress(desc, total=epochs * steps, unit="batch", items_per_step=batch, enabled=progress)
+    for epoch in range(1, epochs + 1):
         module.train()
         active = torch.tensor([s < config.patience for s in stale], device=device, dtype=torch.float32)
         order = torch.randperm(n_train, generator=generator).to(device)
         total = torch.zeros(len(tracks), device=device)
         for start in range(0, n_train, batch):
             idx = order[start : start + batch]
-            with torch.autocast(device_type=device.type, enabled=use_amp):
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
                 losses = loss_fn(module, tuple(t[idx] for t in train))  # [n_tracks]
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale((losses * active).sum()).backward()
-            scaler.unscale_(optimizer)
+            (losses * active).sum().backward()
             nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
+            optimizer.step()
+            schedule.step()
             total += losses.detach() * len(idx)
+            bar.advance(functools.partial(_running, epoch, total, active))
         val_losses = _evaluate(module, loss_fn, val, batch)
         row: dict[str, float] = {"epoch": epoch}
+        train_losses = (total / n_train).tolist()  # one host sync per epoch
         for k, name in enumerate(names):
-            row[f"{name}/train_loss"] = float(total[k] / n_train)
+            row[f"{name}/train_loss"] = train_losses[k]
             row[f"{name}/val_loss"] = val_losses[k]
             if stale[k] >= config.patience:
                 continue  # this track already stopped; its weights are frozen by `active`
             if val_losses[k] < best[k] - 1e-7:
                 best[k], stale[k] = val_losses[k], 0
-                best_state[k] = copy.deepcopy(tracks[k].state_dict())
+                best_state[k] = _snapshot(tracks[k])
             else:
                 stale[k] += 1
         history.append(row)
-        bar.set_postfix(val=f"{np.mean(val_losses):.4f}", active=int(sum(s < config.patience for s in stale)))
+        bar.note(
+            f"epoch {epoch}: val {sum(val_losses) / len(val_losses):.4f}, {sum(s < config.patience for s in stale)} active"
+        )
         if all(s >= config.patience for s in stale):
             log.info("%s: early stop after epoch %d", desc, epoch)
             break
+    bar.close()
     for track, state in zip(tracks, best_state, strict=True):
         track.load_state_dict(state)
     module.eval()
     return history
+
+
+def _running(epoch: int, total: torch.Tensor, active: torch.Tensor) -> dict:
+    """What the progress shows: the epoch and the summed running loss of the active tracks."""
+    return {"epoch": epoch, "loss": float((total * active).sum())}
+
+
+def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the weights that stays on their device (no trip to the host)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 @torch.no_grad()
@@ -125,21 +177,59 @@ def _evaluate(module: nn.Module, loss_fn, data: Tensors, batch: int) -> list[flo
     total = None
     for start in range(0, n, batch):
         part = tuple(t[start : start + batch] for t in data)
-        losses = loss_fn(module, part) * len(part[0])
+        with torch.autocast(device_type=part[0].device.type, dtype=torch.bfloat16, enabled=part[0].is_cuda):
+            losses = loss_fn(module, part).float() * len(part[0])
         total = losses if total is None else total + losses
-    return [float(v) for v in (total / n)]
+    return (total / n).tolist()
 
 
-def _weighted_expert_losses(ensemble: nn.Module, batch: Tensors) -> torch.Tensor:
-    x, y, w = batch  # [B, L, F], [B, H], [B, K]
-    per_window = ((ensemble(x).float() - y[:, None, :]) ** 2).mean(dim=-1)  # [B, K]
+Gather = Callable[[torch.Tensor], torch.Tensor]  # window end rows [B] -> windows [B, L, F]
+
+
+def _weighted_expert_losses(ensemble: nn.Module, batch: Tensors, gather: Gather, levels) -> torch.Tensor:
+    end, y, w = batch  # [B], [B, H], [B, K]
+    per_window = window_loss(ensemble(gather(end)).float(), y[:, None, :], levels)  # [B, K]
     # Weights have mean 1 over the whole training set, so this is an unbiased batch estimate.
     return (w * per_window).mean(dim=0)  # [K]
 
 
-def _fused_loss(ensemble: nn.Module, batch: Tensors) -> torch.Tensor:
-    x, y, u = batch
-    return ((fuse(u, ensemble(x).float()) - y) ** 2).mean().reshape(1)
+def _fused_loss(ensemble: nn.Module, batch: Tensors, gather: Gather, levels) -> torch.Tensor:
+    end, y, u = batch  # [B], [B, H], [B, K]
+    return window_loss(fuse(u, ensemble(gather(end)).float()), y, levels).mean().reshape(1)
+
+
+class _ExpertBlock(nn.Module):
+    """Expert k's slice of the ensemble as a track: its state is its rows of every weight.
+
+    The experts share one wide LSTM, so "expert k's weights" are views into blocks of the shared
+    tensors; early stopping saves and restores them without touching the other experts.
+    """
+
+    def __init__(self, ensemble: ExpertEnsemble, k: int):
+        super().__init__()
+        self.ensemble, self.k = [ensemble], k  # a list: not registered as a submodule
+
+    def state_dict(self, *args, **kwargs):
+        return {name: t.detach().clone() for name, t in self._views().items()}
+
+    def load_state_dict(self, state, strict: bool = True):
+        with torch.no_grad():
+            for name, view in self._views().items():
+                view.copy_(state[name])
+
+    def _views(self) -> dict[str, torch.Tensor]:
+        ens, k = self.ensemble[0], self.k
+        h = ens.hidden_size
+        units = slice(k * h, (k + 1) * h)
+        views = {"head_weight": ens.head_weight[k], "head_bias": ens.head_bias[k]}
+        for name, p in ens.lstm.named_parameters():
+            gates = p.view(4, ens.n_experts * h, *p.shape[1:])[:, units]  # rows of expert k in i, f, g, o
+            views[name] = (
+                gates
+                if name.startswith("bias") or name.endswith("_l0") and "ih" in name
+                else gates[..., units]
+            )
+        return views
 
 
 def train_experts(
@@ -147,14 +237,20 @@ def train_experts(
     train: Tensors,
     val: Tensors,
     config: TrainConfig,
+    gather: Gather,
+    levels: torch.Tensor | None = None,
     progress: bool | None = None,
 ) -> list[dict[str, float]]:
-    """Expert k minimises the MSE of all windows weighted by w_ik (from u_ik^m). (x, y, w) tensors."""
-    names = [f"expert_{k}" for k in range(len(ensemble.experts))]
+    """Expert k minimises its loss over all windows weighted by w_ik (from u_ik^m).
+
+    `train`, `val`: (window end rows [N], targets [N, H], weights [N, K]) tensors on the device;
+    `gather` turns end rows into windows; `levels` [Q] for the quantile head, None for the MSE head.
+    """
+    names = [f"expert_{k}" for k in range(ensemble.n_experts)]
     return _fit(
         ensemble,
-        list(ensemble.experts),
-        _weighted_expert_losses,
+        [_ExpertBlock(ensemble, k) for k in range(ensemble.n_experts)],
+        functools.partial(_weighted_expert_losses, gather=gather, levels=levels),
         train,
         val,
         config,
@@ -171,13 +267,15 @@ def fine_tune(
     train: Tensors,
     val: Tensors,
     config: TrainConfig,
+    gather: Gather,
+    levels: torch.Tensor | None = None,
     progress: bool | None = None,
 ) -> list[dict[str, float]]:
-    """Joint fine-tune of all experts on the MSE of the fused forecast. (x, y, u) tensors."""
+    """Joint fine-tune of all experts on the loss of the fused forecast: (end rows, targets, fusion weights)."""
     return _fit(
         ensemble,
         [ensemble],
-        _fused_loss,
+        functools.partial(_fused_loss, gather=gather, levels=levels),
         train,
         val,
         config,

@@ -1,63 +1,84 @@
-"""Scale-free daily features, sliding windows pooled across tickers, and chronological splits.
+"""Sliding windows pooled across tickers, and chronological splits.
 
 A window ending on day t (its *origin*, the as-of date) holds the features of days t-L+1..t;
 its target is the log returns of the adjusted close on the next H trading days t+1..t+H.
+Windows are lazy: a `WindowSet` keeps every ticker's daily features once, as one [T, F]
+array, and the row where each window ends; a batch of windows is gathered on demand, so
+memory grows with the bars, not with windows x L. Daily features live in `forecaster.features`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from forecaster.config import WindowConfig
+from forecaster.features import daily_features, history_needed
+
+__all__ = [
+    "FeatureScaler",
+    "WindowSet",
+    "concat_windows",
+    "daily_features",
+    "latest_windows",
+    "make_windows",
+    "regime_descriptors",
+    "split_windows",
+    "window_from_arrays",
+]
 
 _EPS = 1e-12
 
 
-def daily_features(bars, features: tuple[str, ...]) -> np.ndarray:
-    """Features of one ticker's bars, one row per day from the second bar on: [T-1, F].
-
-    `bars` is a frame or any mapping of column name -> array (the service passes arrays, so
-    its request path needs no pandas). `log_return` comes first: the target and the regime
-    descriptors are read from column 0.
-    """
-    column = lambda name: np.asarray(bars[name], dtype=np.float64)  # noqa: E731
-    columns = {"log_return": np.diff(np.log(column("adj_close")))}
-    if "log_range" in features:
-        columns["log_range"] = np.log(column("high") / column("low"))[1:]
-    if "log_volume_change" in features:
-        # +1 keeps days with zero volume (some indices report none) finite.
-        columns["log_volume_change"] = np.diff(np.log1p(column("volume")))
-    order = ["log_return"] + [f for f in features if f != "log_return"]
-    return np.column_stack([columns[f] for f in order])
-
-
 @dataclass
 class WindowSet:
-    """Windows pooled across tickers; row i of every array describes window i."""
+    """Windows pooled across tickers; row i of every per-window array describes window i.
 
-    x: np.ndarray  # [N, L, F] float32, raw (unscaled) daily features
+    Window i is `features[end[i] - window + 1 : end[i] + 1]`. `gather(rows)` cuts a batch
+    [B, L, F]; `x` cuts all of them (compatibility, costs N x L x F). A training loop can keep
+    `features` as one device tensor and gather batches there:
+    `features_t[torch.as_tensor(ws.window_index(rows))]` -> [B, L, F].
+    Subsets share `features` with the set they come from.
+    """
+
+    features: np.ndarray  # [T, F] float32, raw (unscaled) daily features of all tickers, stacked
+    end: np.ndarray  # [N] int64, row in `features` of each window's last day (its origin)
+    window: int  # L, days per window
     y: np.ndarray  # [N, H] float32, next H log returns; NaN where the future is unknown
     ticker: np.ndarray  # [N] str
     origin: np.ndarray  # [N] datetime64[D], last day inside the window (the as-of date)
     target_dates: np.ndarray  # [N, H] datetime64[D]; NaT where the future is not in the data
     last_price: np.ndarray  # [N] float64, adjusted close on the origin day
 
+    _PER_WINDOW = ("end", "y", "ticker", "origin", "target_dates", "last_price")
+
     def __len__(self) -> int:
-        return len(self.x)
+        return len(self.end)
+
+    def window_index(self, rows=slice(None)) -> np.ndarray:
+        """Rows of `features` that windows `rows` (indices, mask or slice) cover: [B, L] int64."""
+        return np.atleast_1d(self.end[rows])[:, None] + np.arange(1 - self.window, 1)
+
+    def gather(self, rows=slice(None)) -> np.ndarray:
+        """Raw features of windows `rows`: [B, L, F] float32."""
+        return self.features[self.window_index(rows)]
 
     @property
+    def x(self) -> np.ndarray:
+        """Every window's raw features, materialised: [N, L, F] float32."""
+        return self.gather()
+
+    @cached_property
     def returns(self) -> np.ndarray:
-        """Raw daily log returns inside each window: [N, L]."""
-        return self.x[:, :, 0]
+        """Raw daily log returns inside each window: [N, L] (feature 0 only, so cheap; cached)."""
+        return self.features[:, 0][self.window_index()]
 
     def subset(self, mask: np.ndarray) -> WindowSet:
-        return WindowSet(
-            *(a[mask] for a in (self.x, self.y, self.ticker, self.origin, self.target_dates, self.last_price))
-        )
+        return dataclasses.replace(self, **{f: getattr(self, f)[mask] for f in self._PER_WINDOW})
 
     def target_prices(self) -> np.ndarray:
         """The actual adjusted-close path over the horizon: [N, H]."""
@@ -81,8 +102,6 @@ def make_windows(bars: pd.DataFrame, config: WindowConfig, *, labelled: bool = T
         ends = np.arange(L - 1, last_end, config.stride)  # index j of each window's last feature row
         if len(ends) == 0:
             continue
-        views = np.lib.stride_tricks.sliding_window_view(feats, L, axis=0)  # [T-L, F, L]
-        x = views[ends - (L - 1)].transpose(0, 2, 1)  # [N, F, L] -> [N, L, F]
         # Targets: returns of feature rows j+1..j+H; padded with NaN past the end of the data.
         future = ends[:, None] + np.arange(1, H + 1)[None, :]  # [N, H]
         known = future < n_days
@@ -91,7 +110,9 @@ def make_windows(bars: pd.DataFrame, config: WindowConfig, *, labelled: bool = T
         day_dates = np.append(dates[1:], np.datetime64("NaT"))
         parts.append(
             WindowSet(
-                x=x.astype(np.float32),
+                features=feats.astype(np.float32),
+                end=ends,
+                window=L,
                 y=y.astype(np.float32),
                 ticker=np.full(len(ends), ticker, dtype=object),
                 origin=dates[1:][ends],
@@ -110,35 +131,51 @@ def make_windows(bars: pd.DataFrame, config: WindowConfig, *, labelled: bool = T
 
 
 def concat_windows(parts: list[WindowSet]) -> WindowSet:
-    return WindowSet(
-        *(np.concatenate([getattr(p, f) for p in parts]) for f in WindowSet.__dataclass_fields__)
-    )
+    """One set of all `parts`' windows, in order; their features are stacked unless shared."""
+    if len({p.window for p in parts}) > 1:
+        raise ValueError(f"cannot join windows of different lengths {sorted({p.window for p in parts})}")
+    first = parts[0]
+    if all(p.features is first.features for p in parts):  # subsets of one set: share, don't copy
+        features, offsets = first.features, [0] * len(parts)
+    else:
+        features = np.concatenate([p.features for p in parts])
+        offsets = np.cumsum([0] + [len(p.features) for p in parts[:-1]])
+    columns = {f: np.concatenate([getattr(p, f) for p in parts]) for f in WindowSet._PER_WINDOW}
+    columns["end"] = np.concatenate([p.end + o for p, o in zip(parts, offsets, strict=True)])
+    return WindowSet(features=features, window=first.window, **columns)
 
 
 def latest_windows(bars: pd.DataFrame, config: WindowConfig) -> WindowSet:
     """The most recent window of every ticker: what a forecast made today reads.
 
-    Only the last L + 1 bars of each ticker are cut, so a universe of hundreds of tickers
-    with decades of history costs one window each.
+    Only the last `history_needed` bars of each ticker are cut (L + 1, plus a volatility
+    feature's lookback), so a universe of hundreds of tickers with decades of history costs
+    little.
     """
-    tail = bars.groupby("ticker", sort=False).tail(config.window + 1)
-    return make_windows(tail, config, labelled=False)
+    tail = bars.groupby("ticker", sort=False).tail(history_needed(config.features, config.window))
+    every = make_windows(tail, dataclasses.replace(config, stride=1), labelled=False)
+    last = np.append(every.ticker[1:] != every.ticker[:-1], True)  # windows are by ticker, then date
+    return every.subset(last)
 
 
 def window_from_arrays(ticker: str, bars: dict[str, np.ndarray], config: WindowConfig) -> WindowSet:
     """The latest window of one ticker's validated bars given as arrays (`date`, `adj_close`, ...).
 
     Same result as `latest_windows` on the equivalent frame, without pandas: the service's
-    request path. Needs at least L + 1 bars.
+    request path. Needs at least L + 1 bars; the volatility features are exact from
+    `history_needed` bars on and warm up on fewer (see `forecaster.volatility`).
     """
     L, H = config.window, config.horizon
     n = len(bars["adj_close"])
     if n < L + 1:
         raise ValueError(f"{ticker}: {n} bars, a forecast needs at least {L + 1} (window {L} + 1)")
-    tail = {name: np.asarray(values)[-(L + 1) :] for name, values in bars.items()}
-    x = daily_features(tail, config.features)[None, :, :]  # [1, L, F]
+    keep = min(n, history_needed(config.features, L))
+    tail = {name: np.asarray(values)[-keep:] for name, values in bars.items()}
+    features = daily_features(tail, config.features)[-L:]  # [L, F]
     return WindowSet(
-        x=x.astype(np.float32),
+        features=features.astype(np.float32),
+        end=np.array([L - 1]),
+        window=L,
         y=np.full((1, H), np.nan, dtype=np.float32),
         ticker=np.array([ticker], dtype=object),
         origin=np.asarray(tail["date"], dtype="datetime64[D]")[-1:],
@@ -148,32 +185,41 @@ def window_from_arrays(ticker: str, bars: dict[str, np.ndarray], config: WindowC
 
 
 def split_windows(windows: WindowSet, config: WindowConfig) -> dict[str, WindowSet]:
-    """Chronological train / val / test split with a gap, on the calendar of all windows.
+    """Chronological train / val / calib / test split with a gap, on the calendar of all windows.
 
-    The calendar (every trading date any window touches) is cut at the `1 - val - test` and
-    `1 - test` quantiles. A window belongs to a block only if all its target days lie inside it,
-    and the first target day of a block starts `gap` trading days after the block before ends,
-    so no target crosses a boundary and no validation window's future overlaps training.
+    The calendar (every trading date any window touches) is cut at the shares of
+    `WindowConfig`: training, then validation (early stopping), calibration of the quantiles
+    (empty when `calib_fraction` is 0: calibration then uses validation), then test. A window
+    belongs to a block only if all its target days lie inside it, and the first target day of
+    a block starts `gap` trading days after the block before ends, so no target crosses a
+    boundary and no later block's future overlaps an earlier one.
     """
     calendar = np.unique(np.concatenate([windows.origin, windows.target_dates.ravel()]))
     calendar = calendar[~np.isnat(calendar)]
     n = len(calendar)
-    val_start = int(n * (1 - config.val_fraction - config.test_fraction))
     test_start = int(n * (1 - config.test_fraction)) if config.test_fraction > 0 else n
+    calib_start = (
+        int(n * (1 - config.test_fraction - config.calib_fraction))
+        if config.calib_fraction > 0
+        else test_start
+    )
+    val_start = int(n * (1 - config.test_fraction - config.calib_fraction - config.val_fraction))
     gap = config.split_gap
     first = np.searchsorted(calendar, windows.target_dates[:, 0])  # calendar index of the first target day
     last = np.searchsorted(calendar, windows.target_dates[:, -1])
     last = np.where(np.isnat(windows.target_dates[:, -1]), n, last)  # unlabelled windows belong to no block
+    block = lambda lo, hi: (first >= lo + gap) & (last < hi)  # noqa: E731
     masks = {
         "train": last < val_start,
-        "val": (first >= val_start + gap) & (last < test_start),
-        "test": (first >= test_start + gap) & (last < n),
+        "val": block(val_start, calib_start),
+        "calib": block(calib_start, test_start) if calib_start < test_start else np.zeros(len(first), bool),
+        "test": block(test_start, n),
     }
     splits = {name: windows.subset(mask) for name, mask in masks.items()}
     for name in ("train", "val"):
         if len(splits[name]) == 0:
             raise ValueError(
-                f"the {name} split is empty: give more data or change val_fraction/test_fraction"
+                f"the {name} split is empty: give more data or change val_fraction/calib_fraction/test_fraction"
             )
     return splits
 
@@ -187,13 +233,24 @@ class FeatureScaler:
     target_std: float | None = None  # one scale for all horizons: daily log returns share a unit
 
     def fit(self, windows: WindowSet) -> FeatureScaler:
-        flat = windows.x.reshape(-1, windows.x.shape[-1]).astype(np.float64)
-        self.mean = flat.mean(axis=0)
-        self.std = np.maximum(flat.std(axis=0), _EPS)
+        """Mean and std over every day of every window, as if the windows were materialised.
+
+        A day inside k windows counts k times, so each row of `features` is weighted by how
+        many windows cover it (a difference array: +1 where a window starts, -1 after it ends).
+        """
+        starts = np.bincount(windows.end - windows.window + 1, minlength=len(windows.features) + 1)
+        stops = np.bincount(windows.end + 1, minlength=len(windows.features) + 1)
+        weight = np.cumsum(starts - stops)[:-1].astype(np.float64)  # [T] windows covering each row
+        used = weight > 0
+        w, flat = weight[used, None], windows.features[used].astype(np.float64)  # [T', 1], [T', F]
+        self.mean = (w * flat).sum(axis=0) / w.sum()
+        self.std = np.maximum(np.sqrt((w * (flat - self.mean) ** 2).sum(axis=0) / w.sum()), _EPS)
         self.target_std = float(max(np.nanstd(windows.y.astype(np.float64)), _EPS))
         return self
 
     def transform_x(self, x: np.ndarray) -> np.ndarray:
+        """Scale any [..., F] array: windows [N, L, F], a batch, or `WindowSet.features` [T, F]
+        (elementwise, so scaling the features and then gathering equals the reverse)."""
         return ((x - self.mean) / self.std).astype(np.float32)
 
     def transform_y(self, y: np.ndarray) -> np.ndarray:
@@ -208,29 +265,6 @@ class FeatureScaler:
     @classmethod
     def from_arrays(cls, arrays) -> FeatureScaler:
         return cls(np.asarray(arrays["mean"]), np.asarray(arrays["std"]), float(arrays["target_std"]))
-
-
-@lru_cache(maxsize=8)
-def _sessions(calendar: str) -> np.ndarray:
-    import exchange_calendars  # building a calendar takes ~1 s, hence the cache
-
-    return exchange_calendars.get_calendar(calendar, start="1990-01-01").sessions.to_numpy("datetime64[D]")
-
-
-def future_sessions(origins: np.ndarray, horizon: int, calendar: str) -> np.ndarray:
-    """The next `horizon` trading sessions after each origin on an exchange calendar: [N] -> [N, H]."""
-    sessions = _sessions(calendar)
-    first = np.searchsorted(sessions, origins.astype("datetime64[D]"), side="right")
-    index = first[:, None] + np.arange(horizon)[None, :]
-    if index.size and index.max() >= len(sessions):
-        raise ValueError(f"the {calendar} calendar has no sessions that far ahead (after {sessions[-1]})")
-    return sessions[index]
-
-
-def last_closed_session(calendar: str, today: np.datetime64) -> np.datetime64:
-    """The latest session strictly before `today`: the newest bar fresh data should have."""
-    sessions = _sessions(calendar)
-    return sessions[np.searchsorted(sessions, np.datetime64(today, "D")) - 1]
 
 
 def regime_descriptors(returns: np.ndarray, names: tuple[str, ...]) -> np.ndarray:

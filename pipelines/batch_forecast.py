@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from forecaster import forecast_store
 from forecaster.config import Settings
 from forecaster.data import DataSourceError, PriceStore
+from forecaster.data.universe import universe_tickers
 from forecaster.data.validation import as_day
 from forecaster.paths import NotWritableError, ensure_writable
 
@@ -143,7 +144,7 @@ def run(
         stale_after_s=settings.job_stale_after_s,
     ) as record:
         champion = tracking.load_registered(settings)
-        tickers = settings.universe_tickers()
+        tickers = universe_tickers(settings)
         bars, missing = read_universe(PriceStore(settings.price_dir), tickers)
         rows, result = forecast(
             champion.model,

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 from forecaster import forecast_store
 from forecaster.config import Settings
 from forecaster.data import DataSourceError, DataValidationError, PriceStore
+from forecaster.data.universe import universe_tickers
 from forecaster.data.yahoo import NO_RETRY, RetryPolicy, download_ticker
 from forecaster.paths import NotWritableError, ensure_writable
 
@@ -159,7 +160,7 @@ def run(
     ) as record:
         report = ingest(
             store,
-            settings.universe_tickers(),
+            universe_tickers(settings),
             full=full,
             overlap_days=settings.ingest_overlap_days,
             batch_size=settings.ingest_batch_size,

@@ -26,10 +26,12 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from forecaster import forecast_store
+from forecaster import forecast_store, tracking
 from forecaster.config import ForecasterConfig, Settings, TrainConfig
 from forecaster.data import DataSourceError, load_bars
+from forecaster.data.universe import universe_tickers
 from forecaster.model import FuzzyLSTMForecaster
+from pipelines import ingest as ingest_job
 
 log = logging.getLogger("pipelines.train")
 
@@ -44,11 +46,29 @@ class RetrainResult:
 
 
 def load_universe(settings: Settings, source: str | None = None) -> pd.DataFrame:
-    return load_bars(source or settings.source, settings.universe_tickers(), price_dir=settings.price_dir)
+    return load_bars(source or settings.source, universe_tickers(settings), price_dir=settings.price_dir)
 
 
 def train(bars: pd.DataFrame, config: ForecasterConfig) -> FuzzyLSTMForecaster:
     return FuzzyLSTMForecaster(config).fit(bars)
+
+
+def fit_and_save(bars: pd.DataFrame, config: ForecasterConfig, settings: Settings, name: str):
+    """Fit on `bars` and write the model directory FORECASTER_HOME/models/<name>: (model, path)."""
+    model = train(bars, config)
+    return model, model.save(settings.models_dir / name)
+
+
+def register_and_promote(
+    model: FuzzyLSTMForecaster,
+    bars: pd.DataFrame,
+    settings: Settings,
+    name: str,
+    plots: tuple[Path, ...] = (),
+) -> tuple[tracking.LoggedModel, tracking.PromotionDecision]:
+    """Log the run, register the model as `challenger`, and promote it if it beats the champion."""
+    logged = tracking.log_training_run(model, bars, settings, run_name=name, plots=plots)
+    return logged, tracking.promote(settings, bars)
 
 
 def run(
@@ -61,8 +81,6 @@ def run(
     engine: Engine | None = None,
 ) -> RetrainResult:
     """The job; `ingest=None` ingests when the source is `yahoo` or `cache`."""
-    from forecaster import tracking
-    from pipelines import ingest as ingest_job
 
     engine = engine or forecast_store.connect(settings.forecast_store_url)
     with forecast_store.record_run(engine, "retrain") as record:
@@ -75,9 +93,9 @@ def run(
                 )
             source = "cache"  # train on what was just stored, not a second download
         bars = load_universe(settings, source)
-        model = train(bars, config)
         name = name or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        result = RetrainResult(model.save(settings.models_dir / name))
+        model, model_dir = fit_and_save(bars, config, settings, name)
+        result = RetrainResult(model_dir)
         metrics = model.metrics_
         log.info(
             "model %s: val Theil's U %.3f, test %.3f (naive = 1)",
@@ -86,14 +104,16 @@ def run(
             metrics.get("test_theil_u", float("nan")),
         )
         record.counts = {"tickers": int(bars["ticker"].nunique()), "bars": len(bars)}
-        record.counts |= {k: round(float(metrics[k]), 6) for k in ("val_rmse", "val_theil_u") if k in metrics}
+        record.counts |= {
+            k: round(float(metrics[k]), 6)
+            for k in ("val_pinball", "test_pinball", "val_rmse")
+            if k in metrics
+        }
         if register:
-            logged = tracking.log_training_run(model, bars, settings, run_name=name)
-            decision = tracking.promote(settings, bars)
+            logged, decision = register_and_promote(model, bars, settings, name)
             result.run_id, result.version = logged.run_id, logged.version
             result.promoted, result.reason = decision.promoted, decision.reason
             record.counts |= {"version": logged.version, "promoted": decision.promoted}
-            log.info("%s v%s: %s", settings.model_name, logged.version, decision.reason)
     return result
 
 

@@ -31,20 +31,25 @@ async def get_state(request: Request) -> ModelState:
 async def get_model(state: Annotated[ModelState, Depends(get_state)]) -> LoadedModel:
     loaded = state.current  # read once: a hot reload swaps the attribute, not this object
     if loaded is None:
-        raise HTTPException(503, f"no model loaded ({state.registry})")
+        raise HTTPException(503, f"no model loaded: {state.problem()}")
     return loaded
 
 
-async def require_api_key(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> None:
-    keys: list[bytes] = request.app.state.api_keys
+def key_is_valid(given: bytes | None, keys: list[bytes]) -> bool:
+    """True when no keys are configured or `given` is one of them."""
     if not keys:
-        return
-    given = (key or "").encode()
+        return True
+    given = given or b""
     # Compare against every key, always: timing does not reveal which (or whether one) matched.
     matched = False
     for expected in keys:
         matched |= hmac.compare_digest(given, expected)
-    if not matched:
+    return matched
+
+
+async def require_api_key(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> None:
+    """Declares the key in the OpenAPI document; `service.guard` has already checked it before the body."""
+    if not key_is_valid(key.encode("latin-1") if key else None, request.app.state.api_keys):  # raw bytes
         raise HTTPException(401, "missing or invalid X-API-Key", headers={"WWW-Authenticate": "APIKey"})
 
 

@@ -1,12 +1,76 @@
-"""Prometheus metrics and the ASGI middleware that records them (cheap: no per-request objects)."""
+"""Prometheus metrics and the ASGI middleware that records them (cheap: no per-request objects).
+
+Multiprocess mode: every worker writes its samples to files in one folder and /metrics sums
+the files, so a scrape sees the whole server whichever worker answers it. prometheus_client
+picks its value store when a metric is created, from PROMETHEUS_MULTIPROC_DIR: hence the
+folder is chosen here, at import, before the metrics below exist.
+"""
 
 from __future__ import annotations
 
+import glob
+import multiprocessing
+import os
+import re
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import psutil
+from starlette.routing import Match, Mount
 
-registry = CollectorRegistry()
+_OWNER = "FORECASTER_METRICS_SERVER"  # marks a PROMETHEUS_MULTIPROC_DIR we chose, not the operator
+
+
+def _server_id(pid: int) -> str | None:
+    try:
+        return f"{pid}-{int(psutil.Process(pid).create_time() * 1000)}"
+    except psutil.Error:
+        return None
+
+
+def _multiprocess_dir() -> str:
+    """PROMETHEUS_MULTIPROC_DIR as the operator set it, or a fresh folder per server.
+
+    uvicorn's workers are children of its supervisor, so they share the supervisor's pid; a
+    single-process server is its own. The folder carries that pid and start time, so a server
+    never reads the files of an earlier one; folders of servers no longer running are deleted.
+    Under another process manager (gunicorn), set PROMETHEUS_MULTIPROC_DIR and empty it on start.
+    """
+    parent = multiprocessing.parent_process()
+    server = _server_id(parent.pid if parent else os.getpid()) or str(os.getpid())
+    given, owner = os.environ.get("PROMETHEUS_MULTIPROC_DIR"), os.environ.get(_OWNER)
+    if given and (owner is None or owner == server):  # the operator's, or ours inherited by a worker
+        return given
+    root = Path(tempfile.gettempdir())
+    for old in root.glob("forecaster-metrics-*"):
+        found = re.fullmatch(r"forecaster-metrics-(\d+)-(\d+)", old.name)
+        if found and _server_id(int(found[1])) != f"{found[1]}-{found[2]}":
+            shutil.rmtree(old, ignore_errors=True)
+    folder = root / f"forecaster-metrics-{server}"
+    folder.mkdir(exist_ok=True)
+    os.environ[_OWNER] = server
+    return str(folder)
+
+
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _multiprocess_dir()
+
+from prometheus_client import (  # noqa: E402  (after the folder is set)
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+
+if values.ValueClass is values.MutexValue:  # prometheus_client was imported before the folder was set
+    values.ValueClass = values.get_value_class()
+
+registry = CollectorRegistry()  # holds this process's metrics; /metrics reads every worker's files
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["route", "method", "status"], registry=registry)
 LATENCY = Histogram(
     "http_request_duration_seconds",
@@ -21,9 +85,38 @@ INFERENCE = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
     registry=registry,
 )
+# 1 while any live worker serves that version: during a hot reload two versions can show.
 MODEL_VERSION = Gauge(
-    "model_info", "The served model (value 1)", ["name", "version", "alias"], registry=registry
+    "model_info",
+    "The served model (value 1)",
+    ["name", "version", "alias"],
+    registry=registry,
+    multiprocess_mode="livemax",
 )
+_published: set[tuple[str, str, str]] = set()
+
+
+def publish_model_info(labels: tuple[str, str, str] | None) -> None:
+    """Mark the model this worker serves; `None` when it serves none."""
+    for old in _published - {labels}:  # a worker's file keeps a label set until set to 0
+        MODEL_VERSION.labels(*old).set(0)
+    _published.clear()
+    if labels:
+        MODEL_VERSION.labels(*labels).set(1)
+        _published.add(labels)
+
+
+def latest() -> tuple[bytes, str]:
+    """The text exposition of every worker's metrics, and its content type."""
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    # uvicorn restarts a dead worker without telling prometheus_client: drop its live gauges.
+    for path in glob.glob(os.path.join(folder, "gauge_live*_*.db")):
+        pid = int(path.rsplit("_", 1)[1].removesuffix(".db"))
+        if not psutil.pid_exists(pid):
+            multiprocess.mark_process_dead(pid, folder)
+    scrape = CollectorRegistry()
+    multiprocess.MultiProcessCollector(scrape, folder)
+    return generate_latest(scrape), CONTENT_TYPE_LATEST
 
 
 class MetricsMiddleware:
@@ -35,6 +128,7 @@ class MetricsMiddleware:
             return await self.app(scope, receive, send)
         start = time.perf_counter()
         status = 500
+        path, root_path = scope["path"], scope.get("root_path", "")  # a mount rewrites them
 
         async def send_wrapper(message):
             nonlocal status
@@ -46,26 +140,24 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
-            path = getattr(route, "path", "unmatched")  # the template, so label values stay bounded
-            REQUESTS.labels(path, scope["method"], str(status)).inc()
-            LATENCY.labels(path).observe(time.perf_counter() - start)
+            label = getattr(route, "path", None) or _route_label(scope, path, root_path)
+            REQUESTS.labels(label, scope["method"], str(status)).inc()
+            LATENCY.labels(label).observe(time.perf_counter() - start)
 
 
-class BodySizeLimit:
-    """Refuse bodies over `limit` bytes with 413 before reading them."""
+def _route_label(scope, path: str, root_path: str) -> str:
+    """The route template of a request FastAPI did not label: its own docs routes, static mounts,
+    requests the guard refused before routing. Templates keep label values bounded."""
+    probe = {"type": "http", "path": path, "root_path": root_path, "method": scope["method"]}
+    return _find_template(scope["app"].routes, probe) or "unmatched"
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
 
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.limit:
-                body = (
-                    f'{{"detail":"request body of {int(length)} bytes is over the {self.limit}-byte limit"}}'
-                )
-                await send({"type": "http.response.start", "status": 413,
-                            "headers": [(b"content-type", b"application/json")]})  # fmt: skip
-                await send({"type": "http.response.body", "body": body.encode()})
-                return
-        await self.app(scope, receive, send)
+def _find_template(routes, probe) -> str | None:
+    for route in routes:
+        included = getattr(route, "original_router", None)  # FastAPI wraps included routers
+        if included is not None:
+            if found := _find_template(included.routes, probe):
+                return found
+        elif route.matches(probe)[0] is Match.FULL:
+            return f"{route.path}/{{path}}" if isinstance(route, Mount) else route.path
+    return None

@@ -5,11 +5,33 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 Price = Annotated[float, Field(gt=0, allow_inf_nan=False, description="positive, finite")]
 TICKER_PATTERN = r"^[A-Za-z0-9^][A-Za-z0-9.^=&-]{0,31}$"
 Ticker = Annotated[str, Field(pattern=TICKER_PATTERN, examples=["^GSPC"])]
+# The stores keep naive UTC times; the API always says so (RFC 3339 with an offset).
+UTCDatetime = Annotated[
+    dt.datetime,
+    AfterValidator(lambda t: t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)),
+]
+HORIZON_DESCRIPTION = (
+    "trading days ahead, 1..the served model's horizon (GET /v1/model: `horizon`; 5 for the default "
+    "model); the schema cannot know the model, so a larger value is answered with 422. "
+    "Default: the model's horizon"
+)
+
+
+def _example_bars(n: int = 31) -> list[dict]:
+    """n consecutive NYSE sessions of made-up bars: enough for the default model's window of 30."""
+    days = [d for d in (dt.date(2024, 1, 29) + dt.timedelta(i) for i in range(60)) if d.weekday() < 5]
+    days = [d for d in days if d != dt.date(2024, 2, 19)][:n]  # Presidents' Day
+    out = []
+    for i, day in enumerate(days):
+        close = round(100 + 0.5 * i + (-1) ** i * 0.8, 2)
+        out.append({"date": str(day), "high": round(close * 1.01, 2), "low": round(close * 0.99, 2),
+                    "close": close, "volume": 1_000_000 + 10_000 * i})  # fmt: skip
+    return out
 
 
 class Bar(BaseModel):
@@ -53,18 +75,26 @@ class ForecastRequest(BaseModel):
         json_schema_extra={
             "examples": [
                 {"ticker": "^GSPC", "horizon": 5},
-                {"closes": [100.0 + i for i in range(40)], "as_of": "2024-03-28", "horizon": 3},
+                {"bars": _example_bars(), "horizon": 3},
             ]
         },
     )
 
     ticker: Ticker | None = None
     bars: Annotated[list[Bar], Field(max_length=5000)] | None = None
-    closes: Annotated[list[Price], Field(max_length=5000)] | None = None
+    closes: (
+        Annotated[
+            list[Price],
+            Field(
+                max_length=5000,
+                description="closes only: for models that read log returns alone. The default model also "
+                "reads each day's high/low range, so it answers 422 here: send `bars`",
+            ),
+        ]
+        | None
+    ) = None
     as_of: dt.date | None = Field(None, description="date of the last close, for `closes`")
-    horizon: int | None = Field(
-        None, ge=1, le=250, description="trading days ahead, 1..the model's horizon (default)"
-    )
+    horizon: int | None = Field(None, ge=1, le=250, description=HORIZON_DESCRIPTION)
 
     @model_validator(mode="after")
     def _one_source(self) -> ForecastRequest:
@@ -82,7 +112,7 @@ class BatchForecastRequest(BaseModel):
     )
 
     tickers: Annotated[list[Ticker], Field(min_length=1, max_length=500)]
-    horizon: int | None = Field(None, ge=1, le=250, description="default: the model's horizon")
+    horizon: int | None = Field(None, ge=1, le=250, description=HORIZON_DESCRIPTION)
 
 
 class ModelRefPublic(BaseModel):
@@ -131,7 +161,10 @@ class ModelPublic(BaseModel):
     alias: str | None
     run_id: str | None
     uri: str
-    loaded_at: dt.datetime
+    source: str = Field(
+        description="'registry', 'cache' (registry unreachable: its last copy), or 'directory'"
+    )
+    loaded_at: UTCDatetime
     n_clusters: int
     horizon: int
     window: int
@@ -139,7 +172,7 @@ class ModelPublic(BaseModel):
     fingerprint: dict
     validation_metrics: dict[str, float]
     registry: str = Field(description="'ok', 'not polled' (local model), or why the registry is unreachable")
-    registry_checked_at: dt.datetime | None
+    registry_checked_at: UTCDatetime | None
 
 
 class StoredForecastPublic(BaseModel):
@@ -156,8 +189,25 @@ class StoredForecastPublic(BaseModel):
     model_name: str
     model_version: str
     run_id: str | None
-    created_at: dt.datetime
+    created_at: UTCDatetime
 
 
 class ErrorPublic(BaseModel):
     detail: str
+
+
+# Documented answers shared by routes: the guard's (service/guard.py) and FastAPI's own.
+AUTH_ERRORS: dict = {
+    401: {
+        "model": ErrorPublic,
+        "description": "missing or invalid X-API-Key (checked before the body is read)",
+    }
+}
+BODY_ERRORS: dict = {
+    400: {
+        "model": ErrorPublic,
+        "description": "the body could not be read as JSON text (for example not UTF-8)",
+    },
+    408: {"model": ErrorPublic, "description": "the body did not arrive within FORECASTER_BODY_TIMEOUT_S"},
+    413: {"model": ErrorPublic, "description": "the body is over FORECASTER_MAX_BODY_BYTES"},
+}

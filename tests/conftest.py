@@ -72,7 +72,7 @@ def tiny_config() -> ForecasterConfig:
         window=WindowConfig(window=10, horizon=3),
         cluster=ClusterConfig(n_clusters=2),
         expert=ExpertConfig(hidden_size=8),
-        train=TrainConfig(epochs=2, batch_size=64, device="cpu"),
+        train=TrainConfig(epochs=2, batch_size=64, device="cpu", fine_tune_epochs=1),
     )
 
 

@@ -11,21 +11,19 @@ from typer.testing import CliRunner
 from conftest import random_walk_bars, regime_switching_setup
 from forecaster.cli import app
 from forecaster.config import ClusterConfig, ExpertConfig, ForecasterConfig, TrainConfig, WindowConfig
-from forecaster.evaluation import (
-    COMPETITORS,
-    ArimaForecaster,
+from forecaster.evaluation.backtest import COMPETITORS, walk_forward
+from forecaster.evaluation.baselines import ArimaForecaster
+from forecaster.evaluation.metrics import (
     diebold_mariano,
     direction_hit_rate,
-    dm_tests,
     mase,
     naive_scale,
     point_metrics,
-    score,
     theil_u,
-    walk_forward,
-    write_report,
 )
-from forecaster.experts import LSTMExpert, expert_parameters, matched_hidden_size
+from forecaster.evaluation.report import write_report
+from forecaster.evaluation.scoring import dm_tests, score
+from forecaster.experts import expert_parameters, matched_hidden_size
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.windows import make_windows
 
@@ -124,8 +122,6 @@ def test_arima_window_forecast_matches_statsmodels_filter():
 
 
 def test_single_expert_has_the_parameters_of_all_experts_together():
-    assert expert_parameters(2, 5, 64) == sum(p.numel() for p in LSTMExpert(2, 5, 64).parameters())
-    assert expert_parameters(3, 5, 16, 2) == sum(p.numel() for p in LSTMExpert(3, 5, 16, 2).parameters())
     size = matched_hidden_size(3, 2, 5, 64)
     target = 3 * expert_parameters(2, 5, 64)
     assert abs(expert_parameters(2, 5, size) - target) < 0.02 * target
@@ -136,10 +132,13 @@ def test_equal_and_hard_combinations_weigh_experts_one_over_k_and_argmax(two_tic
     windows = make_windows(two_ticker_bars, model.config.window)
     equal = model.predict_windows(windows, combine="equal")
     hard = model.predict_windows(windows, combine="hard", intervals=False)
-    # Expert paths are cumulative log returns: averaging them is averaging the daily returns.
-    np.testing.assert_allclose(equal.log_return, equal.expert_log_return.mean(axis=1), atol=1e-6)
-    pick = hard.memberships.argmax(axis=1)
-    np.testing.assert_allclose(hard.log_return, hard.expert_log_return[np.arange(len(pick)), pick], atol=1e-6)
+    # Before calibration, the equal-weight forecast is the experts' average and the hard one the argmax expert's.
+    fused, experts, u = model._raw_fused(windows, "equal")
+    np.testing.assert_allclose(fused, experts.mean(axis=1), atol=1e-6)
+    fused, experts, u = model._raw_fused(windows, "hard")
+    pick = u.argmax(axis=1)
+    np.testing.assert_allclose(fused, experts[np.arange(len(pick)), pick], atol=1e-6)
+    np.testing.assert_allclose(hard.log_return, hard.quantiles[:, :, model.levels.index(0.5)])
     assert set(model.calibrators_) == {"fuzzy", "equal"} and equal.intervals
 
 
@@ -149,11 +148,11 @@ def test_hard_and_single_gates_train_save_and_load(two_ticker_bars, tmp_path):
         config.cluster.gate = gate
         model = FuzzyLSTMForecaster(config).fit(two_ticker_bars, progress=False)
         n_experts = 1 if gate == "single" else 2
-        assert len(model.experts_.experts) == n_experts
+        assert model.experts_.n_experts == n_experts
         table = model.predict(two_ticker_bars)
         loaded = FuzzyLSTMForecaster.load(model.save(tmp_path / gate))
         pd.testing.assert_frame_equal(loaded.predict(two_ticker_bars), table, check_exact=True)
-    assert model.experts_.experts[0].lstm.hidden_size == matched_hidden_size(2, 2, 3, 8)
+    assert model.experts_.hidden_size == matched_hidden_size(2, 2, 3, 8, n_outputs=len(model.levels))
 
 
 # ---- the backtest ---------------------------------------------------------------------------
@@ -173,7 +172,20 @@ def test_nothing_after_an_origin_reaches_the_forecasts_made_at_it():
     after = walk_forward(corrupted, tiny(), **kwargs)
 
     assert set(before.forecasts["model"]) == set(COMPETITORS)
-    columns = ["forecast", "lower_80", "upper_80", "lower_95", "upper_95"]
+    quantiles = [c for c in before.forecasts.columns if c.startswith("q_")]
+    columns = [
+        "forecast",
+        "lower_80",
+        "upper_80",
+        "lower_95",
+        "upper_95",
+        *quantiles,
+        "realized_vol",
+        "regime",
+    ]
+    assert len(quantiles) == 9  # the volatility baselines filter the full bars, up to each origin only
+    distributional = before.forecasts[before.forecasts["model"].isin(["garch", "ewma", "historical"])]
+    assert distributional[quantiles].notna().all().all()
     made = lambda r: r.forecasts[r.forecasts["origin"] <= cut].reset_index(drop=True)  # noqa: E731
     assert (made(before)["origin"] == cut).any() and before.forecasts["fold"].max() == 1
     pd.testing.assert_frame_equal(made(before)[columns], made(after)[columns], check_exact=True)
@@ -193,6 +205,8 @@ def test_every_competitor_forecasts_the_same_origins_and_targets(tmp_path):
     paths = write_report(result, tmp_path / "report")
     assert "| fuzzy |" in paths["report"].read_text()
     assert paths["error_by_horizon"].stat().st_size > 10_000 and paths["memberships_AAA"].is_file()
+    assert paths["reliability_plot"].is_file() and paths["coverage_plot"].is_file()
+    assert result.forecasts["regime"].notna().all() and set(result.forecasts["year"]) <= {2010, 2011}
     assert len(dm_tests(result.forecasts)) == 2 * (len(COMPETITORS) - 1) * 4  # 2 refs, h = 1..3 and all
 
 

@@ -20,6 +20,7 @@ from yfinance import data as yf_data
 from forecaster import forecast_store
 from forecaster.config import Settings
 from forecaster.data import DataSourceError, PriceStore
+from forecaster.data.universe import universe_tickers
 from forecaster.data.yahoo import RetryPolicy, download_ticker
 from pipelines import ingest
 
@@ -229,10 +230,10 @@ def test_failing_tickers_are_reported_the_others_stored_and_the_exit_code_follow
 def test_universe_file_lists_one_ticker_per_line_with_comments(tmp_path):
     path = tmp_path / "universe.txt"
     path.write_text("# US large caps\naapl\n  MSFT  # software\n\n^GSPC\nAAPL\n")
-    assert Settings(universe_file=path).universe_tickers() == ["AAPL", "MSFT", "^GSPC"]
+    assert universe_tickers(Settings(universe_file=path)) == ["AAPL", "MSFT", "^GSPC"]
     path.write_text("AAPL\nBRK/B\n")
     with pytest.raises(ValueError, match=r"universe.txt line 2: invalid ticker 'BRK/B'"):
-        Settings(universe_file=path).universe_tickers()
+        universe_tickers(Settings(universe_file=path))
 
 
 def test_upsert_replaces_the_span_it_brings_and_keeps_the_rest(store):

@@ -1,3 +1,4 @@
+import copy
 import json
 import warnings
 
@@ -6,8 +7,8 @@ import pandas as pd
 import pytest
 
 from conftest import regime_switching_setup
+from forecaster.evaluation.metrics import pinball_loss
 from forecaster.model import FuzzyLSTMForecaster
-from forecaster.training import train_experts
 from forecaster.windows import make_windows, split_windows
 
 
@@ -24,12 +25,19 @@ def test_forecast_table_has_paths_intervals_and_memberships(tiny_config, two_tic
         & (table["upper_80"] <= table["upper_95"])
     ).all()
     np.testing.assert_allclose(table[["u_0", "u_1"]].sum(axis=1), 1.0, rtol=1e-6)
-    # The fused forecast lies between the experts' forecasts (a convex combination of returns).
-    experts = table[["expert_0", "expert_1"]]
-    assert (
-        (table["forecast"] >= experts.min(axis=1) - 1e-6) & (table["forecast"] <= experts.max(axis=1) + 1e-6)
-    ).all()
-    assert {"val_rmse", "val_naive_rmse", "val_theil_u", "val_coverage_80"} <= set(model.metrics_)
+    # Every quantile is a column, in price, ordered; the forecast is the median.
+    quantiles = table[[f"quantile_{q:g}" for q in tiny_config.expert.levels]].to_numpy()
+    assert (np.diff(quantiles, axis=1) >= 0).all()
+    np.testing.assert_allclose(table["forecast"], table["quantile_0.5"])
+    np.testing.assert_allclose(table["lower_80"], table["quantile_0.1"])
+    assert {
+        "val_rmse",
+        "val_naive_rmse",
+        "val_theil_u",
+        "val_coverage_80",
+        "calib_pinball",
+        "test_winkler_95",
+    } <= set(model.metrics_)
 
 
 def test_same_seed_same_data_identical_forecasts(tiny_config, two_ticker_bars):
@@ -42,8 +50,8 @@ def test_save_load_round_trip_gives_identical_forecasts(tiny_config, two_ticker_
     model = FuzzyLSTMForecaster(tiny_config).fit(two_ticker_bars, progress=False)
     model.save(tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "calibration.npz",
         "config.json",
-        "conformal.npz",
         "fcm.npz",
         "metadata.json",
         "scaler.npz",
@@ -63,6 +71,10 @@ def test_loading_a_newer_format_is_a_clear_error(tiny_config, two_ticker_bars, t
     (tmp_path / "m" / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="model format 99.*Upgrade forecaster"):
         FuzzyLSTMForecaster.load(tmp_path / "m")
+    meta["format_version"] = 1
+    (tmp_path / "m" / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="model format 1 .*Retrain"):
+        FuzzyLSTMForecaster.load(tmp_path / "m")
     with pytest.raises(FileNotFoundError, match="not a model directory"):
         FuzzyLSTMForecaster.load(tmp_path)
 
@@ -73,40 +85,37 @@ def test_joint_fine_tune_records_fused_history(tiny_config, two_ticker_bars):
     assert [set(r) for r in model.history_["fine_tune"]] == [{"epoch", "fused/train_loss", "fused/val_loss"}]
 
 
-def test_regimes_separate_and_fused_model_beats_single_lstm_of_same_size():
+def test_regimes_separate_and_fuzzy_quantiles_beat_equal_weights_and_a_single_lstm():
     bars, regime, config = regime_switching_setup()
+    # A test block of 30% so the coverage of each regime is measured on a few hundred windows.
+    config.window.test_fraction, config.window.calib_fraction = 0.3, 0.15
+    config.train.epochs, config.train.fine_tune_epochs = 5, 1
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # memberships must not be near uniform here
         model = FuzzyLSTMForecaster(config).fit(bars, progress=False)
+    single_config = copy.deepcopy(config)
+    single_config.cluster.gate = "single"
+    single = FuzzyLSTMForecaster(single_config).fit(bars, progress=False)
 
     windows = make_windows(bars, config.window)
-    val = split_windows(windows, config.window)["val"]
-    pred = model.predict_windows(val)
+    test = split_windows(windows, config.window)["test"]
+    pred = model.predict_windows(test)
     # Regime of the day each window ends on (bars are offset by one from `returns`).
     day_regime = pd.Series(regime[1:], index=bars["date"].iloc[1:].to_numpy("datetime64[D]"))
-    val_regime = day_regime.loc[val.origin].to_numpy()
-    turbulent_cluster = int(np.argmax(model.clusterer_.centers_[:, 0]))  # higher log volatility
-    agreement = (pred.memberships.argmax(axis=1) == turbulent_cluster) == (val_regime == 1)
+    test_regime = day_regime.loc[test.origin].to_numpy()
+    turbulent = int(np.argmax(model.clusterer_.centers_[:, 0]))  # higher log volatility
+    agreement = (pred.memberships.argmax(axis=1) == turbulent) == (test_regime == 1)
     assert agreement.mean() > 0.85
+    assert model.regime_labels_[turbulent].startswith("turbulent")
 
-    # A single LSTM of the same size, trained the same way on the same windows (all weights 1).
-    import torch
-
-    from forecaster.experts import ExpertEnsemble
-
-    torch.manual_seed(0)
-    train = split_windows(windows, config.window)["train"]
-    single = ExpertEnsemble(1, 1, 1, hidden_size=16, dropout=0.0)
-    s = model.scaler_
-    tensors = lambda ws: (  # noqa: E731
-        torch.as_tensor(s.transform_x(ws.x)),
-        torch.as_tensor(s.transform_y(ws.y)),
-        torch.ones(len(ws), 1),
-    )
-    train_experts(single, tensors(train), tensors(val), config.train, progress=False)
-    with torch.no_grad():
-        single_pred = s.inverse_y(single(torch.as_tensor(s.transform_x(val.x)))[:, 0].numpy())
-    fused_mse = float(((pred.log_return - val.y) ** 2).mean())
-    single_mse = float(((single_pred - val.y) ** 2).mean())
-    print(f"agreement {agreement.mean():.3f} fused {fused_mse:.3e} single {single_mse:.3e}")
-    assert fused_mse < single_mse
+    actual = np.cumsum(test.y, axis=1)
+    loss = lambda p: pinball_loss(actual, p.quantiles, p.levels).mean()  # noqa: E731
+    fuzzy, equal = loss(pred), loss(model.predict_windows(test, combine="equal"))
+    alone = loss(single.predict_windows(test))
+    print(f"agreement {agreement.mean():.3f} pinball fuzzy {fuzzy:.3e} equal {equal:.3e} single {alone:.3e}")
+    assert fuzzy < equal and fuzzy < alone
+    # The 80% interval holds its coverage in each regime, not only on average.
+    lower, upper = pred.intervals[0.8]
+    inside = (test.target_prices() >= lower) & (test.target_prices() <= upper)
+    for r in (0, 1):
+        assert abs(inside[test_regime == r].mean() - 0.8) < 0.05, (r, inside[test_regime == r].mean())

@@ -14,13 +14,17 @@ import pandas as pd
 
 from forecaster.data.files import read_bars_dir, read_bars_file
 from forecaster.data.layout import bars_from_frame
+from forecaster.data.quarantine import QuarantineEntry, QuarantineReport
 from forecaster.data.sample import SAMPLE_TICKERS, load_sample
 from forecaster.data.store import PriceStore
 from forecaster.data.validation import (
     BAR_COLUMNS,
+    MAX_JUMP,
     DataSourceError,
     DataValidationError,
+    check_jumps,
     select_bars,
+    ticker_list,
     validate_bars,
     validate_ticker,
 )
@@ -32,7 +36,10 @@ __all__ = [
     "DataSourceError",
     "DataValidationError",
     "PriceStore",
+    "QuarantineEntry",
+    "QuarantineReport",
     "bars_from_frame",
+    "check_jumps",
     "download_bars",
     "load_bars",
     "load_sample",
@@ -53,6 +60,8 @@ def load_bars(
     end=None,
     *,
     price_dir: str | Path | None = None,
+    strict: bool = False,
+    max_jump: float | None = MAX_JUMP,
 ) -> pd.DataFrame:
     """Validated bars of `tickers` dated in [start, end] (inclusive) from `source`.
 
@@ -61,26 +70,46 @@ def load_bars(
     folder of them. `tickers=None` means all the source has; a requested ticker the source
     lacks raises `DataSourceError` naming it.
 
+    Bars are checked against the contract (`validate_bars`) and for reversed one-day jumps
+    beyond `max_jump` in log return (`check_jumps`; None skips it). One bad ticker does not
+    sink a universe: a ticker that fails is quarantined (left out) and the others load. The
+    `QuarantineReport` (ticker, date, row and reason of each) is in
+    `bars.attrs["quarantine"]`, empty when all is well; show it and log it. Rows are
+    positions in the source's frame (the file's rows for a long-layout file). When every
+    requested ticker fails, as in a one-ticker load, the first failure raises
+    `DataValidationError`; so does any failure with `strict=True`.
+
     >>> load_bars("sample", "^GSPC", start="2018-01-01").shape
     (251, 8)
     """
+    report = None if strict else QuarantineReport()
     if source == "sample":
-        bars = load_sample(tickers)
+        bars = load_sample(tickers)  # bundled and known good
     elif source == "yahoo":
         if tickers is None:
             raise ValueError("source 'yahoo' needs tickers, e.g. tickers=['^GSPC']")
-        bars = download_bars(tickers, start, end)
+        bars = download_bars(tickers, start, end, quarantine=report)
     elif source == "cache":
         if price_dir is None:
             raise ValueError("source 'cache' needs price_dir, the price store's folder")
-        return PriceStore(price_dir).read(tickers, start, end)
+        bars = PriceStore(price_dir).read(tickers, start, end)  # validated when written
     elif Path(source).is_dir():
-        bars = read_bars_dir(source, tickers)
+        bars = read_bars_dir(source, tickers, quarantine=report)
     elif Path(source).is_file():
-        bars = read_bars_file(source)
+        bars = read_bars_file(source, quarantine=report)
     else:
         raise ValueError(
             f"unknown data source {str(source)!r}: expected one of {', '.join(SOURCES)} "
             "or an existing CSV/Parquet file or folder"
         )
-    return select_bars(bars, tickers, start, end)
+    bars = check_jumps(bars, max_jump, quarantine=report)
+    report = report or QuarantineReport()
+    if tickers is not None:
+        wanted = ticker_list(tickers)
+        report = report.only(wanted)
+        tickers = [t for t in wanted if t not in report]
+    if not report.empty and (bars.empty or tickers == []):
+        raise report.entries[0].error()  # nothing left to load: fail as a strict load would
+    bars = select_bars(bars, tickers, start, end)
+    bars.attrs["quarantine"] = report
+    return bars

@@ -6,12 +6,14 @@ otherwise (a `ticker` column, or yf.download's `Ticker` column level).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
 from forecaster.data.layout import bars_from_frame
+from forecaster.data.quarantine import QuarantineReport
 from forecaster.data.validation import (
     DataSourceError,
     DataValidationError,
@@ -23,13 +25,17 @@ from forecaster.data.validation import (
 SUFFIXES = (".csv", ".parquet")
 
 
-def read_bars_file(path: str | Path, ticker: str | None = None) -> pd.DataFrame:
+def read_bars_file(
+    path: str | Path, ticker: str | None = None, *, quarantine: QuarantineReport | None = None
+) -> pd.DataFrame:
     """Validated bars from one CSV or Parquet file.
 
     The ticker is `ticker`, else the file's `ticker` column (or yf.download's `Ticker`
     level), else the file name stem (`^GSPC.csv` -> `^GSPC`). If `Adj Close` is absent, as
     in files saved with yfinance's `auto_adjust=True`, adj_close is the close. Errors name the
     file; for CSV files in a flat layout they also give the line (row N is line N + 2).
+    With a `quarantine` report, a ticker whose bars break the contract is recorded there with
+    the file's name and left out (see `validate_bars`).
     """
     path = Path(path)
     frame, header_lines = _read_table(path)
@@ -38,21 +44,37 @@ def read_bars_file(path: str | Path, ticker: str | None = None) -> pd.DataFrame:
             ticker = validate_ticker(path.stem)
         except DataValidationError as exc:
             raise DataValidationError(f"{path}: no ticker column and the file name {exc}") from None
+    found = QuarantineReport() if quarantine is not None else None
+
+    def source(row: int | None) -> str:
+        # Rows match lines only when the file was not stacked from yf.download's wide layout.
+        if row is not None and not isinstance(frame.columns, pd.MultiIndex):
+            return f"{path.name} line {row + header_lines + 1}"
+        return path.name
+
     try:
-        return bars_from_frame(frame, ticker)
+        bars = bars_from_frame(frame, ticker, quarantine=found)
     except DataValidationError as exc:
         where = f"{path}: {exc}"
-        # Rows match lines only when the file was not stacked from yf.download's wide layout.
         if exc.row is not None and not isinstance(frame.columns, pd.MultiIndex):
-            where += f" [{path.name} line {exc.row + header_lines + 1}]"
+            where += f" [{source(exc.row)}]"
         raise DataValidationError(where, ticker=exc.ticker, date=exc.date, row=exc.row) from None
+    for entry in found or ():
+        quarantine.add(dataclasses.replace(entry, source=source(entry.row)))
+    return bars
 
 
-def read_bars_dir(folder: str | Path, tickers: str | Iterable[str] | None = None) -> pd.DataFrame:
+def read_bars_dir(
+    folder: str | Path,
+    tickers: str | Iterable[str] | None = None,
+    *,
+    quarantine: QuarantineReport | None = None,
+) -> pd.DataFrame:
     """Validated bars from a folder of `<TICKER>.csv` / `<TICKER>.parquet` files.
 
     Reads every such file, or only those of `tickers` (a `DataSourceError` names any ticker
-    without a file). Hidden files (starting with '.') are skipped.
+    without a file). Hidden files (starting with '.') are skipped. `quarantine`: see
+    `read_bars_file`.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -79,7 +101,8 @@ def read_bars_dir(folder: str | Path, tickers: str | Iterable[str] | None = None
             raise DataSourceError(
                 f"{folder}: no file for {', '.join(missing)}; found {', '.join(files) or 'none'}"
             )
-    return validate_bars(pd.concat([read_bars_file(files[t], t) for t in wanted]))
+    frames = [read_bars_file(files[t], t, quarantine=quarantine) for t in wanted]
+    return validate_bars(pd.concat(frames), min_rows=0 if quarantine is not None else 1)
 
 
 def _read_table(path: Path) -> tuple[pd.DataFrame, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from forecaster.data.quarantine import QuarantineReport
 from forecaster.data.validation import (
     BAR_COLUMNS,
     DataValidationError,
@@ -20,7 +21,9 @@ from forecaster.data.validation import (
 _VALUE_COLUMNS = BAR_COLUMNS[2:]
 
 
-def bars_from_frame(frame: pd.DataFrame, ticker: str | None = None) -> pd.DataFrame:
+def bars_from_frame(
+    frame: pd.DataFrame, ticker: str | None = None, *, quarantine: QuarantineReport | None = None
+) -> pd.DataFrame:
     """Validated contract bars from a yfinance-shaped or contract-shaped frame.
 
     Column names are matched case-insensitively with spaces as underscores (`Adj Close` ->
@@ -28,7 +31,8 @@ def bars_from_frame(frame: pd.DataFrame, ticker: str | None = None) -> pd.DataFr
     column (yfinance files saved with `auto_adjust=True`), adj_close is the close. Dates with
     a time zone become their local calendar day (the exchange's day for yfinance data).
     The ticker is `ticker`, else the frame's `ticker` column or `Ticker` column level;
-    a `ticker` that disagrees with the frame's is an error, not a relabelling.
+    a `ticker` that disagrees with the frame's is an error, not a relabelling. `quarantine`:
+    see `validate_bars`.
     """
     if isinstance(frame.columns, pd.MultiIndex):
         frame = _stack_download_layout(frame)
@@ -58,7 +62,7 @@ def bars_from_frame(frame: pd.DataFrame, ticker: str | None = None) -> pd.DataFr
         frame = frame.assign(ticker=ticker)
     elif "ticker" not in frame.columns:
         raise DataValidationError("no ticker: pass one, or give the data a 'ticker' column")
-    return validate_bars(frame.assign(date=local_days(frame["date"])))
+    return validate_bars(frame.assign(date=local_days(frame["date"])), quarantine=quarantine)
 
 
 def local_days(dates: pd.Series) -> pd.Series:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from forecaster.data.quarantine import QuarantineEntry, QuarantineReport
+
 BAR_COLUMNS = ("ticker", "date", "open", "high", "low", "close", "adj_close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
 DATE_DTYPE = "datetime64[us]"  # pandas 3's default resolution for parsed dates
@@ -20,6 +22,11 @@ BAR_DTYPES = {"ticker": "str", "date": DATE_DTYPE} | {c: "float64" for c in BAR_
 
 # Sources round prices to float32 or a few decimals, so a close can sit a hair above the high.
 PRICE_RTOL = 1e-6
+
+# A reversed jump (see `check_jumps`): a one-day move beyond exp(0.5) = x1.65 or x0.61 that the
+# next day undoes to within 25% of its size. NUE on 2007-01-16 (x0.1 and back) is one.
+MAX_JUMP = 0.5
+JUMP_TOLERANCE = 0.25
 
 # Yahoo symbols: ^GSPC, BRK-B, 7203.T, EURUSD=X, GC=F, M&M.NS. None of these characters is a
 # path separator, and a symbol may not start with '.' or '-', so '.', '..' and hidden files
@@ -72,17 +79,24 @@ def empty_bars() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in BAR_DTYPES.items()})
 
 
-def validate_bars(bars: pd.DataFrame, min_rows: int = 1) -> pd.DataFrame:
+def validate_bars(
+    bars: pd.DataFrame, min_rows: int = 1, *, quarantine: QuarantineReport | None = None
+) -> pd.DataFrame:
     """Check `bars` against the contract and return a canonical copy.
 
     The copy has the contract's columns (others are left out) and dtypes, tickers
     upper-cased, rows ordered by ticker (stable; each ticker's dates must already increase)
-    and a fresh RangeIndex. Nothing is dropped, filled or re-ordered in time: the first
-    problem raises `DataValidationError` naming ticker, date and row (0-based position in
-    `bars`) and how many more rows share it. Checks, in order: columns, tickers, dates
-    (readable, tz-naive, midnight), dates strictly increasing per ticker, prices finite and
-    positive, volume finite and >= 0, high >= low, open and close within [low, high] (relative
-    tolerance `PRICE_RTOL`), at least `min_rows` rows per ticker.
+    and a fresh RangeIndex. Nothing is filled or re-ordered in time: the first problem raises
+    `DataValidationError` naming ticker, date and row (0-based position in `bars`) and how many
+    more rows share it. Checks, in order: columns, tickers, dates (readable, tz-naive,
+    midnight), dates strictly increasing per ticker, prices finite and positive, volume finite
+    and >= 0, high >= low, open and close within [low, high] (relative tolerance
+    `PRICE_RTOL`), at least `min_rows` rows per ticker.
+
+    With a `quarantine` report, a ticker whose rows fail a check is recorded there (its first
+    problem, in the order above) and left out of the result instead; the other tickers go on.
+    Problems of the frame as a whole (columns, missing or invalid tickers, time zones) raise
+    either way.
     """
     if not isinstance(bars, pd.DataFrame):
         raise TypeError(f"bars must be a pandas DataFrame, got {type(bars).__name__}")
@@ -97,29 +111,34 @@ def validate_bars(bars: pd.DataFrame, min_rows: int = 1) -> pd.DataFrame:
         return empty_bars()
 
     codes, names = _ticker_codes(bars["ticker"], bars["date"])
+    quarantined = np.zeros(len(names), dtype=bool)  # per ticker code
 
-    def ticker(row: int) -> str:
-        return names[codes[row]]
-
-    dates = _parse_dates(bars["date"], ticker)
+    dates = _parse_dates(bars["date"])
     stamps = dates.to_numpy()
 
     def day(r: int) -> str:
         return str(stamps[r])[:10]
 
-    def fail(mask: np.ndarray, problem: Callable[[int], str], hint: str = "") -> None:
+    def fail(mask: np.ndarray, problem: Callable[[int], str], hint: str = "", dated: bool = True) -> None:
+        """Raise for the first row in `mask`, or quarantine each ticker with a row in it."""
         rows = np.flatnonzero(mask)
+        rows = rows[~quarantined[codes[rows]]]  # a quarantined ticker keeps its first problem
         if len(rows) == 0:
             return
-        r = int(rows[0])
-        more = f"; {len(rows) - 1} more row(s) like it" if len(rows) > 1 else ""
-        raise DataValidationError(
-            f"{ticker(r)}: {problem(r)} on {day(r)} (row {r}){hint}{more}",
-            ticker=ticker(r),
-            date=day(r),
-            row=r,
-        )
+        if quarantine is None:
+            firsts, counts = rows[:1], [len(rows)]
+        else:  # rows are sorted, so the first index per ticker is its earliest row
+            _, first, counts = np.unique(codes[rows], return_index=True, return_counts=True)
+            firsts = rows[first]
+        for r, n in zip(firsts.tolist(), counts, strict=True):
+            more = f"; {n - 1} more row(s) like it" if n > 1 else ""
+            entry = QuarantineEntry(names[codes[r]], day(r) if dated else None, r, problem(r), hint + more)
+            if quarantine is None:
+                raise entry.error()
+            quarantine.add(entry)
+            quarantined[codes[r]] = True
 
+    fail(dates.isna().to_numpy(), lambda r: f"unreadable date {_show(bars['date'].iloc[r])}", dated=False)
     micros = stamps.astype(np.int64)
     fail(
         micros % 86_400_000_000 != 0,
@@ -155,22 +174,82 @@ def validate_bars(bars: pd.DataFrame, min_rows: int = 1) -> pd.DataFrame:
         values[col] = num
 
     high, low = values["high"], values["low"]
-    fail(high < low, lambda r: f"high {high[r]} < low {low[r]}")
-    for col in ("close", "open"):
-        x = values[col]
-        outside = (x > high * (1 + PRICE_RTOL)) | (x < low * (1 - PRICE_RTOL))
-        fail(outside, lambda r, x=x, col=col: f"{col} {x[r]} outside [low {low[r]}, high {high[r]}]")
+    with np.errstate(invalid="ignore"):  # NaNs of quarantined tickers
+        fail(high < low, lambda r: f"high {high[r]} < low {low[r]}")
+        for col in ("close", "open"):
+            x = values[col]
+            outside = (x > high * (1 + PRICE_RTOL)) | (x < low * (1 - PRICE_RTOL))
+            fail(outside, lambda r, x=x, col=col: f"{col} {x[r]} outside [low {low[r]}, high {high[r]}]")
 
     counts = np.bincount(codes, minlength=len(names))
-    short = np.flatnonzero(counts < min_rows)
-    if len(short):
+    short = np.flatnonzero((counts < min_rows) & ~quarantined)
+    if len(short) and quarantine is None:
         t = names[short[0]]
         more = f" (and {len(short) - 1} more ticker(s))" if len(short) > 1 else ""
         raise DataValidationError(f"{t}: {counts[short[0]]} rows, need at least {min_rows}{more}", ticker=t)
+    for code in short:
+        quarantine.add(
+            QuarantineEntry(names[code], None, None, f"{counts[code]} rows, need at least {min_rows}")
+        )
+        quarantined[code] = True
 
+    order = order[~quarantined[codes[order]]]
     out = {"ticker": pd.Index(names, dtype="str").take(codes[order]), "date": stamps[order]}
     out |= {c: values[c][order] for c in BAR_COLUMNS[2:]}
     return pd.DataFrame(out, columns=list(BAR_COLUMNS))
+
+
+def check_jumps(
+    bars: pd.DataFrame,
+    max_jump: float | None = MAX_JUMP,
+    tolerance: float = JUMP_TOLERANCE,
+    *,
+    quarantine: QuarantineReport | None = None,
+) -> pd.DataFrame:
+    """Flag one-day jumps that reverse the next day: bad prints, not market moves.
+
+    Day t is flagged in `close` or `adj_close` when |r_t| > `max_jump` (log return from the
+    day before) and |r_t + r_t+1| <= `tolerance` * |r_t|, i.e. the next day undoes it. A real
+    crash or takeover jump does not come straight back; a price off by x10 for one day
+    does. `bars` must be valid (see `validate_bars`); rows are positions in `bars`. Like
+    `validate_bars`: raises `DataValidationError` on the first flagged day, or, with a
+    `quarantine` report, records each flagged ticker there and returns `bars` without it.
+    `max_jump=None` checks nothing.
+    """
+    if max_jump is None or len(bars) < 3:
+        return bars
+    codes = pd.factorize(bars["ticker"])[0]
+    same = codes[1:] == codes[:-1]  # row i and i + 1 belong to one ticker
+    flagged = []
+    for col in ("close", "adj_close"):
+        price = bars[col].to_numpy(np.float64)
+        r = np.where(same, np.diff(np.log(price)), np.nan)  # r[i - 1] is the return into row i
+        with np.errstate(invalid="ignore"):
+            jump = np.abs(r[:-1]) > max_jump
+            back = np.abs(r[:-1] + r[1:]) <= tolerance * np.abs(r[:-1])
+        for i in np.flatnonzero(jump & back) + 1:  # rows where the reversed jump lands
+            flagged.append((int(i), col, price))
+    flagged.sort(key=lambda f: f[0])
+    dropped: set[str] = set()
+    for r, col, price in flagged:
+        ticker = str(bars["ticker"].iat[r])
+        if ticker in dropped:
+            continue
+        entry = QuarantineEntry(
+            ticker,
+            str(bars["date"].iat[r])[:10],
+            r,
+            f"{col} {price[r]:g} is a one-day jump from {price[r - 1]:g} reversed the next day "
+            f"({price[r + 1]:g})",
+            f"; a bad print? (|log return| > {max_jump}, back within {tolerance:.0%})",
+        )
+        if quarantine is None:
+            raise entry.error()
+        quarantine.add(entry)
+        dropped.add(ticker)
+    if not dropped:
+        return bars
+    return bars[~bars["ticker"].isin(dropped)].reset_index(drop=True)
 
 
 def select_bars(
@@ -260,8 +339,8 @@ def _ticker_codes(column: pd.Series, dates: pd.Series) -> tuple[np.ndarray, np.n
     return inverse[raw_codes], names
 
 
-def _parse_dates(column: pd.Series, ticker: Callable[[int], str]) -> pd.Series:
-    """Dates as a datetime64[us] Series with a RangeIndex; raise on unreadable ones."""
+def _parse_dates(column: pd.Series) -> pd.Series:
+    """Dates as a datetime64[us] Series with a RangeIndex, NaT where unreadable."""
     if isinstance(column.dtype, pd.DatetimeTZDtype):
         raise DataValidationError(
             f"dates carry time zone {column.dtype.tz}; use tz-naive exchange-local days"
@@ -274,13 +353,4 @@ def _parse_dates(column: pd.Series, ticker: Callable[[int], str]) -> pd.Series:
         raise DataValidationError(f"dates cannot be read: {exc}") from None
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         raise DataValidationError("dates carry UTC offsets; use tz-naive exchange-local days")
-    bad = np.flatnonzero(parsed.isna().to_numpy())
-    if len(bad):
-        r = int(bad[0])
-        more = f"; {len(bad) - 1} more row(s) like it" if len(bad) > 1 else ""
-        raise DataValidationError(
-            f"{ticker(r)}: unreadable date {_show(column.iloc[r])} (row {r}){more}",
-            ticker=ticker(r),
-            row=r,
-        )
     return parsed.astype(DATE_DTYPE).reset_index(drop=True)

@@ -21,6 +21,7 @@ import yfinance as yf
 from yfinance.exceptions import YFException, YFRateLimitError
 
 from forecaster.data.layout import bars_from_frame
+from forecaster.data.quarantine import QuarantineReport
 from forecaster.data.validation import (
     DataSourceError,
     as_day,
@@ -79,6 +80,7 @@ def download_bars(
     timeout: float = 30,
     session=None,
     retry: RetryPolicy = NO_RETRY,
+    quarantine: QuarantineReport | None = None,
 ) -> pd.DataFrame:
     """Validated daily bars of `tickers` from Yahoo Finance, dated in [start, end].
 
@@ -91,11 +93,16 @@ def download_bars(
     Raises `DataSourceError` naming the ticker when Yahoo fails (unknown symbol, HTTP error,
     timeout, rate limit, malformed answer) or has no bars in the range, and
     `DataValidationError` when its bars break the contract (a day with missing prices, say).
-    `retry` retries rate limits and network errors (default: none; see `RetryPolicy`).
+    `retry` retries rate limits and network errors (default: none; see `RetryPolicy`). With a
+    `quarantine` report, a ticker whose bars break the contract is recorded there and left out
+    (see `validate_bars`); download failures still raise.
     """
     symbols = ticker_list(tickers)
-    frames = [download_ticker(s, start, end, timeout=timeout, session=session, retry=retry) for s in symbols]
-    return validate_bars(pd.concat(frames))
+    frames = [
+        download_ticker(s, start, end, timeout=timeout, session=session, retry=retry, quarantine=quarantine)
+        for s in symbols
+    ]
+    return validate_bars(pd.concat(frames), min_rows=0 if quarantine is not None else 1)
 
 
 def download_ticker(
@@ -106,6 +113,7 @@ def download_ticker(
     timeout: float = 30,
     session=None,
     retry: RetryPolicy = NO_RETRY,
+    quarantine: QuarantineReport | None = None,
 ) -> pd.DataFrame:
     """Validated daily bars of one ticker, as `download_bars`, retrying transient failures.
 
@@ -138,7 +146,7 @@ def download_ticker(
     if history.empty:
         span = f"from {_day(first, 'the start')} to {_day(last, 'now')}"
         raise DataSourceError(f"{symbol}: Yahoo returned no daily bars {span}")
-    return bars_from_frame(history, symbol)
+    return bars_from_frame(history, symbol, quarantine=quarantine)
 
 
 def _history(symbol: str, start, end, timeout: float, session) -> pd.DataFrame:

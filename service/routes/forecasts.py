@@ -4,9 +4,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Request
 
 from forecaster import forecast_store
-from service.schemas import TICKER_PATTERN, ErrorPublic, StoredForecastPublic
+from service.schemas import AUTH_ERRORS, TICKER_PATTERN, ErrorPublic, StoredForecastPublic
 
-router = APIRouter(prefix="/v1", tags=["stored forecasts"])
+router = APIRouter(prefix="/v1", tags=["stored forecasts"], responses=AUTH_ERRORS)
 
 
 @router.get(

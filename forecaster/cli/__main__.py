@@ -1,0 +1,3 @@
+from forecaster.cli.main import app
+
+app(prog_name="forecaster")

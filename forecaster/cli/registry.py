@@ -1,0 +1,92 @@
+"""The registry: promote a challenger, list versions, open the MLflow UI."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from forecaster.cli.common import SourceOpt, friendly_errors
+from forecaster.cli.render import console, print_versions
+from forecaster.config import Settings
+
+
+@friendly_errors
+def promote(
+    metric: Annotated[
+        str,
+        typer.Option(
+            help="Lower-is-better metric: pinball (default: the distribution), winkler_80, winkler_95, "
+            "rmse, mae, mape, return_rmse, theil_u."
+        ),
+    ] = "pinball",
+    source: SourceOpt = "",
+) -> None:
+    """Make the `challenger` the `champion` if it beats it on the same held-out windows.
+
+    Both versions forecast the challenger's held-out block of the bars it was trained on; the
+    decision and both scores are recorded as tags of the challenger's model version.
+
+    Examples:
+
+      forecaster promote
+
+      forecaster promote --metric winkler_80 --source cache
+    """
+    from forecaster import tracking
+    from forecaster.data import load_bars
+
+    settings = Settings()
+    tracking.configure(settings)
+    challenger = tracking.challenger_fingerprint(settings)
+    bars = load_bars(
+        source or settings.source,
+        challenger["tickers"],
+        challenger["start"],
+        challenger["end"],
+        price_dir=settings.price_dir,
+    )
+    decision = tracking.promote(settings, bars, metric)
+    verdict = "[bold green]promoted[/]" if decision.promoted else "[bold yellow]not promoted[/]"
+    console.print(f"{settings.model_name} v{decision.challenger_version}: {verdict} ({decision.reason})")
+
+
+@friendly_errors
+def models() -> None:
+    """List the registered model's versions with their aliases and key metrics.
+
+    Example:
+
+      MLFLOW_TRACKING_URI=http://127.0.0.1:5000 forecaster models
+    """
+    from forecaster import tracking
+
+    settings = Settings()
+    rows = tracking.list_versions(settings)
+    if not rows:
+        console.print(f"no versions of {settings.model_name!r} in {settings.tracking_uri}")
+        return
+    print_versions(rows, f"{settings.model_name} in {settings.tracking_uri}")
+
+
+def ui(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
+) -> None:
+    """Start the MLflow UI on the local store (runs, curves, plots, registry).
+
+    Example:
+
+      forecaster ui --port 5050
+    """
+    settings = Settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    if settings.mlflow_uri:
+        console.print(f"tracking goes to {settings.mlflow_uri}: open its UI there")
+        raise typer.Exit(0)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.tracking_uri]
+    command += ["--host", host, "--port", str(port)]
+    console.print(f"MLflow UI on http://{host}:{port}  ({' '.join(command[1:])})")
+    os.execv(command[0], command)

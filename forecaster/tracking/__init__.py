@@ -1,0 +1,51 @@
+"""MLflow, and only here: where tracking goes, runs, the pyfunc model, the registry, promotion.
+
+- `setup`: the store and experiment (`configure`)
+- `runs`: training and backtest runs
+- `pyfunc`: the pyfunc model logged with a run and loaded from the registry
+- `registry`: champion / challenger aliases, promotion, listing and loading versions
+- `promotion`: the promotion decision, a plain function of two score sets
+
+The names below are the package's public surface, so callers write `tracking.promote(...)`.
+"""
+
+from forecaster.tracking.promotion import PROMOTION_METRICS, PromotionDecision, decide
+from forecaster.tracking.pyfunc import ForecasterPyfunc, load_model
+from forecaster.tracking.registry import (
+    CHALLENGER,
+    CHAMPION,
+    ModelRef,
+    RegisteredForecaster,
+    challenger_fingerprint,
+    evaluation_windows,
+    list_versions,
+    load_registered,
+    mark_challenger,
+    promote,
+    resolve_model_uri,
+)
+from forecaster.tracking.runs import LoggedModel, log_backtest_run, log_training_run
+from forecaster.tracking.setup import configure
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "PROMOTION_METRICS",
+    "ForecasterPyfunc",
+    "LoggedModel",
+    "ModelRef",
+    "PromotionDecision",
+    "RegisteredForecaster",
+    "challenger_fingerprint",
+    "configure",
+    "decide",
+    "evaluation_windows",
+    "list_versions",
+    "load_model",
+    "load_registered",
+    "log_backtest_run",
+    "log_training_run",
+    "mark_challenger",
+    "promote",
+    "resolve_model_uri",
+]

@@ -1,0 +1,190 @@
+"""Tracked runs: a training run (params, curves, metrics, data, plots, pyfunc model) and a backtest run."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import subprocess
+import tempfile
+import warnings
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+
+from forecaster.config import Settings
+from forecaster.model import FuzzyLSTMForecaster
+from forecaster.tracking.pyfunc import ForecasterPyfunc
+from forecaster.tracking.registry import mark_challenger
+from forecaster.tracking.setup import configure
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoggedModel:
+    run_id: str
+    model_uri: str
+    version: str | None  # registry version, None when not registered
+
+
+def _git_state() -> dict[str, str]:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5)
+        return {"git_commit": commit.stdout.strip(), "git_dirty": str(bool(dirty.stdout.strip())).lower()}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": "unknown", "git_dirty": "unknown"}
+
+
+def _requirements() -> list[str]:
+    names = ("torch", "numpy", "pandas", "scikit-fuzzy", "exchange-calendars", "pyarrow", "mlflow")
+    return [f"{n}=={importlib_metadata.version(n).split('+')[0]}" for n in names]
+
+
+def log_training_run(
+    model: FuzzyLSTMForecaster,
+    bars: pd.DataFrame,
+    settings: Settings,
+    *,
+    run_name: str | None = None,
+    plots: tuple[Path, ...] = (),
+    register: bool = True,
+) -> LoggedModel:
+    """Log a fitted model's run (params, curves, metrics, data, plots) and its pyfunc model.
+
+    When `register`, the model becomes a new version of `settings.model_name` with the alias
+    `challenger`; `promote` decides whether it becomes `champion`.
+    """
+    configure(settings)
+    with mlflow.start_run(run_name=run_name) as run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_params({k: str(v) for k, v in model.config.flat().items()})
+        mlflow.log_params({"source": settings.source, "universe": ",".join(model.fingerprint_["tickers"])})
+        for stage, rows in model.history_.items():
+            for row in rows:  # per-epoch losses as metric steps, so the UI draws the curves
+                mlflow.log_metrics(
+                    {f"{stage}.{k.replace('/', '.')}": v for k, v in row.items() if k != "epoch"},
+                    step=row["epoch"],
+                )
+        mlflow.log_metrics({k: float(v) for k, v in model.metrics_.items()})
+        for c, index in getattr(model.clusterer_, "xie_beni_", {}).items():
+            mlflow.log_metric("xie_beni_by_c", index, step=c)
+        fingerprint = model.fingerprint_
+        mlflow.set_tags(
+            {
+                **_git_state(),
+                "device": model.device_,
+                "data.sha256": fingerprint["sha256"],
+                "data.tickers": ",".join(fingerprint["tickers"]),
+                "data.range": f"{fingerprint['start']}..{fingerprint['end']}",
+            }
+        )
+        mlflow.log_dict(fingerprint, "data_fingerprint.json")
+        mlflow.log_dict(model.config.to_dict(), "config.json")
+        mlflow.log_dict(
+            {
+                "labels": model.regime_labels_,
+                "shares_of_training_windows": [round(float(s), 4) for s in model.regime_shares_],
+                "descriptors": list(model.config.cluster.descriptors),
+                "centers_raw": (
+                    model.clusterer_.centers_ * model.clusterer_.scale_ + model.clusterer_.mean_
+                ).tolist(),
+            },
+            "regimes.json",
+        )
+        mlflow.set_tag("regimes", regime_summary(model))
+        dataset = mlflow.data.from_pandas(
+            bars, name=f"bars {','.join(fingerprint['tickers'])} {fingerprint['start']}..{fingerprint['end']}"
+        )
+        mlflow.log_input(dataset, context="training")
+        for plot in plots:
+            mlflow.log_artifact(str(plot), artifact_path="plots")
+
+        model_dir = model.save(Path(tmp) / "model")
+        example = _input_example(bars, model)
+        with _quiet_mlflow():
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=ForecasterPyfunc(),
+                artifacts={"model_dir": str(model_dir)},
+                signature=infer_signature(example, model.predict(example)),
+                input_example=example,
+                pip_requirements=_requirements(),
+                registered_model_name=settings.model_name if register else None,
+            )
+    version = None
+    if register:
+        version = str(info.registered_model_version)
+        mark_challenger(settings.model_name, version, model.metrics_, regime_summary(model))
+    return LoggedModel(run.info.run_id, info.model_uri, version)
+
+
+def log_backtest_run(
+    summary: pd.DataFrame,
+    report_dir: Path,
+    params: dict,
+    bars: pd.DataFrame,
+    settings: Settings,
+    *,
+    run_name: str = "backtest",
+) -> str:
+    """Log a walk-forward backtest: its parameters, every model's aggregated metrics, the report folder.
+
+    Metrics are named `<model>.<metric>` (e.g. `fuzzy.theil_u`, `single_lstm.dm_p_vs_naive`), so runs
+    compare side by side in the UI; the tables and plots are the run's artifacts under `backtest/`.
+    """
+    configure(settings)
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.log_params({k: str(v) for k, v in params.items()})
+        metrics = {}
+        for row in summary.to_dict("records"):
+            for key, value in row.items():
+                if key != "model" and isinstance(value, int | float) and np.isfinite(value):
+                    metrics[f"{row['model']}.{key}"] = float(value)
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags(
+            {**_git_state(), "kind": "backtest", "data.tickers": ",".join(sorted(bars["ticker"].unique()))}
+        )
+        mlflow.log_input(mlflow.data.from_pandas(bars, name="backtest bars"), context="backtest")
+        mlflow.log_artifacts(str(report_dir), artifact_path="backtest")
+    return run.info.run_id
+
+
+@contextlib.contextmanager
+def _quiet_mlflow():
+    """Silence log_model's generic advice; our wrapper is a stateless class, its state is the model dir.
+
+    (The cloudpickle warning is about pickled state: ForecasterPyfunc pickles to a class reference,
+    and the artifact it loads is the npz/json/state-dict directory.)
+    """
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="Hint: Inferred schema contains integer", category=UserWarning
+            )
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def regime_summary(model: FuzzyLSTMForecaster) -> str:
+    """The regimes in one line: `calm, rising 37% | turbulent, falling 26%`."""
+    return " | ".join(
+        f"{label} {share:.0%}"
+        for label, share in zip(model.regime_labels_, model.regime_shares_, strict=True)
+    )
+
+
+def _input_example(bars: pd.DataFrame, model: FuzzyLSTMForecaster) -> pd.DataFrame:
+    """The latest `window + 1` bars of one ticker: the smallest input that yields a forecast."""
+    first = bars[bars["ticker"] == bars["ticker"].iloc[0]]
+    return first.tail(model.config.window.window + 1).reset_index(drop=True)

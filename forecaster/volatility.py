@@ -1,0 +1,63 @@
+"""Causal volatility estimates from daily log returns: RiskMetrics EWMA and realised volatility.
+
+Index t of every output uses returns r_0..r_t only, so sigma_t is a forecast of the volatility
+of day t + 1 made at the close of day t. Features, intervals and baselines share these.
+
+Warm-up. A ticker's first days have little history. Rather than seed with the standard
+deviation of its first 20 days (which would let days 0..19 see their own future), every
+estimate starts as an expanding mean of squared returns over the days available, with a prior
+of `PRIOR_VOL` counted as one extra day, so day 0 with a zero return is still finite:
+var_t = (PRIOR_VOL**2 + sum_{s<=t} r_s**2) / (t + 2). EWMA switches to its recursion after
+`warmup` days; a realised volatility over k days once k days exist.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import lfilter
+
+LAMBDA = 0.94  # RiskMetrics' daily decay
+PRIOR_VOL = 0.01  # 1% a day, about the long-run S&P 500; it weighs one day and fades fast
+WARMUP = 20  # days of expanding mean before the EWMA recursion takes over
+VOL_FLOOR = 1e-5  # a run of zero returns (a stale quote) has zero variance; keep its log finite
+# Bars after which EWMA has forgotten how it started (0.94**300 < 1e-8): a window cut from the
+# last `LOOKBACK` + L bars has the same volatility features as one cut from the full history.
+LOOKBACK = 320
+
+
+def ewma_volatility(returns: np.ndarray, lam: float = LAMBDA, *, warmup: int = WARMUP) -> np.ndarray:
+    """RiskMetrics EWMA volatility: [T] daily log returns -> [T] sigma.
+
+    sigma_t**2 = lam * sigma_{t-1}**2 + (1 - lam) * r_t**2 for t >= `warmup`; before that the
+    expanding mean of the module docstring. sigma_t is the forecast for day t + 1.
+    """
+    if not 0 < lam < 1 or warmup < 1:
+        raise ValueError(f"need 0 < lam < 1 and warmup >= 1, got lam={lam}, warmup={warmup}")
+    r2 = np.square(np.asarray(returns, dtype=np.float64))
+    var = _expanding_var(r2[:warmup])
+    if len(r2) > warmup:
+        # lfilter runs the recursion y_n = (1 - lam) x_n + lam y_{n-1} in C; zi carries var_{warmup-1}.
+        tail, _ = lfilter([1 - lam], [1, -lam], r2[warmup:], zi=[lam * var[-1]])
+        var = np.concatenate([var, tail])
+    return np.sqrt(np.maximum(var, VOL_FLOOR**2))
+
+
+def realized_volatility(returns: np.ndarray, days: int) -> np.ndarray:
+    """Root mean square of the last `days` daily log returns (HAR's components): [T] -> [T].
+
+    Uses r_{t-days+1}..r_t; before `days` returns exist, the expanding mean with the prior.
+    """
+    if days < 1:
+        raise ValueError(f"days must be >= 1, got {days}")
+    r2 = np.square(np.asarray(returns, dtype=np.float64))
+    var = _expanding_var(r2)
+    if len(r2) >= days:
+        # Summing each window (not differencing a running total) gives the same bits whatever
+        # history precedes it: a short tail at serving time matches the training features.
+        var[days - 1 :] = np.lib.stride_tricks.sliding_window_view(r2, days).sum(axis=1) / days
+    return np.sqrt(np.maximum(var, VOL_FLOOR**2))
+
+
+def _expanding_var(r2: np.ndarray) -> np.ndarray:
+    """(PRIOR_VOL**2 + sum_{s<=t} r2_s) / (t + 2): the warm-up estimate of every volatility."""
+    return (PRIOR_VOL**2 + np.cumsum(r2)) / (np.arange(len(r2)) + 2)
