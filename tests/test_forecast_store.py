@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from forecaster import forecast_store
-from forecaster.forecast_store import LockLostError, SchemaVersionError
+from forecaster.forecast_store import LockLostError, SchemaVersionError, schema
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,28 +67,28 @@ def test_eight_processes_connecting_to_a_fresh_store_at_once_all_succeed(store_u
     assert [child.returncode for child in children] == [0] * 8, "\n".join(errors)
     engine = forecast_store.connect(store_url)
     with engine.connect() as conn:
-        assert forecast_store._revision(conn) == forecast_store.schema_head()
+        assert schema._revision(conn) == forecast_store.schema_head()
         versions = conn.execute(sa.text(f"SELECT version_num FROM {forecast_store.VERSION_TABLE}")).all()
     assert len(versions) == 1
     engine.dispose()
 
 
 def test_a_connect_that_sees_a_half_created_schema_waits_for_its_creator(store_url):
-    engine = forecast_store._create_engine(store_url)
+    engine = schema._create_engine(store_url)
     connected: list = []
-    with forecast_store._schema_lock(engine) as creator:
+    with schema._schema_lock(engine) as creator:
         # The creator has made the tables but not yet recorded the version (on SQLite each DDL
         # statement commits on its own; on PostgreSQL a reader's catalog checks can straddle the commit).
         with engine.connect() as other:
-            forecast_store._alembic("upgrade", other, forecast_store.BASELINE)
+            schema._alembic("upgrade", other, forecast_store.BASELINE)
             other.execute(sa.text(f"DROP TABLE {forecast_store.VERSION_TABLE}"))
             other.commit()
         waiter = threading.Thread(target=lambda: connected.append(forecast_store.connect(store_url)))
         waiter.start()
         waiter.join(1.0)
         assert waiter.is_alive() and not connected  # waiting for the lock, not refusing the store
-        forecast_store._alembic("stamp", creator, forecast_store.BASELINE)
-        forecast_store._alembic("upgrade", creator, "head")
+        schema._alembic("stamp", creator, forecast_store.BASELINE)
+        schema._alembic("upgrade", creator, "head")
     waiter.join(30)
     assert len(connected) == 1
     connected[0].dispose()
@@ -117,9 +117,9 @@ def test_the_migrated_schema_equals_the_tables_the_code_uses(store_url):
 
 def downgrade_to_baseline(url: str, versioned: bool) -> None:
     """The store as an older release left it: schema 0001, with or without a version table."""
-    engine = forecast_store._create_engine(url)
-    with forecast_store._schema_lock(engine) as conn:
-        forecast_store._alembic("downgrade", conn, forecast_store.BASELINE)
+    engine = schema._create_engine(url)
+    with schema._schema_lock(engine) as conn:
+        schema._alembic("downgrade", conn, forecast_store.BASELINE)
         if not versioned:  # made by `metadata.create_all` before migrations existed
             conn.execute(sa.text(f"DROP TABLE {forecast_store.VERSION_TABLE}"))
     engine.dispose()

@@ -6,7 +6,7 @@ SQLite file) and the transaction; this only runs the migration scripts inside th
 
 from alembic import context
 
-from forecaster.forecast_store import VERSION_TABLE
+from forecaster.forecast_store.schema import VERSION_TABLE
 
 if context.is_offline_mode():
     raise SystemExit("forecast store migrations run online only: forecaster.forecast_store.upgrade(url)")
