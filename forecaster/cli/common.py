@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from forecaster.cli.render import console, err_console
@@ -62,6 +63,16 @@ def load(source: str, tickers, start, end, settings: Settings):
         f"from {bars['date'].min().date()} to {bars['date'].max().date()}[/]"
     )
     return bars
+
+
+def sample_tickers(bars, n: int, seed: int):
+    """The bars of `n` tickers drawn at random (seeded), so a sample can be drawn again."""
+    tickers = sorted(bars["ticker"].unique())
+    if n >= len(tickers):
+        return bars
+    chosen = np.random.default_rng(seed).choice(tickers, n, replace=False)
+    console.print(f"[dim]sampled {n} of {len(tickers)} tickers: {', '.join(sorted(chosen))}[/]")
+    return bars[bars["ticker"].isin(chosen)]
 
 
 def parse_clusters(value: str) -> int | str:

@@ -18,9 +18,10 @@ from forecaster.cli.common import (
     friendly_errors,
     load,
     parse_clusters,
+    sample_tickers,
 )
 from forecaster.cli.render import console, print_backtest, print_forecast, print_metrics
-from forecaster.config import Settings
+from forecaster.config import Settings, WindowConfig
 
 
 @friendly_errors
@@ -32,7 +33,9 @@ def train(
     end: EndOpt = None,
     window: Annotated[int, typer.Option(help="Trading days of history per window (L).")] = 30,
     horizon: Annotated[int, typer.Option(help="Trading days to forecast (H).")] = 5,
-    features: Annotated[str, typer.Option(help="Comma-separated daily features.")] = "log_return,log_range",
+    features: Annotated[str, typer.Option(help="Comma-separated daily features.")] = ",".join(
+        WindowConfig.features
+    ),
     clusters: Annotated[
         str, typer.Option(help="Number of clusters (experts), or 'auto' (Xie-Beni, 2..6).")
     ] = "3",
@@ -135,6 +138,9 @@ def backtest(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the report.")] = Path("backtest"),
     source: SourceOpt = "sample",
     ticker: TickersOpt = None,
+    sample: Annotated[
+        int | None, typer.Option(help="Backtest a random sample of this many tickers of the source (seeded).")
+    ] = None,
     start: Annotated[str | None, typer.Option(help="First forecast origin (YYYY-MM-DD).")] = None,
     end: Annotated[str | None, typer.Option(help="Last forecast origin (YYYY-MM-DD).")] = None,
     refit_every: Annotated[int, typer.Option(help="Trading days between refits.")] = 250,
@@ -178,6 +184,8 @@ def backtest(
       forecaster backtest -t ^GSPC --start 2016-01-01 --refit-every 60 --models naive,arima,fuzzy
 
       forecaster backtest --source prices/ --train-days 1000 --epochs 20 --device cuda -o bt/
+
+      forecaster backtest --source us-stocks.parquet --sample 30 --start 2012-01-01 --models garch,fuzzy -o bt/
     """
     from forecaster.evaluation.backtest import walk_forward
     from forecaster.evaluation.report import summary_table, write_report
@@ -189,6 +197,8 @@ def backtest(
     )  # fmt: skip
     # All bars are loaded: targets of the last origins lie after --end, and training before --start.
     bars = load(source, ticker, None, None, settings)
+    if sample:
+        bars = sample_tickers(bars, sample, seed)
     started = time.perf_counter()
     result = walk_forward(
         bars,
@@ -210,7 +220,7 @@ def backtest(
     if track:
         from forecaster import tracking
 
-        params = {"source": source, "tickers": ",".join(ticker or []) or "all", "start": start, "end": end,
+        params = {"source": source, "tickers": ",".join(sorted(bars["ticker"].unique())), "start": start, "end": end,
                   "refit_every": refit_every, "train_days": train_days, "models": models, **config.flat()}  # fmt: skip
         run_id = tracking.log_backtest_run(summary, Path(output), params, bars, settings)
         console.print(f"mlflow: backtest run {run_id} in {settings.tracking_uri}")
