@@ -133,6 +133,7 @@ class TrainConfig:
     coverage: tuple[float, ...] = (0.8, 0.95)  # conformal interval levels
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     warmup_steps: int = 0  # linear learning-rate warm-up; use a few hundred with batches of 16k+
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on CUDA, float32 elsewhere
     seed: int = 0
 
     def __post_init__(self) -> None:
