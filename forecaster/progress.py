@@ -70,7 +70,7 @@ class Progress:
             self.unit,
             100 * self.done / max(self.total, 1),
             f", {details}" if details else "",
-            f"{rate:,.0f} items" if self.items_per_step > 1 else f"{rate:,.1f} {self.unit}",
+            f"{rate:,.0f} windows" if self.items_per_step > 1 else f"{rate:,.1f} {self.unit}",
             _duration(eta),
         )
 

@@ -133,7 +133,8 @@ def _fit(
             optimizer.step()
             schedule.step()
             total += losses.detach() * len(idx)
-            bar.advance(functools.partial(_running, epoch, total, active))
+            seen = start + len(idx)
+            bar.advance(functools.partial(_running, epoch, total, active, seen))
         val_losses = _evaluate(module, loss_fn, val, batch, bf16)
         row: dict[str, float] = {"epoch": epoch}
         train_losses = (total / n_train).tolist()  # one host sync per epoch
@@ -161,9 +162,9 @@ def _fit(
     return history
 
 
-def _running(epoch: int, total: torch.Tensor, active: torch.Tensor) -> dict:
-    """What the progress shows: the epoch and the summed running loss of the active tracks."""
-    return {"epoch": epoch, "loss": float((total * active).sum())}
+def _running(epoch: int, total: torch.Tensor, active: torch.Tensor, seen: int) -> dict:
+    """What the progress shows: the epoch and the running mean loss of the active tracks this epoch."""
+    return {"epoch": epoch, "loss": float((total * active).sum() / (active.sum().clamp(min=1) * seen))}
 
 
 def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
