@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.markup import escape
+
 from forecaster.cli.common import parse_clusters
 from forecaster.cli.render import console, err_console, print_forecast, print_metrics
 from forecaster.config import ClusterConfig, ForecasterConfig, Settings, TrainConfig
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         result = run(settings, quickstart_config(args.epochs, parse_clusters(args.clusters)))
     except (ValueError, FileNotFoundError, DataSourceError) as exc:  # expected failures: one line
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(2)
     console.print(
         f"\nmodel:  {result.model_dir}\nplots:  {', '.join(str(p) for p in result.plots)}\n"

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import numpy as np
 import typer
+from rich.markup import escape
 
 from forecaster.cli.render import console, err_console
 from forecaster.config import (
@@ -32,7 +33,7 @@ def friendly_errors(func):
             return func(*args, **kwargs)
         except (ValueError, FileNotFoundError, KeyError, DataSourceError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            err_console.print(f"[bold red]error:[/] {message}")
+            err_console.print(f"[bold red]error:[/] {escape(str(message))}")
             raise typer.Exit(2) from None
 
     return wrapper
@@ -53,16 +54,31 @@ StartOpt = Annotated[str | None, typer.Option(help="First date (YYYY-MM-DD).")]
 EndOpt = Annotated[str | None, typer.Option(help="Last date (YYYY-MM-DD).")]
 
 
-def load(source: str, tickers, start, end, settings: Settings):
-    """Bars from a source, with a one-line summary of what was read."""
+def load(source: str, tickers, start, end, settings: Settings, *, strict: bool = False):
+    """Bars from a source, with a short summary of what was read and of any quarantined ticker."""
     from forecaster.data import load_bars
 
-    bars = load_bars(source, tickers or None, start, end, price_dir=settings.price_dir)
+    bars = load_bars(source, tickers or None, start, end, price_dir=settings.price_dir, strict=strict)
+    names = sorted(bars["ticker"].unique())
+    shown = ", ".join(names) if len(names) <= 8 else f"{', '.join(names[:4])}, ... {', '.join(names[-2:])}"
     console.print(
-        f"[dim]{len(bars):,} bars of {', '.join(sorted(bars['ticker'].unique()))} "
+        f"[dim]{len(bars):,} bars of {len(names)} ticker(s) ({shown}) "
         f"from {bars['date'].min().date()} to {bars['date'].max().date()}[/]"
     )
+    report = bars.attrs.get("quarantine")
+    if report is not None and not report.empty:
+        err_console.print(
+            f"[yellow]quarantined (left out; --strict stops instead):[/]\n{escape(str(report))}"
+        )
     return bars
+
+
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict", help="Stop at the first ticker that fails validation instead of leaving it out."
+    ),
+]
 
 
 def sample_tickers(bars, n: int, seed: int):

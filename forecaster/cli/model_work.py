@@ -12,6 +12,7 @@ from forecaster.cli.common import (
     EndOpt,
     SourceOpt,
     StartOpt,
+    StrictOpt,
     TickersOpt,
     build_config,
     exec_job,
@@ -29,6 +30,7 @@ def train(
     output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write.")] = Path("model"),
     source: SourceOpt = "sample",
     ticker: TickersOpt = None,
+    strict: StrictOpt = False,
     start: StartOpt = None,
     end: EndOpt = None,
     window: Annotated[int, typer.Option(help="Trading days of history per window (L).")] = 30,
@@ -70,7 +72,7 @@ def train(
         hidden=hidden, layers=layers, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr,
         fine_tune_epochs=fine_tune_epochs, device=device, seed=seed,
     )  # fmt: skip
-    bars = load(source, ticker, start, end, settings)
+    bars = load(source, ticker, start, end, settings, strict=strict)
     started = time.perf_counter()
     model = FuzzyLSTMForecaster(config).fit(bars)
     model.save(output)
@@ -85,6 +87,7 @@ def forecast(
     model_dir: Annotated[Path, typer.Argument(help="A model directory written by `forecaster train`.")],
     source: SourceOpt = "cache",
     ticker: TickersOpt = None,
+    strict: StrictOpt = False,
     csv: Annotated[
         Path | None, typer.Option(help="Bars from this CSV/Parquet file instead of --source.")
     ] = None,
@@ -104,7 +107,7 @@ def forecast(
 
     settings = Settings()
     model = FuzzyLSTMForecaster.load(model_dir)
-    bars = load(str(csv) if csv else source, ticker, None, None, settings)
+    bars = load(str(csv) if csv else source, ticker, None, None, settings, strict=strict)
     table = model.predict(bars)
     print_forecast(table)
     if output:
@@ -138,6 +141,7 @@ def backtest(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the report.")] = Path("backtest"),
     source: SourceOpt = "sample",
     ticker: TickersOpt = None,
+    strict: StrictOpt = False,
     sample: Annotated[
         int | None, typer.Option(help="Backtest a random sample of this many tickers of the source (seeded).")
     ] = None,
@@ -196,7 +200,7 @@ def backtest(
         patience=patience, batch_size=batch_size, lr=lr, device=device, seed=seed,
     )  # fmt: skip
     # All bars are loaded: targets of the last origins lie after --end, and training before --start.
-    bars = load(source, ticker, None, None, settings)
+    bars = load(source, ticker, None, None, settings, strict=strict)
     if sample:
         bars = sample_tickers(bars, sample, seed)
     started = time.perf_counter()
