@@ -1,5 +1,6 @@
 """The `forecaster` command end to end on the bundled sample (1 epoch), and its error handling."""
 
+import json
 import os
 import subprocess
 import sys
@@ -221,3 +222,56 @@ def test_console_script_is_installed_with_help_for_every_verb():
             [sys.executable, "-m", "forecaster.cli", verb, "--help"], capture_output=True, text=True
         )
         assert result.returncode == 0 and "Example" in result.stdout, result.stderr
+
+
+def test_train_config_file_sets_the_model_and_command_line_options_override_it(home, tmp_path, model_dir):
+    csv = model_dir.parent / "AAA.csv"
+    toml = tmp_path / "model.toml"
+    toml.write_text(
+        "[window]\nwindow = 12\nhorizon = 2\n[cluster]\nn_clusters = 2\n"
+        "[expert]\nhidden_size = 6\n[train]\nepochs = 3\nbatch_size = 64\ndevice = 'cpu'\n"
+    )
+    out = tmp_path / "m"
+    args = [
+        "train",
+        "--config",
+        str(toml),
+        "--source",
+        str(csv),
+        "-o",
+        str(out),
+        "--epochs",
+        "1",
+        "--no-plots",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["window"]["window"] == 12 and saved["window"]["horizon"] == 2  # from the file
+    assert saved["expert"]["hidden_size"] == 6 and saved["train"]["batch_size"] == 64
+    assert saved["train"]["epochs"] == 1  # given on the command line: it wins
+
+    # A saved config.json is accepted back, as is YAML; the result is the same configuration.
+    yaml = tmp_path / "model.yaml"
+    yaml.write_text("window:\n  window: 12\n  horizon: 2\ntrain:\n  epochs: 1\n")
+    from forecaster.cli.common import build_config, read_config_file
+    from forecaster.config import ForecasterConfig
+
+    assert build_config(out / "config.json") == ForecasterConfig.from_dict(saved)
+    assert read_config_file(yaml) == {"window": {"window": 12, "horizon": 2}, "train": {"epochs": 1}}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[train]\nepoch = 3\n", "unknown key train.epoch"),
+        ("[model]\nx = 1\n", "unknown section 'model'"),
+        ("[window]\nhorizon = 0\n", "horizon and stride >= 1"),
+        ("[window\n", "model.toml:"),
+    ],
+)
+def test_a_bad_config_file_is_one_line_naming_the_file(home, tmp_path, text, message):
+    (tmp_path / "model.toml").write_text(text)
+    result = runner.invoke(app, ["train", "--config", str(tmp_path / "model.toml")])
+    assert_one_line_error(result, message)
+    assert "model.toml" in result.output

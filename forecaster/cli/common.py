@@ -10,7 +10,6 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.markup import escape
 
@@ -45,7 +44,7 @@ def friendly_errors(func):
 
         try:
             return func(*args, **kwargs)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (typer.Exit, typer.Abort, typer.BadParameter):  # Typer's own ways out
             raise
         except (*EXPECTED_ERRORS, DataSourceError) as exc:
             fail(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
@@ -170,27 +169,28 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _given_on_command_line(names) -> set[str]:
+def _given_on_command_line(ctx: typer.Context | None, names) -> set[str]:
     """The options the user typed (or set through the environment), not those left at their default."""
-    ctx = click.get_current_context(silent=True)
-    if ctx is None:  # called from Python: every value given counts
+    if ctx is None:  # called from Python: every value passed counts
         return set(names)
-    given = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
-    return {n for n in names if ctx.get_parameter_source(n) in given}
+    return {n for n in names if ctx.get_parameter_source(n).name in ("COMMANDLINE", "ENVIRONMENT")}
 
 
-def build_config(config_file: Path | None = None, **options: Any) -> ForecasterConfig:
+def build_config(
+    config_file: Path | None = None, ctx: typer.Context | None = None, **options: Any
+) -> ForecasterConfig:
     """The model configuration from command-line options, over a config file when one is given.
 
     Without a file every option (its default too) sets its key; with one, only the options given
-    on the command line override the file, and keys neither sets keep the dataclass defaults.
+    on the command line (`ctx` knows which) override the file, and keys neither sets keep the
+    dataclass defaults.
     """
     if options.get("window", 5) < 5:
         raise ValueError(f"--window must be >= 5 trading days, got {options['window']}")
     if options.get("horizon", 1) < 1:
         raise ValueError(f"--horizon must be >= 1 trading day, got {options['horizon']}")
     data = read_config_file(config_file) if config_file else {}
-    given = _given_on_command_line(options) if config_file else set(options)
+    given = _given_on_command_line(ctx, options) if config_file else set(options)
     for name in given:
         value = options[name]
         if name == "clusters":

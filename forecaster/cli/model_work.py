@@ -28,6 +28,7 @@ from forecaster.config import Settings
 
 @friendly_errors
 def train(
+    ctx: typer.Context,
     output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write.")] = Path("model"),
     config: Annotated[
         Path | None,
@@ -79,7 +80,7 @@ def train(
     """
     settings = Settings()
     model_config = build_config(
-        config, window=window, horizon=horizon, features=features, clusters=clusters, fuzzifier=fuzzifier,
+        config, ctx, window=window, horizon=horizon, features=features, clusters=clusters, fuzzifier=fuzzifier,
         hidden=hidden, layers=layers, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr,
         fine_tune_epochs=fine_tune_epochs, device=device, seed=seed,
     )  # fmt: skip
