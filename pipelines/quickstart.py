@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from forecaster import tracking
 from forecaster.cli.common import EXPECTED_ERRORS, fail, parse_clusters, split_tickers
 from forecaster.cli.render import console, print_forecast, print_metrics, promotion_line
 from forecaster.config import ClusterConfig, ForecasterConfig, Settings, TrainConfig
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         f"prices: {settings.price_dir}\n"
         f"mlflow: run {result.run_id}, {promotion_line(settings.model_name, result.decision)}\n"
         f"        tracking store {settings.tracking_uri}\n"
-        "        open the UI with `forecaster ui`, then http://127.0.0.1:5000",
+        f"        open the UI with `forecaster ui`, then {tracking.ui_url(settings)}",
         highlight=False,
     )
     console.print(f"done in {time.perf_counter() - started:.0f} s on {result.model.device_}")

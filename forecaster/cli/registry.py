@@ -86,7 +86,11 @@ def ui(
     if settings.mlflow_uri:
         console.print(f"tracking goes to {settings.mlflow_uri}: open its UI there")
         raise typer.Exit(0)
+    from forecaster import tracking
+
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.tracking_uri]
     command += ["--host", host, "--port", str(port)]
-    console.print(f"MLflow UI on http://{host}:{port}  ({' '.join(command[1:])})")
+    console.print(f"[dim]{' '.join(command[1:])}[/]")
+    console.print(f"MLflow UI: training runs at {tracking.ui_url(settings, f'http://{host}:{port}')}")
+    sys.stdout.flush()
     os.execv(command[0], command)

@@ -73,8 +73,10 @@ def log_training_run(
         mlflow.log_params({"source": settings.source, "universe": ",".join(model.fingerprint_["tickers"])})
         for stage, rows in model.history_.items():
             for row in rows:  # per-epoch losses as metric steps, so the UI draws the curves
+                # "loss/" makes the UI put the curves in a section of their own, above the
+                # section of single-value metrics.
                 mlflow.log_metrics(
-                    {f"{stage}.{k.replace('/', '.')}": v for k, v in row.items() if k != "epoch"},
+                    {f"loss/{stage}.{k.replace('/', '.')}": v for k, v in row.items() if k != "epoch"},
                     step=row["epoch"],
                 )
         # Single values that describe the fit go to params: as metrics the UI would draw each as a

@@ -13,6 +13,9 @@ from forecaster.logs import adopt_library_loggers
 # MLflow 3's UI opens an experiment by its kind: without this tag it guesses, and an experiment
 # with no traces may open on the GenAI overview instead of its training runs.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# MLflow 3.17's UI takes the kind from its GenAI / Model training switch (kept in the browser,
+# GenAI by default) rather than from the tag; a link with this parameter opens the runs.
+UI_QUERY = "?workflowType=machine_learning"
 
 
 def configure(settings: Settings) -> str:
@@ -34,3 +37,10 @@ def configure(settings: Settings) -> str:
     if experiment is not None and not EXPERIMENT_KIND.items() <= experiment.tags.items():
         mlflow.set_experiment_tags(EXPERIMENT_KIND)  # experiments made before the tag existed
     return uri
+
+
+def ui_url(settings: Settings, base: str = "http://127.0.0.1:5000") -> str:
+    """The MLflow UI page of the experiment's training runs."""
+    configure(settings)  # creates the experiment when it is new
+    experiment = mlflow.get_experiment_by_name(settings.experiment)
+    return f"{base}/#/experiments/{experiment.experiment_id}{UI_QUERY}"
