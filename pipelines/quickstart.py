@@ -21,7 +21,7 @@ from pathlib import Path
 
 from forecaster import tracking
 from forecaster.cli.common import EXPECTED_ERRORS, fail, parse_clusters, split_tickers
-from forecaster.cli.render import console, print_forecast, print_metrics, promotion_line
+from forecaster.cli.render import print_forecast, print_metrics, promotion_line, say
 from forecaster.config import ClusterConfig, ForecasterConfig, Settings, TrainConfig
 from forecaster.data import DataSourceError, PriceStore, load_sample
 from forecaster.logs import setup_logging
@@ -54,7 +54,7 @@ def run(
 ) -> QuickstartResult:
     bars = load_sample()
     PriceStore(settings.price_dir).write(bars)
-    console.print(f"[dim]stored {len(bars):,} sample bars in {settings.price_dir}[/]")
+    say(f"[dim]stored {len(bars):,} sample bars in {settings.price_dir}[/]")
     model, model_dir = fit_and_save(bars, config, settings, NAME)
     print_forecast(model.predict(bars), model.regime_labels_)
     print_metrics(model.metrics_)
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     except (*EXPECTED_ERRORS, DataSourceError) as exc:  # expected failures: one line
         fail(exc)
     plots_dir = settings.reports_dir / NAME
-    console.print(
+    say(
         f"\nmodel:  {result.model_dir}\nplots:  {plots_dir} ({len(result.plots)} PNGs: "
         f"{', '.join(p.name for p in result.plots[:3])}, ...)\n"
         f"prices: {settings.price_dir}\n"
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         f"        open the UI with `forecaster ui`, then {tracking.ui_url(settings)}",
         highlight=False,
     )
-    console.print(f"done in {time.perf_counter() - started:.0f} s on {result.model.device_}")
+    say(f"done in {time.perf_counter() - started:.0f} s on {result.model.device_}")
 
 
 if __name__ == "__main__":

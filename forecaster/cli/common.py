@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from forecaster.cli.render import console, err_console
+from forecaster.cli.render import err_console, say
 from forecaster.config import ForecasterConfig, Settings
 from forecaster.logs import is_verbose
 
@@ -91,7 +91,7 @@ def load(source: str, tickers, start, end, settings: Settings, option: str = "--
             + (f" (or use one of {', '.join(SOURCES)})" if option == "--source" else "")
         )
     bars = load_bars(source, tickers or None, start, end, price_dir=settings.price_dir)
-    console.print(
+    say(
         f"[dim]{len(bars):,} bars of {', '.join(sorted(bars['ticker'].unique()))} "
         f"from {bars['date'].min().date()} to {bars['date'].max().date()}[/]"
     )

@@ -6,7 +6,6 @@ wrong and exit code 2, never a stack trace (`--verbose` shows it).
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
@@ -19,7 +18,7 @@ from forecaster.logs import setup_logging
 # Piped help (`forecaster train --help | less`, a README generator) would wrap at rich's 80
 # columns, the option descriptions squeezed into a narrow column; TERMINAL_WIDTH still wins.
 if not sys.stdout.isatty() and typer.rich_utils.MAX_WIDTH is None:
-    typer.rich_utils.MAX_WIDTH = int(os.environ.get("COLUMNS", 100))
+    typer.rich_utils.MAX_WIDTH = 100
 
 app = typer.Typer(
     help="Stock price forecasting with fuzzy-clustering-weighted LSTM experts.",

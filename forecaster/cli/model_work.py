@@ -22,7 +22,7 @@ from forecaster.cli.common import (
     parse_clusters,
     split_tickers,
 )
-from forecaster.cli.render import console, print_backtest, print_forecast, print_metrics
+from forecaster.cli.render import print_backtest, print_forecast, print_metrics, say
 from forecaster.config import Settings
 
 
@@ -92,14 +92,14 @@ def train(
     model = FuzzyLSTMForecaster(model_config).fit(bars)
     model.save(output)
     print_metrics(model.metrics_)
-    console.print(
+    say(
         f"trained on {model.device_} in {time.perf_counter() - started:.1f} s; model written to [bold]{output}[/]"
     )
     if plots:
         from forecaster.run_plots import write_run_plots
 
         written = write_run_plots(model, bars, output / "plots", split_tickers(plot_tickers))
-        console.print(f"{len(written)} plots in {output / 'plots'}")
+        say(f"{len(written)} plots in {output / 'plots'}")
 
 
 @friendly_errors
@@ -142,7 +142,7 @@ def forecast(
     print_forecast(table, model.regime_labels_)
     if output:
         table.to_csv(output, index=False)
-        console.print(f"written to {output}")
+        say(f"written to {output}")
 
 
 @friendly_errors
@@ -243,7 +243,7 @@ def backtest(
     paths = write_report(result, output)
     summary = summary_table(result)
     print_backtest(summary)
-    console.print(
+    say(
         f"{len(result.folds)} folds in {time.perf_counter() - started:.0f} s; "
         f"report: [bold]{paths['report']}[/], plots and CSV tables in {output}"
     )
@@ -253,4 +253,4 @@ def backtest(
         params = {"source": source, "tickers": ",".join(ticker or []) or "all", "start": start, "end": end,
                   "refit_every": refit_every, "train_days": train_days, "models": models, **config.flat()}  # fmt: skip
         run_id = tracking.log_backtest_run(summary, Path(output), params, bars, settings)
-        console.print(f"mlflow: backtest run {run_id} in {settings.tracking_uri}")
+        say(f"mlflow: backtest run {run_id} in {settings.tracking_uri}")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from forecaster.cli.common import exec_job, friendly_errors
-from forecaster.cli.render import console, print_runs
+from forecaster.cli.render import print_runs, say
 from forecaster.config import Settings
 from forecaster.data.universe import universe_tickers
 
@@ -53,7 +53,7 @@ def ingest(
       FORECASTER_UNIVERSE_FILE=universe.txt forecaster ingest --full
     """
     settings = Settings()
-    console.print(f"[dim]ingesting {len(universe_tickers(settings))} tickers into {settings.price_dir}[/]")
+    say(f"[dim]ingesting {len(universe_tickers(settings))} tickers into {settings.price_dir}[/]")
     exec_job("pipelines.ingest", *(["--full"] if full else []))
 
 
@@ -96,6 +96,6 @@ def runs(
     settings = Settings()
     rows = forecast_store.recent_runs(forecast_store.connect(settings.forecast_store_url), limit, job)
     if not rows:
-        console.print("no job runs recorded yet")
+        say("no job runs recorded yet")
         return
     print_runs(rows)

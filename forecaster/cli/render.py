@@ -8,7 +8,6 @@ COLUMNS says otherwise.
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field
 
@@ -18,11 +17,17 @@ from rich.table import Table
 
 
 def _width(stream) -> int | None:
-    return None if stream.isatty() or "COLUMNS" in os.environ else 140
+    # Not COLUMNS: GNU readline exports it (80) into the environment of child processes.
+    return None if stream.isatty() else 140
 
 
 console = Console(width=_width(sys.stdout))
 err_console = Console(stderr=True, width=_width(sys.stderr))
+
+
+def say(message: str, **options) -> None:
+    """A line for people, never re-wrapped: paths and URLs stay whole, for copying and grep."""
+    console.print(message, soft_wrap=True, **options)
 
 
 @dataclass
