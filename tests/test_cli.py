@@ -190,13 +190,14 @@ def test_version_and_public_api():
     assert all(getattr(forecaster, name) is not None for name in forecaster.__all__)
 
 
-def test_help_and_version_do_not_import_torch_and_piped_help_is_wide():
+def test_help_does_not_import_torch_mlflow_or_pandas_and_piped_help_is_wide():
     code = (
         "import sys, runpy\n"
         "sys.argv = ['forecaster', 'train', '--help']\n"
         "try:\n    runpy.run_module('forecaster.cli', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
-        "print('torch imported' if 'torch' in sys.modules else 'no torch')\n"
+        "heavy = [m for m in ('torch', 'mlflow', 'pandas') if m in sys.modules]\n"
+        "print(f'imported {heavy}' if heavy else 'no torch')\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TERMINAL_WIDTH")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)

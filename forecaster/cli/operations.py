@@ -9,7 +9,6 @@ import typer
 from forecaster.cli.common import exec_job, friendly_errors
 from forecaster.cli.render import print_runs, say
 from forecaster.config import Settings
-from forecaster.data.universe import universe_tickers
 
 
 def serve(
@@ -52,6 +51,8 @@ def ingest(
 
       FORECASTER_UNIVERSE_FILE=universe.txt forecaster ingest --full
     """
+    from forecaster.data.universe import universe_tickers  # here: `--help` need not load pandas
+
     settings = Settings()
     say(f"[dim]ingesting {len(universe_tickers(settings))} tickers into {settings.price_dir}[/]")
     exec_job("pipelines.ingest", *(["--full"] if full else []))
@@ -73,6 +74,8 @@ def schedule() -> None:
 
       FORECASTER_FORECAST_STORE_URL=postgresql://postgres@127.0.0.1/forecasts forecaster schedule
     """
+    from forecaster.data.universe import universe_tickers
+
     settings = Settings()
     universe_tickers(settings)  # a bad universe fails now, not at 18:30
     exec_job("pipelines.scheduler")
