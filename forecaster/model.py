@@ -159,7 +159,7 @@ class FuzzyLSTMForecaster:
                 levels,
                 progress,
             )
-        self.experts_ = self.experts_.cpu().eval()  # serve from the CPU; training device is recorded
+        self.experts_.eval()  # calibration and metrics run on the training device, then it moves to the CPU
 
         # One calibration per fusion rule: each rule's errors have their own spread.
         combines = ["single"] if gate == "single" else [gate, "equal"]
@@ -178,6 +178,7 @@ class FuzzyLSTMForecaster:
         for name, ws in splits.items():
             if len(ws):
                 self.metrics_.update({f"{name}_{k}": v for k, v in self.evaluate(ws).items()})
+        self.experts_ = self.experts_.cpu()  # serve from the CPU; the training device is recorded
         self.fingerprint_ = data_fingerprint(bars)
         self.fitted_at_ = datetime.now(UTC).isoformat(timespec="seconds")
         return self
@@ -226,10 +227,15 @@ class FuzzyLSTMForecaster:
             )
         u = self._memberships(windows)  # [N, c]
         weights = torch.as_tensor(fusion_weights(u, combine))  # [N, K]
+        device = self.experts_.head_bias.device  # the training device until `fit` ends, then the CPU
         outputs = [
             self.experts_.infer(
-                torch.as_tensor(self.scaler_.transform_x(windows.gather(slice(i, i + batch_size))))
+                torch.as_tensor(
+                    self.scaler_.transform_x(windows.gather(slice(i, i + batch_size))), device=device
+                )
             )
+            .float()
+            .cpu()
             for i in range(0, len(windows), batch_size)
         ]
         e = self.experts_

@@ -30,6 +30,7 @@ from forecaster.data import DataSourceError, PriceStore
 from forecaster.data.universe import universe_tickers
 from forecaster.data.validation import as_day
 from forecaster.logs import setup_logging
+from forecaster.paths import NotWritableError, ensure_writable
 
 log = logging.getLogger("pipelines.batch_forecast")
 
@@ -120,12 +121,29 @@ def forecast(
     return rows, result
 
 
-def run(settings: Settings, as_of=None, *, engine: Engine | None = None) -> BatchResult:
-    """The job: champion + stored bars of the universe -> forecast store, recorded in job_runs."""
+def run(
+    settings: Settings,
+    as_of=None,
+    *,
+    engine: Engine | None = None,
+    fence: forecast_store.Lease | None = None,
+) -> BatchResult:
+    """The job: champion + stored bars of the universe -> forecast store, recorded in job_runs.
+
+    With `fence` (the scheduler's lock lease) the rows commit only while the lease is held:
+    a job that lost its lock raises `LockLostError` and writes nothing.
+    """
     from forecaster import tracking
 
+    # The data folder holds the SQLite store and MLflow's local files: check it before loading.
+    ensure_writable(settings.home)
     engine = engine or forecast_store.connect(settings.forecast_store_url)
-    with forecast_store.record_run(engine, "batch_forecast") as record:
+    with forecast_store.record_run(
+        engine,
+        "batch_forecast",
+        heartbeat_s=settings.job_heartbeat_s,
+        stale_after_s=settings.job_stale_after_s,
+    ) as record:
         champion = tracking.load_registered(settings)
         tickers = universe_tickers(settings)
         bars, missing = read_universe(PriceStore(settings.price_dir), tickers)
@@ -138,7 +156,7 @@ def run(settings: Settings, as_of=None, *, engine: Engine | None = None) -> Batc
             run_id=champion.run_id,
         )
         result.skipped = missing | result.skipped
-        result.rows_written = forecast_store.write_forecasts(engine, rows)
+        result.rows_written = forecast_store.write_forecasts(engine, rows, fence)
         record.counts = {
             "as_of": str(result.as_of),
             "model_version": champion.version,
@@ -175,7 +193,14 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()  # forecaster.logs: plain lines, or JSON with FORECASTER_LOG_FORMAT=json
     try:
         run(Settings(), args.as_of)
-    except (ValueError, DataSourceError) as exc:  # expected failures: one line, no traceback
+    # Expected failures: one line, no traceback.
+    except (
+        ValueError,
+        DataSourceError,
+        NotWritableError,
+        forecast_store.SchemaVersionError,
+        forecast_store.LockLostError,
+    ) as exc:
         sys.exit(f"error: {exc}")
 
 

@@ -34,6 +34,7 @@ from forecaster.data import DataSourceError, DataValidationError, PriceStore
 from forecaster.data.universe import universe_tickers
 from forecaster.data.yahoo import NO_RETRY, RetryPolicy, download_ticker
 from forecaster.logs import setup_logging
+from forecaster.paths import NotWritableError, ensure_writable
 
 log = logging.getLogger("pipelines.ingest")
 
@@ -150,11 +151,16 @@ def run(
     engine: Engine | None = None,
 ) -> IngestReport:
     """The job: the universe from Yahoo into the price store, recorded in job_runs."""
+    ensure_writable(settings.price_dir)  # before any download: a read-only folder fails now
+    store = PriceStore(settings.price_dir)
+    store.remove_orphans()  # temporary files of an earlier ingest killed mid-write
     engine = engine or forecast_store.connect(settings.forecast_store_url)
     retry = RetryPolicy(attempts=settings.ingest_attempts, backoff=settings.ingest_backoff, sleep=sleep)
-    with forecast_store.record_run(engine, "ingest") as record:
+    with forecast_store.record_run(
+        engine, "ingest", heartbeat_s=settings.job_heartbeat_s, stale_after_s=settings.job_stale_after_s
+    ) as record:
         report = ingest(
-            PriceStore(settings.price_dir),
+            store,
             universe_tickers(settings),
             full=full,
             overlap_days=settings.ingest_overlap_days,
@@ -190,7 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = Settings()
         sys.exit(run(settings, full=args.full).exit_code(settings.ingest_max_failure_share))
-    except (ValueError, DataSourceError) as exc:  # expected failures: one line, no traceback
+    # Expected failures: one line, no traceback.
+    except (ValueError, DataSourceError, NotWritableError, forecast_store.SchemaVersionError) as exc:
         sys.exit(f"error: {exc}")
 
 

@@ -9,8 +9,12 @@ A long-running process (APScheduler 3). Cron lines are read in `schedule_timezon
 job fires only on sessions of `schedule_calendar` (XNYS), so exchange holidays are skipped.
 At most one instance of each job runs at a time, also across scheduler processes sharing the
 forecast store: a job first takes its row in `job_locks` (renewed while it runs, free again
-`job_lock_ttl_s` after a crash). Runs missed by less than `schedule_misfire_grace_s` (a busy
-or suspended machine) are coalesced into one. SIGTERM or SIGINT lets the running step finish,
+`job_lock_ttl_s` after a crash), and the batch forecast commits only while that lock is held.
+
+The jobs' next run times live in the forecast store (table `scheduler_jobs`), so a run missed
+while the scheduler was down (a deploy, a crash, a suspended machine) fires once at start when
+it is less than `schedule_misfire_grace_s` late; later ones are skipped and logged, and
+several missed runs are coalesced into one. SIGTERM or SIGINT lets the running step finish,
 starts no further step, and exits 0.
 """
 
@@ -24,13 +28,16 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy.engine import Engine
 
 from forecaster import forecast_store
 from forecaster.config import Settings
@@ -98,17 +105,17 @@ def run_steps(steps: Sequence[Step], stop: threading.Event) -> list[str]:
     return done
 
 
-def daily_steps(settings: Settings) -> list[Step]:
+def daily_steps(settings: Settings, lease: forecast_store.Lease | None = None) -> list[Step]:
     from pipelines import batch_forecast, ingest
 
     steps: list[Step] = []
     if ingest.feeds_price_store(settings):
         steps.append(("ingest", lambda: ingest.run(settings)))
-    steps.append(("batch_forecast", lambda: batch_forecast.run(settings)))
+    steps.append(("batch_forecast", lambda: batch_forecast.run(settings, fence=lease)))
     return steps
 
 
-def retrain_steps(settings: Settings) -> list[Step]:
+def retrain_steps(settings: Settings, lease: forecast_store.Lease | None = None) -> list[Step]:
     from forecaster.config import ForecasterConfig
     from pipelines import train
 
@@ -116,28 +123,81 @@ def retrain_steps(settings: Settings) -> list[Step]:
 
 
 def run_locked(
-    engine, job: str, steps: Sequence[Step], stop: threading.Event, holder: str, ttl: timedelta
+    engine,
+    job: str,
+    steps: Sequence[Step] | Callable[[forecast_store.Lease], Sequence[Step]],
+    stop: threading.Event,
+    holder: str,
+    ttl: timedelta,
 ) -> list[str] | None:
-    """Run a job's steps under its database lock; None when another process holds it."""
-    with forecast_store.job_lock(engine, job, holder, ttl) as held:
-        if not held:
+    """Run a job's steps under its database lock; None when another process holds it.
+
+    `steps` may be a function of the lease, for steps that fence their writes with it.
+    """
+    with forecast_store.job_lock(engine, job, holder, ttl) as lease:
+        if lease is None:
             log.info("%s: already running elsewhere; skipping this run", job)
             return None
         try:
-            return run_steps(steps, stop)
+            return run_steps(steps(lease) if callable(steps) else steps, stop)
         except Exception:  # the step recorded its failure in job_runs; keep the scheduler alive
             log.exception("%s: failed", job)
             return []
 
 
+@dataclass
+class _Runtime:
+    """What the scheduled jobs need in this process: nothing of it is stored in the job store."""
+
+    settings: Settings
+    engine: Engine
+    stop: threading.Event
+    holder: str
+    ttl: timedelta
+
+
+# Set by build_scheduler. APScheduler pickles each job into the forecast store, so a job is
+# a textual reference to a module-level function (JOBS), and the engine, stop event and lock
+# holder it needs stay here, in the process.
+_runtime: _Runtime | None = None
+
+
+def daily_job() -> list[str] | None:
+    """The scheduled daily job: ingest (for Yahoo sources) and the batch forecast."""
+    return _run_job("daily", daily_steps)
+
+
+def retrain_job() -> list[str] | None:
+    """The scheduled weekly job: retrain and register a challenger."""
+    return _run_job("retrain", retrain_steps)
+
+
+def _run_job(job: str, make_steps: Callable) -> list[str] | None:
+    if _runtime is None:
+        raise RuntimeError(f"{job}: scheduled jobs run in a scheduler made by build_scheduler")
+    rt = _runtime
+    return run_locked(
+        rt.engine, job, lambda lease: make_steps(rt.settings, lease), rt.stop, rt.holder, rt.ttl
+    )
+
+
+# job id -> (textual reference of its function, its trigger from the settings)
+JOBS: dict[str, tuple[str, Callable[[Settings], BaseTrigger]]] = {
+    "daily": ("pipelines.scheduler:daily_job", daily_trigger),
+    "retrain": ("pipelines.scheduler:retrain_job", retrain_trigger),
+}
+
+
 def build_scheduler(
     settings: Settings, stop: threading.Event, holder: str | None = None
 ) -> BackgroundScheduler:
-    """A scheduler with the daily and the retrain job (not started)."""
+    """A scheduler whose job store is the forecast store (not started: see `start`)."""
+    global _runtime
     holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    engine = forecast_store.connect(settings.forecast_store_url)
-    ttl = timedelta(seconds=settings.job_lock_ttl_s)
-    scheduler = BackgroundScheduler(
+    engine = forecast_store.connect(settings.forecast_store_url)  # its schema has `scheduler_jobs`
+    _runtime = _Runtime(settings, engine, stop, holder, timedelta(seconds=settings.job_lock_ttl_s))
+    return BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="scheduler_jobs")},
         timezone=ZoneInfo(settings.schedule_timezone),
         job_defaults={
             "coalesce": True,  # several missed runs become one
@@ -145,18 +205,43 @@ def build_scheduler(
             "misfire_grace_time": settings.schedule_misfire_grace_s,
         },
     )
-    jobs = {
-        "daily": (daily_trigger(settings), daily_steps),
-        "retrain": (retrain_trigger(settings), retrain_steps),
-    }
-    for job, (trigger, steps) in jobs.items():
-        scheduler.add_job(
-            lambda job=job, steps=steps: run_locked(engine, job, steps(settings), stop, holder, ttl),
-            trigger=trigger,
-            id=job,
-            name=job,
+
+
+def start(scheduler: BackgroundScheduler, settings: Settings) -> None:
+    """Start `scheduler` with the daily and retrain jobs, keeping a stored run that is due.
+
+    A stored job whose next run time has passed was missed while no scheduler ran: it keeps
+    that time, so it fires now if within `schedule_misfire_grace_s` (else it is skipped and
+    logged). Otherwise its next run is recomputed from the current settings, so a changed
+    crontab takes effect.
+    """
+    scheduler.start(paused=True)  # jobs are loaded, none runs until resume()
+    now = datetime.now(ZoneInfo(settings.schedule_timezone))
+    options = {"coalesce": True, "max_instances": 1, "misfire_grace_time": settings.schedule_misfire_grace_s}
+    for job_id, (func, make_trigger) in JOBS.items():
+        trigger, stored = make_trigger(settings), scheduler.get_job(job_id)
+        if stored is None:
+            scheduler.add_job(func, trigger=trigger, id=job_id, name=job_id, **options)
+            continue
+        missed = stored.next_run_time is not None and stored.next_run_time <= now
+        next_run = stored.next_run_time if missed else trigger.get_next_fire_time(None, now)
+        if missed:
+            log.info("job %s: missed its run at %s while the scheduler was down", job_id, next_run)
+        scheduler.modify_job(
+            job_id, func=func, trigger=trigger, name=job_id, next_run_time=next_run, **options
         )
-    return scheduler
+    scheduler.resume()
+
+
+def shutdown(scheduler: BackgroundScheduler) -> None:
+    """Stop `scheduler` after its running job; the stored jobs stay as they are for the next start.
+
+    APScheduler 3's loop makes one more pass after `shutdown`, which would take a due run,
+    fail to submit it to the stopped executor and move the stored next run time past it: that
+    run would be lost. Detaching the job store first leaves that pass nothing to take.
+    """
+    scheduler.remove_jobstore("default", shutdown=False)
+    scheduler.shutdown(wait=True)
 
 
 def serve(settings: Settings, stop: threading.Event | None = None) -> None:
@@ -165,14 +250,14 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stop.set())
     scheduler = build_scheduler(settings, stop)
-    scheduler.start()
+    start(scheduler, settings)
     for job in scheduler.get_jobs():
         log.info("job %s: %s; next run %s", job.id, job.trigger, job.next_run_time)
     log.info("scheduler started (forecast store %s)", _safe_url(settings.forecast_store_url))
     while not stop.wait(1):
         pass
     log.info("stopping: waiting for the running step to finish")
-    scheduler.shutdown(wait=True)
+    shutdown(scheduler)
     log.info("scheduler stopped")
 
 

@@ -111,6 +111,10 @@ def run(
             metrics.get("test_theil_u", float("nan")),
         )
         record.counts = {"tickers": int(bars["ticker"].nunique()), "bars": len(bars)}
+        quarantine = bars.attrs.get("quarantine")
+        if quarantine is not None and not quarantine.empty:  # left out, not lost: the run says which and why
+            record.counts["quarantined"] = "; ".join(str(e) for e in quarantine.entries)
+            log.warning("quarantined:\n%s", quarantine)
         record.counts |= {
             k: round(float(metrics[k]), 6)
             for k in ("val_pinball", "test_pinball", "val_rmse")

@@ -31,7 +31,7 @@ async def get_state(request: Request) -> ModelState:
 async def get_model(state: Annotated[ModelState, Depends(get_state)]) -> LoadedModel:
     loaded = state.current  # read once: a hot reload swaps the attribute, not this object
     if loaded is None:
-        raise HTTPException(503, f"no model loaded ({state.registry})")
+        raise HTTPException(503, f"no model loaded: {state.problem()}")
     return loaded
 
 

@@ -65,18 +65,28 @@ def closes_to_arrays(loaded: LoadedModel, closes: list[float], as_of) -> dict[st
 def make_window(
     loaded: LoadedModel, ticker: str | None, arrays: dict[str, np.ndarray], field: tuple
 ) -> WindowSet:
+    """One request's window, checked before it joins a batch: its target dates must exist.
+
+    A date the exchange calendar cannot reach (year 2300, 1850) is this request's 422 naming the
+    date; found later, inside a batched call, it would fail every request batched with it.
+    """
+    config = loaded.forecaster.config.window
     try:
-        return window_from_arrays(ticker or "request", arrays, loaded.forecaster.config.window)
+        window = window_from_arrays(ticker or "request", arrays, config)
+        target_dates(window.origin, config.horizon, config.calendar)
     except ValueError as exc:
         raise InputError(field, str(exc)) from None
+    return window
 
 
 def forecast_windows(
     loaded: LoadedModel, windows: WindowSet, horizon: int | list[int], today=None
-) -> list[dict]:
+) -> list[dict | ValueError]:
     """One model call for all windows; one response body (ForecastPublic) per window.
 
     `horizon` is one for all windows or one per window (the micro-batcher mixes requests).
+    A window whose forecast is not finite (prices near the float64 limits overflow when the
+    returns are turned into prices) gets a ValueError in its place: a null bound is no answer.
     """
     horizons = [horizon] * len(windows) if isinstance(horizon, int) else horizon
     model = loaded.forecaster
@@ -86,8 +96,11 @@ def forecast_windows(
     fresh_after = last_closed_session(config.calendar, np.datetime64(today or datetime.now(UTC).date(), "D"))
     levels = sorted(pred.intervals)
     ref = {"name": loaded.name, "version": loaded.version, "alias": loaded.alias}
-    out = []
+    out: list[dict | ValueError] = []
     for i in range(len(windows)):
+        if problem := _not_finite(pred, i, horizons[i]):
+            out.append(ValueError(f"last price {windows.last_price[i]:.6g}: {problem}"))
+            continue
         steps = []
         for h in range(horizons[i]):
             step = {
@@ -116,6 +129,41 @@ def forecast_windows(
     return out
 
 
+def _not_finite(pred: Prediction, i: int, horizon: int) -> str | None:
+    """Why row `i` of a prediction cannot be answered, or None when every number is finite."""
+    values = {"forecast": pred.price[i, :horizon], "experts": pred.expert_price[i, :, :horizon]}
+    for level, (lo, hi) in pred.intervals.items():
+        values[f"lower_{round(100 * level)}"], values[f"upper_{round(100 * level)}"] = (
+            lo[i, :horizon],
+            hi[i, :horizon],
+        )
+    bad = [name for name, v in values.items() if not np.isfinite(v).all()]
+    if bad:
+        return f"the forecast's {', '.join(bad)} would not be finite (prices too extreme to forecast)"
+    return None
+
+
+def forecast_each(
+    loaded: LoadedModel, windows: list[WindowSet], horizons: list[int]
+) -> list[dict | Exception]:
+    """One model call for all windows; when it fails, one call per window, so only a bad one fails.
+
+    Returns a response body, or the exception of that window, per window.
+    """
+    try:
+        return forecast_windows(loaded, concat_windows(windows), horizons)
+    except Exception as exc:
+        if len(windows) == 1:
+            return [exc]
+    out: list[dict | Exception] = []
+    for window, horizon in zip(windows, horizons, strict=True):
+        try:
+            out.extend(forecast_windows(loaded, window, [horizon]))
+        except Exception as exc:
+            out.append(exc)
+    return out
+
+
 class MicroBatcher:
     """Coalesces the forecast requests that are waiting in one worker into one model call.
 
@@ -129,13 +177,21 @@ class MicroBatcher:
         self.pending: list[tuple[LoadedModel, WindowSet, int, asyncio.Future]] = []
         self.observe = observe  # called with the seconds each model call took
 
-    async def forecast(self, loaded: LoadedModel, window: WindowSet, horizon: int) -> dict:
+    async def forecast(
+        self, loaded: LoadedModel, window: WindowSet, horizon: int, field: tuple = ("body",)
+    ) -> dict:
+        """The forecast of one window; a window whose forecast fails is a 422 naming `field`."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         if not self.pending:
             loop.call_soon(self._run)
         self.pending.append((loaded, window, horizon, future))
-        return await future
+        result = await future
+        if isinstance(result, ValueError):
+            raise InputError(field, str(result))
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def _run(self) -> None:
         batch, self.pending = self.pending, []
@@ -143,18 +199,11 @@ class MicroBatcher:
         for item in batch:  # a hot reload may leave requests for two versions in one batch
             by_model.setdefault(id(item[0]), []).append(item)
         for items in by_model.values():
-            try:
-                start = time.perf_counter()
-                results = forecast_windows(
-                    items[0][0], concat_windows([i[1] for i in items]), [i[2] for i in items]
-                )
-                if self.observe:
-                    self.observe(time.perf_counter() - start)
-            except Exception as exc:  # every waiting request gets the failure, none hangs
-                for *_, future in items:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
+            start = time.perf_counter()
+            # Each request gets its own body or its own error, never another's.
+            results = forecast_each(items[0][0], [i[1] for i in items], [i[2] for i in items])
+            if self.observe:
+                self.observe(time.perf_counter() - start)
             for (*_, future), result in zip(items, results, strict=True):
                 if not future.done():
                     future.set_result(result)

@@ -1,6 +1,8 @@
 """The FastAPI app: model loaded once in `lifespan`, hot reload in the background.
 
-Run with `forecaster serve` or `uvicorn --factory service.main:create_app`. Settings: ServiceSettings.
+Run with `forecaster serve` (`service.main.serve`) or `uvicorn --factory service.main:create_app`.
+Settings: ServiceSettings. Without the registry the app still starts (see service.model_state);
+`serve` exits non-zero when the process can never serve.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from contextlib import asynccontextmanager
 
 import torch
@@ -18,11 +21,13 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from forecaster import forecast_store
+from forecaster.redact import mask_credentials
+from service.bars import BarSource
 from service.deps import require_api_key
 from service.forecasting import InputError, MicroBatcher
 from service.guard import RequestGuard
 from service.metrics import INFERENCE, MetricsMiddleware, publish_model_info
-from service.model_state import ModelState
+from service.model_state import ModelState, local_model_problem
 from service.routes import forecast, forecasts, health, model
 from service.settings import ServiceSettings
 
@@ -40,19 +45,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         app.state.api_keys = [k.encode() for k in s.all_api_keys()]
         app.state.forecast_store = forecast_store.connect(s.forecast_store_url)
         app.state.batcher = MicroBatcher(observe=INFERENCE.observe)
-        if s.model_uri.startswith("models:/"):
-            from forecaster import tracking
-
-            # A registry outage should show in /v1/model within seconds, not after minutes of retries.
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-            tracking.configure(s)
-        state = app.state.model = ModelState(s.model_uri, s.model_name)
+        app.state.bars = BarSource(s)
+        # A registry outage should show in /v1/model within seconds, and a worker restarted during
+        # one should fall back to its cached model in seconds, not after minutes of retries.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        state = app.state.model = ModelState(s)
+        # Never raises for the registry; raises (the start fails) for a model directory that does not load.
         await asyncio.to_thread(state.load_initial)
         _publish_version(state)
-        poller = None
-        if state.polls_registry and s.reload_interval_s > 0:
-            poller = asyncio.create_task(_poll(state, s.reload_interval_s))
+        poller = asyncio.create_task(_poll(state, s)) if state.uses_registry else None
         yield
         if poller:
             poller.cancel()
@@ -80,15 +82,54 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     return app
 
 
-async def _poll(state: ModelState, interval: float) -> None:
-    """Hot reload: ask the registry where the alias points; load, warm and swap when it moved."""
+async def _poll(state: ModelState, settings: ServiceSettings) -> None:
+    """Ask the registry where the URI points; load, warm and swap when it moved.
+
+    Every `registry_retry_s` while there is no model or only the cached copy (whatever the
+    reload setting: this is how the service recovers), every `reload_interval_s` after (hot reload;
+    0 turns it off).
+    """
     while True:
-        await asyncio.sleep(interval)
+        degraded = state.current is None or state.current.source == "cache"
+        if not degraded and (settings.reload_interval_s <= 0 or not state.polls_registry):
+            return
+        await asyncio.sleep(settings.registry_retry_s if degraded else settings.reload_interval_s)
         try:
             if await asyncio.to_thread(state.check_once):
                 _publish_version(state)
-        except Exception:  # a broken new version must not stop the service or the polling
-            log.exception("hot reload failed; still serving v%s", state.current and state.current.version)
+        except Exception as exc:  # nothing may stop the service or the polling
+            version = state.current and state.current.version
+            log.error("registry check failed; still serving v%s: %s", version, mask_credentials(exc))
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Run the API on uvicorn; exit non-zero when it cannot serve, whatever the number of workers.
+
+    What no retry can fix (FORECASTER_MODEL_URI a local path that is no model directory) stops it
+    before any worker starts, with exit code 2. A worker whose start-up fails makes uvicorn stop,
+    with exit code 0 when there are several workers: that becomes 3 here (uvicorn's own code for a
+    failed start). A registry outage is neither: the workers start and retry (service.model_state).
+    """
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    if problem := local_model_problem(ServiceSettings().model_uri):
+        print(f"forecaster serve: cannot serve: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+    config = uvicorn.Config(
+        "service.main:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"
+    )
+    if workers > 1:
+        supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+        supervisor.run()
+        if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+            raise SystemExit(STARTUP_FAILURE)
+    else:
+        server = uvicorn.Server(config)
+        server.run()
+        if not server.started:
+            raise SystemExit(STARTUP_FAILURE)
 
 
 def _publish_version(state: ModelState) -> None:

@@ -2,18 +2,32 @@
 
 Requests read `state.current` once and keep that reference, so a swap never changes the model
 under a request in flight; the old model is freed when the last such request finishes.
+
+The registry is never needed to start or keep serving. Every model loaded from it is copied to
+`serving-cache/<name>/<version>/` under FORECASTER_HOME (the alias points there from
+`serving-cache/<name>/@<alias>.json`); when the registry cannot be reached at start-up (a worker
+restarted during an outage) that copy is served and reported as `source: cache`, and the
+registry is retried in the background until it answers. With neither, the process stays up,
+/readyz answers 503 saying what is missing, and the retries go on: an orchestrator sees "not
+ready", not a crash loop. Only a FORECASTER_MODEL_URI that is a local path and no model
+directory stops the start (no retry can fix it).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass, field
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from forecaster.model import FuzzyLSTMForecaster
+from forecaster.redact import mask_credentials
 from forecaster.sessions import future_sessions
 
 log = logging.getLogger("service.model")
@@ -27,14 +41,33 @@ class LoadedModel:
     version: str | None
     alias: str | None
     run_id: str | None
+    source: str = "registry"  # "registry"; "cache": the registry was unreachable; "directory"
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-def load(uri: str, default_name: str) -> LoadedModel:
-    """A local model directory, or a registry URI (`models:/name@alias`, `models:/name/3`)."""
-    if Path(uri).is_dir():
-        model = FuzzyLSTMForecaster.load(uri)
-        loaded = LoadedModel(model, uri, default_name, None, None, None)
+def is_registry_uri(uri: str) -> bool:
+    return uri.startswith("models:/")
+
+
+def local_model_problem(uri: str) -> str | None:
+    """Why a FORECASTER_MODEL_URI that is no registry URI cannot be served, or None."""
+    if is_registry_uri(uri) or (Path(uri) / "metadata.json").is_file():
+        return None
+    return (
+        f"FORECASTER_MODEL_URI={uri!r} is neither a model directory (no metadata.json there) "
+        "nor a registry URI (models:/<name>@<alias> or models:/<name>/<version>)"
+    )
+
+
+def load(uri: str, default_name: str, cache_dir: Path | None = None) -> LoadedModel:
+    """A local model directory, or a registry URI (`models:/name@alias`, `models:/name/3`).
+
+    A registry model is also copied under `cache_dir` (when given), to serve through outages.
+    """
+    if not is_registry_uri(uri):
+        if problem := local_model_problem(uri):
+            raise FileNotFoundError(problem)
+        loaded = LoadedModel(FuzzyLSTMForecaster.load(uri), uri, default_name, None, None, None, "directory")
     else:
         from forecaster import tracking
 
@@ -43,7 +76,70 @@ def load(uri: str, default_name: str) -> LoadedModel:
         model = tracking.load_model(f"models:/{ref.name}/{ref.version}")
         loaded = LoadedModel(model, uri, ref.name, ref.version, ref.alias, ref.run_id)
     warm_up(loaded.forecaster)
+    if cache_dir is not None and loaded.source == "registry":
+        try:
+            write_cache(cache_dir, loaded)
+        except OSError as exc:  # a full disk costs the fallback, not the model just loaded
+            log.warning("could not cache %s v%s under %s: %s", loaded.name, loaded.version, cache_dir, exc)
     return loaded
+
+
+def _cache_keys(uri: str) -> tuple[str, str | None, str | None]:
+    """`models:/name@alias` -> (name, alias, None); `models:/name/3` -> (name, None, "3")."""
+    spec = uri.removeprefix("models:/")
+    if "@" in spec:
+        name, alias = spec.split("@", 1)
+        return name, alias, None
+    name, version = spec.rsplit("/", 1)
+    return name, None, version
+
+
+def write_cache(cache_dir: Path, loaded: LoadedModel) -> Path:
+    """Copy a registry model to `<cache_dir>/<name>/<version>/`; point `@<alias>.json` at it.
+
+    Both writes are atomic (a temporary directory or file, then a rename), so a worker killed
+    mid-write, or two workers writing at once, never leave a half model a restart would load.
+    """
+    folder = cache_dir / loaded.name
+    target = folder / str(loaded.version)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not target.is_dir():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{loaded.version}.", dir=folder))
+        try:
+            loaded.forecaster.save(tmp)
+            ref = {"name": loaded.name, "version": loaded.version, "run_id": loaded.run_id}
+            (tmp / "registry.json").write_text(
+                json.dumps({**ref, "cached_at": datetime.now(UTC).isoformat()})
+            )
+            os.rename(tmp, target)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not target.is_dir():  # else another worker renamed its copy first: same version, fine
+                raise
+    if loaded.alias:
+        fd, tmp_file = tempfile.mkstemp(prefix=f".@{loaded.alias}.", dir=folder)
+        with os.fdopen(fd, "w") as out:
+            json.dump({"version": loaded.version}, out)
+        os.replace(tmp_file, folder / f"@{loaded.alias}.json")
+    return target
+
+
+def load_cached(cache_dir: Path, uri: str) -> LoadedModel | None:
+    """The cached copy of what registry `uri` pointed at when last loaded, or None when there is none."""
+    name, alias, version = _cache_keys(uri)
+    folder = cache_dir / name
+    if alias:
+        pointer = folder / f"@{alias}.json"
+        if not pointer.is_file():
+            return None
+        version = str(json.loads(pointer.read_text())["version"])
+    target = folder / str(version)
+    if not target.is_dir():
+        return None
+    ref = json.loads((target / "registry.json").read_text())
+    model = FuzzyLSTMForecaster.load(target)
+    warm_up(model)
+    return LoadedModel(model, uri, name, version, alias, ref.get("run_id"), "cache")
 
 
 def warm_up(model: FuzzyLSTMForecaster) -> None:
@@ -62,44 +158,110 @@ def warm_up(model: FuzzyLSTMForecaster) -> None:
     future_sessions(window.origin, model.config.window.horizon, model.config.window.calendar)
 
 
-class ModelState:
-    """Holds the current model and polls the registry for a moved alias."""
+def _describe(exc: BaseException) -> str:
+    """One line about a registry failure, fit for /readyz: credentials masked, length bounded."""
+    return mask_credentials(f"{type(exc).__name__}: {exc}")[:300]
 
-    def __init__(self, uri: str, default_name: str):
-        self.uri, self.default_name = uri, default_name
+
+class ModelState:
+    """Holds the current model; loads it from the registry, or its cached copy during an outage."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.uri, self.default_name = settings.model_uri, settings.model_name
+        self.cache_dir: Path = settings.serving_cache_dir
         self.current: LoadedModel | None = None
         self.registry = "not polled"
         self.registry_checked_at: datetime | None = None
+        self.cache_note = ""  # why no cached copy was served, when none was
+        self._configured = False
+
+    @property
+    def uses_registry(self) -> bool:
+        return is_registry_uri(self.uri)
 
     @property
     def polls_registry(self) -> bool:
-        return self.uri.startswith("models:/") and "@" in self.uri
+        return self.uses_registry and "@" in self.uri
+
+    def problem(self) -> str:
+        """What is missing to serve, for /readyz and 503s (no credentials in it)."""
+        if not self.uses_registry:
+            return f"model directory {self.uri} did not load"
+        retry = f"retrying every {self.settings.registry_retry_s:g} s"
+        return f"registry {self.registry}; {self.cache_note or 'no cached copy'}; {retry}"
+
+    def _configure(self) -> None:
+        from forecaster import tracking
+
+        if not self._configured:  # configure() asks the server (experiment lookup): retried until it answers
+            tracking.configure(self.settings)
+            self._configured = True
 
     def load_initial(self) -> None:
-        try:
+        """Load the model to serve at start-up. Never raises for the registry; see the module docstring.
+
+        Raises for a local model directory that does not load: that process can never serve.
+        """
+        if not self.uses_registry:
             self.current = load(self.uri, self.default_name)
-            self.registry = "ok" if self.polls_registry else "not polled"
+            log.info("serving the model directory %s", self.uri)
+            return
+        try:
+            self._configure()
+            self.current = load(self.uri, self.default_name, self.cache_dir)
+            self.registry = "ok"
             log.info("serving %s v%s from %s", self.current.name, self.current.version, self.uri)
         except Exception as exc:  # the service still starts; /readyz says why it is not ready
-            self.registry = f"unreachable or no model: {exc}"
-            log.error("could not load %s: %s", self.uri, exc)
+            answered = getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
+            self.registry = f"{'has no such model' if answered else 'unreachable'}: {_describe(exc)}"
+            log.error("could not load %s: %s", self.uri, self.registry)
+            # A registry that answered "no such model" is obeyed; the cache covers outages only.
+            if not answered:
+                self.current = self._from_cache()
         self.registry_checked_at = datetime.now(UTC)
+
+    def _from_cache(self) -> LoadedModel | None:
+        try:
+            cached = load_cached(self.cache_dir, self.uri)
+        except Exception as exc:  # a damaged copy is no reason to crash: report it, keep retrying
+            self.cache_note = f"the cached copy did not load: {_describe(exc)}"
+            log.error("%s", self.cache_note)
+            return None
+        if cached is None:
+            self.cache_note = f"no cached copy of {self.uri}"
+            return None
+        self.cache_note = ""
+        log.warning(
+            "serving the cached copy of %s v%s until the registry answers", cached.name, cached.version
+        )
+        return cached
 
     def check_once(self) -> bool:
         """Load and swap in the version the alias points at, if it moved. Blocking; True on swap."""
         from forecaster import tracking
 
         try:
+            self._configure()
             ref = tracking.resolve_model_uri(self.uri)
         except Exception as exc:
-            self.registry = f"unreachable: {type(exc).__name__}: {str(exc)[:200]}"
+            self.registry = f"unreachable: {_describe(exc)}"
             self.registry_checked_at = datetime.now(UTC)
             log.warning("registry check failed, keeping the current model: %s", self.registry)
             return False
         self.registry, self.registry_checked_at = "ok", datetime.now(UTC)
-        if self.current is not None and self.current.version == ref.version:
+        current = self.current
+        if current is not None and current.version == ref.version:
+            if current.source == "cache":  # the registry is back and agrees: the copy is the registered model
+                self.current = replace(current, source="registry", run_id=ref.run_id)
+                return True
             return False
-        fresh = load(self.uri, self.default_name)  # loaded and warmed beside the old one
+        try:
+            fresh = load(self.uri, self.default_name, self.cache_dir)  # loaded and warmed beside the old one
+        except Exception as exc:
+            self.registry = f"ok, but v{ref.version} did not load: {_describe(exc)}"
+            log.error("%s; still serving v%s", self.registry, current.version if current else None)
+            return False
         old, self.current = self.current, fresh  # one reference assignment: atomic for readers
         log.info("alias moved: now serving v%s (was v%s)", fresh.version, old.version if old else None)
         return True

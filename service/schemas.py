@@ -161,6 +161,9 @@ class ModelPublic(BaseModel):
     alias: str | None
     run_id: str | None
     uri: str
+    source: str = Field(
+        description="'registry', 'cache' (registry unreachable: its last copy), or 'directory'"
+    )
     loaded_at: UTCDatetime
     n_clusters: int
     horizon: int

@@ -22,6 +22,10 @@ class ServiceSettings(Settings):
     max_body_bytes: int = 2_000_000  # counted as received: chunked bodies too (413 past it)
     body_timeout_s: float = 10.0  # the whole body must arrive within this, else 408
     reload_interval_s: float = 30.0  # registry polling for a moved alias; 0 turns hot reload off
+    # Without the registry (no model, or the cached champion): how often it is retried, reload or not.
+    registry_retry_s: float = 5.0
+    refresh_timeout_s: float = 3.0  # a request waits this long for a source refresh, then uses the cache
+    refresh_retry_s: float = 30.0  # after a failed refresh, the ticker is served from the cache this long
     torch_threads: int = 1  # per worker: workers x threads should not exceed the cores
 
     @field_validator("api_keys", mode="before")
@@ -30,6 +34,11 @@ class ServiceSettings(Settings):
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
+
+    @property
+    def serving_cache_dir(self) -> Path:
+        """Copies of the registry models served, so a restart during a registry outage can serve."""
+        return self.home / "serving-cache"
 
     def all_api_keys(self) -> list[str]:
         keys = list(self.api_keys)

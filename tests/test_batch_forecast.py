@@ -4,6 +4,7 @@ champion registered in a temporary SQLite MLflow store."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pandas as pd
 import pytest
@@ -165,6 +166,20 @@ def test_a_day_no_ticker_traded_fails_the_run_and_records_why(settings, engine):
     (run,) = forecast_store.recent_runs(engine)
     assert run["status"] == "failed" and "AAA: stale: last bar 2011-02-25" in run["error"]
     assert stored_rows(engine) == []
+
+
+def test_a_job_that_lost_its_lock_writes_nothing_and_records_why(settings, engine):
+    lost = forecast_store.acquire_lock(engine, "daily", "scheduler-a", dt.timedelta(seconds=0.2))
+    time.sleep(0.4)  # scheduler-a stalls past its lease, and scheduler-b takes the lock over
+    assert forecast_store.acquire_lock(engine, "daily", "scheduler-b", dt.timedelta(minutes=5))
+
+    with pytest.raises(
+        forecast_store.LockLostError, match=r"scheduler-a lost it \(now held by scheduler-b\)"
+    ):
+        batch_forecast.run(settings, engine=engine, fence=lost)
+    assert stored_rows(engine) == []
+    (run,) = forecast_store.recent_runs(engine)
+    assert run["status"] == "failed" and run["error"].startswith("LockLostError: lock daily")
 
 
 def test_runs_command_lists_the_recorded_runs(settings, engine, monkeypatch):

@@ -10,6 +10,7 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.markup import escape
 
@@ -81,8 +82,10 @@ def split_tickers(value: str | None) -> list[str] | None:
     return tickers or None
 
 
-def load(source: str, tickers, start, end, settings: Settings, option: str = "--source"):
-    """Bars from a source, with a one-line summary of what was read."""
+def load(
+    source: str, tickers, start, end, settings: Settings, *, strict: bool = False, option: str = "--source"
+):
+    """Bars from a source, with a short summary of what was read and of any quarantined ticker."""
     from forecaster.data import load_bars
 
     if source not in SOURCES and not Path(source).exists():
@@ -90,12 +93,37 @@ def load(source: str, tickers, start, end, settings: Settings, option: str = "--
             f"{option} {source}: no such file or folder"
             + (f" (or use one of {', '.join(SOURCES)})" if option == "--source" else "")
         )
-    bars = load_bars(source, tickers or None, start, end, price_dir=settings.price_dir)
+    bars = load_bars(source, tickers or None, start, end, price_dir=settings.price_dir, strict=strict)
+    names = sorted(bars["ticker"].unique())
+    shown = ", ".join(names) if len(names) <= 8 else f"{', '.join(names[:4])}, ... {', '.join(names[-2:])}"
     say(
-        f"[dim]{len(bars):,} bars of {', '.join(sorted(bars['ticker'].unique()))} "
+        f"[dim]{len(bars):,} bars of {len(names)} ticker(s) ({shown}) "
         f"from {bars['date'].min().date()} to {bars['date'].max().date()}[/]"
     )
+    report = bars.attrs.get("quarantine")
+    if report is not None and not report.empty:
+        err_console.print(
+            f"[yellow]quarantined (left out; --strict stops instead):[/]\n{escape(str(report))}"
+        )
     return bars
+
+
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict", help="Stop at the first ticker that fails validation instead of leaving it out."
+    ),
+]
+
+
+def sample_tickers(bars, n: int, seed: int):
+    """The bars of `n` tickers drawn at random (seeded), so a sample can be drawn again."""
+    tickers = sorted(bars["ticker"].unique())
+    if n >= len(tickers):
+        return bars
+    chosen = np.random.default_rng(seed).choice(tickers, n, replace=False)
+    say(f"[dim]sampled {n} of {len(tickers)} tickers: {', '.join(sorted(chosen))}[/]")
+    return bars[bars["ticker"].isin(chosen)]
 
 
 def parse_clusters(value: str) -> int | str:

@@ -13,6 +13,7 @@ from forecaster.cli.common import (
     PlotTickersOpt,
     SourceOpt,
     StartOpt,
+    StrictOpt,
     TickersOpt,
     build_config,
     check_device,
@@ -20,10 +21,11 @@ from forecaster.cli.common import (
     friendly_errors,
     load,
     parse_clusters,
+    sample_tickers,
     split_tickers,
 )
 from forecaster.cli.render import print_backtest, print_forecast, print_metrics, say
-from forecaster.config import Settings
+from forecaster.config import Settings, WindowConfig
 
 
 @friendly_errors
@@ -39,11 +41,14 @@ def train(
     ] = None,
     source: SourceOpt = "sample",
     ticker: TickersOpt = None,
+    strict: StrictOpt = False,
     start: StartOpt = None,
     end: EndOpt = None,
     window: Annotated[int, typer.Option(help="Trading days of history per window (L).")] = 30,
     horizon: Annotated[int, typer.Option(help="Trading days to forecast (H).")] = 5,
-    features: Annotated[str, typer.Option(help="Comma-separated daily features.")] = "log_return,log_range",
+    features: Annotated[str, typer.Option(help="Comma-separated daily features.")] = ",".join(
+        WindowConfig.features
+    ),
     clusters: Annotated[
         str, typer.Option(help="Number of clusters (experts), or 'auto' (Xie-Beni, 2..6).")
     ] = "3",
@@ -85,7 +90,7 @@ def train(
         fine_tune_epochs=fine_tune_epochs, device=device, seed=seed,
     )  # fmt: skip
     check_device(model_config.train.device)
-    bars = load(source, ticker, start, end, settings)
+    bars = load(source, ticker, start, end, settings, strict=strict)
     from forecaster.model import FuzzyLSTMForecaster
 
     started = time.perf_counter()
@@ -107,6 +112,7 @@ def forecast(
     model_dir: Annotated[Path, typer.Argument(help="A model directory written by `forecaster train`.")],
     source: SourceOpt = "cache",
     ticker: TickersOpt = None,
+    strict: StrictOpt = False,
     csv: Annotated[
         Path | None, typer.Option(help="Bars from this CSV/Parquet file instead of --source.")
     ] = None,
@@ -133,9 +139,9 @@ def forecast(
     if horizon is not None and not 1 <= horizon <= most:
         raise ValueError(f"--horizon must be between 1 and {most} (this model's horizon), got {horizon}")
     if csv:
-        bars = load(str(csv), ticker, None, None, settings, option="--csv")
+        bars = load(str(csv), ticker, None, None, settings, strict=strict, option="--csv")
     else:
-        bars = load(source, ticker, None, None, settings)
+        bars = load(source, ticker, None, None, settings, strict=strict)
     table = model.predict(bars)
     if horizon is not None:
         table = table[table["horizon"] <= horizon].reset_index(drop=True)
@@ -174,6 +180,10 @@ def backtest(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the report.")] = Path("backtest"),
     source: SourceOpt = "sample",
     ticker: TickersOpt = None,
+    strict: StrictOpt = False,
+    sample: Annotated[
+        int | None, typer.Option(help="Backtest a random sample of this many tickers of the source (seeded).")
+    ] = None,
     start: Annotated[str | None, typer.Option(help="First forecast origin (YYYY-MM-DD).")] = None,
     end: Annotated[str | None, typer.Option(help="Last forecast origin (YYYY-MM-DD).")] = None,
     refit_every: Annotated[int, typer.Option(help="Trading days between refits.")] = 250,
@@ -217,6 +227,8 @@ def backtest(
       forecaster backtest -t ^GSPC --start 2016-01-01 --refit-every 60 --models naive,arima,fuzzy
 
       forecaster backtest --source prices/ --train-days 1000 --epochs 20 --device cuda -o bt/
+
+      forecaster backtest --source us-stocks.parquet --sample 30 --start 2012-01-01 --models garch,fuzzy -o bt/
     """
     from forecaster.evaluation.backtest import walk_forward
     from forecaster.evaluation.report import summary_table, write_report
@@ -228,7 +240,9 @@ def backtest(
     )  # fmt: skip
     check_device(device)
     # All bars are loaded: targets of the last origins lie after --end, and training before --start.
-    bars = load(source, ticker, None, None, settings)
+    bars = load(source, ticker, None, None, settings, strict=strict)
+    if sample:
+        bars = sample_tickers(bars, sample, seed)
     started = time.perf_counter()
     result = walk_forward(
         bars,
@@ -250,7 +264,7 @@ def backtest(
     if track:
         from forecaster import tracking
 
-        params = {"source": source, "tickers": ",".join(ticker or []) or "all", "start": start, "end": end,
+        params = {"source": source, "tickers": ",".join(sorted(bars["ticker"].unique())), "start": start, "end": end,
                   "refit_every": refit_every, "train_days": train_days, "models": models, **config.flat()}  # fmt: skip
         run_id = tracking.log_backtest_run(summary, Path(output), params, bars, settings)
         say(f"mlflow: backtest run {run_id} in {settings.tracking_uri}")

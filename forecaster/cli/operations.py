@@ -27,11 +27,9 @@ def serve(
 
       FORECASTER_API_KEYS=secret1,secret2 forecaster serve --host 0.0.0.0
     """
-    import uvicorn
-
-    uvicorn.run(
-        "service.main:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"
-    )
+    # `python -m service` exits non-zero when it cannot serve (a bad model path: 2, a failed
+    # worker start: 3), which plain uvicorn does not with several workers.
+    exec_job("service", "--host", host, "--port", str(port), "--workers", str(workers))
 
 
 @friendly_errors

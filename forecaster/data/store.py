@@ -4,13 +4,22 @@
 digits and `. ^ = & -`, never a path separator and never a leading '.', so the name is safe
 and the ticker is the file name minus `.parquet`. Temporary files start with '.', so they
 are never mistaken for a ticker.
+
+Concurrent writers (the ingest job, the API's refresh, a manual `forecaster ingest`) take a
+per-ticker file lock, `<root>/.locks/<TICKER>.lock`, around each read-merge-write, so one
+never overwrites rows the other has just added. A temporary file older than `TMP_MAX_AGE` was
+left by a killed writer and is deleted before the next write.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -25,8 +34,15 @@ from forecaster.data.validation import (
     validate_bars,
     validate_ticker,
 )
+from forecaster.paths import ensure_writable
+
+log = logging.getLogger(__name__)
 
 SUFFIX = ".parquet"
+# A write takes milliseconds; a temporary file this old belongs to a writer that was killed.
+TMP_MAX_AGE = timedelta(minutes=10)
+# Waiting longer than this for another writer of the same ticker means something is stuck.
+LOCK_TIMEOUT_S = 120
 
 
 class PriceStore:
@@ -57,10 +73,11 @@ class PriceStore:
         crash leaves the old file as it was. Tickers not in `bars` are left alone.
         """
         bars = validate_bars(bars)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._prepare_write()
         written = []
         for ticker, group in bars.groupby("ticker", sort=True):
-            self._write_atomic(self.path(ticker), group.reset_index(drop=True))
+            with self.lock(ticker):
+                self._write_atomic(self.path(ticker), group.reset_index(drop=True))
             written.append(ticker)
         return written
 
@@ -72,11 +89,45 @@ class PriceStore:
         Every file is replaced atomically, as in `write`.
         """
         bars = validate_bars(bars)
-        merged = []
+        self._prepare_write()
+        written = []
         for ticker, group in bars.groupby("ticker", sort=True):
-            old = self._read_one(ticker) if self.path(ticker).is_file() else None
-            merged.append(merge_bars(old, group))
-        return self.write(pd.concat(merged)) if merged else []
+            # Read, merge and write under one lock: another writer's rows are in `old` or wait.
+            with self.lock(ticker):
+                old = self._read_one(ticker) if self.path(ticker).is_file() else None
+                self._write_atomic(self.path(ticker), merge_bars(old, group).reset_index(drop=True))
+            written.append(ticker)
+        return written
+
+    @contextlib.contextmanager
+    def lock(self, ticker: str) -> Iterator[None]:
+        """Hold `ticker`'s file lock (across processes) while the block runs."""
+        from filelock import FileLock
+
+        locks = self.root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with FileLock(locks / f"{validate_ticker(ticker)}.lock", timeout=LOCK_TIMEOUT_S):
+            yield
+
+    def remove_orphans(self, max_age: timedelta = TMP_MAX_AGE) -> list[Path]:
+        """Delete temporary files older than `max_age` (left by killed writers); return them."""
+        if not self.root.is_dir():
+            return []
+        cutoff = time.time() - max_age.total_seconds()
+        removed = []
+        for tmp in self.root.glob(f".*{SUFFIX}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):  # another process removed it first
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed.append(tmp)
+        if removed:
+            log.info("%s: removed %d orphan temporary files", self, len(removed))
+        return removed
+
+    def _prepare_write(self) -> None:
+        # One clear line for a read-only or full folder, before any lock or temp file.
+        ensure_writable(self.root)
+        self.remove_orphans()
 
     def read(
         self,

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from forecaster.aci import run_aci
 from forecaster.config import ForecasterConfig
 from forecaster.evaluation.baselines import ArimaForecaster, DriftForecaster, NaiveForecaster
 from forecaster.evaluation.baselines_vol import EwmaForecaster, GarchForecaster, HistoricalForecaster
 from forecaster.evaluation.metrics import naive_scale
+from forecaster.intervals import interval_levels
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.windows import WindowSet, make_windows
 
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 
 COMPETITORS = (
     "naive", "drift", "arima", "garch", "ewma", "historical",
-    "single_lstm", "equal_weight", "hard_cluster", "fuzzy_mse", "fuzzy_no_finetune", "fuzzy",
+    "single_lstm", "equal_weight", "hard_cluster", "fuzzy_mse", "fuzzy_no_finetune", "fuzzy", "fuzzy_aci",
 )  # fmt: skip
 # LSTM competitors other than the fuzzy model (and its equal-weight twin, which shares its fit):
 # the same machinery with one setting changed.
@@ -91,6 +93,8 @@ def walk_forward(
     unknown = [m for m in models if m not in COMPETITORS]
     if unknown or not models:
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(COMPETITORS)}")
+    if "fuzzy_aci" in models and "fuzzy" not in models:
+        raise ValueError("fuzzy_aci adapts the fuzzy model's quantiles: add fuzzy to the models")
     if refit_every < 1:
         raise ValueError(f"refit_every must be >= 1 trading day, got {refit_every}")
     if train_days is not None and train_days <= config.window.window + 2 * config.window.horizon:
@@ -127,7 +131,7 @@ def walk_forward(
             predictors, seconds, fuzzy = _fit_competitors(models, train_bars, bars, config, progress)
         except ValueError as exc:
             raise ValueError(f"fold {fold} (refit on {refit}): {exc}") from exc
-        for name in models:
+        for name in (m for m in models if m != "fuzzy_aci"):
             parts.append(_forecast_rows(name, fold, test, predictors[name](test), scales, config))
         if fuzzy is not None:
             members.append(_membership_rows(fuzzy, fold, test))
@@ -141,6 +145,8 @@ def walk_forward(
             ", ".join(f"{k} {v:.0f}s" for k, v in seconds.items()),
         )
     forecasts = pd.concat(parts, ignore_index=True)
+    if "fuzzy_aci" in models:
+        forecasts = pd.concat([forecasts, _aci_rows(forecasts, config)], ignore_index=True)
     if members:
         forecasts = _with_regime(forecasts, pd.concat(members, ignore_index=True))
     forecasts["model"] = pd.Categorical(forecasts["model"], categories=list(models), ordered=True)
@@ -181,7 +187,7 @@ def _fit_competitors(models, bars, all_bars, config, progress):
         predictors["equal_weight"] = lambda w: fuzzy.predict_windows(w, combine="equal")
         seconds["fuzzy"] = time.perf_counter() - started
     for name in models:
-        if name in ("fuzzy", "equal_weight"):
+        if name in ("fuzzy", "equal_weight", "fuzzy_aci"):  # fuzzy_aci is derived from fuzzy's rows
             continue
         started = time.perf_counter()
         if name in BASELINES:
@@ -222,6 +228,38 @@ def _forecast_rows(name, fold, windows: WindowSet, pred, scales, config) -> pd.D
     frame["realized_vol"] = np.repeat(windows.returns.astype(np.float64).std(axis=1), h)
     frame["year"] = frame["origin"].dt.year
     return frame
+
+
+def _aci_rows(forecasts: pd.DataFrame, config: ForecasterConfig) -> pd.DataFrame:
+    """The fuzzy model's forecasts served through adaptive conformal inference, across all folds.
+
+    One ACI state per ticker runs through the whole backtest in date order (refits do not reset
+    it), reading each outcome only once its target date has passed.
+    """
+    rows = forecasts[forecasts["model"] == "fuzzy"].sort_values(["ticker", "origin", "horizon"])
+    levels = config.expert.levels
+    columns = [f"q_{level:g}" for level in levels]
+    h = config.window.horizon
+    n = len(rows) // h
+    quantiles = rows[columns].to_numpy(np.float64).reshape(n, h, len(levels))
+    first = rows.iloc[::h]
+    served = run_aci(
+        first["ticker"].to_numpy(),
+        first["origin"].to_numpy("datetime64[D]"),
+        rows["target_date"].to_numpy("datetime64[D]").reshape(n, h),
+        quantiles,
+        rows["actual_log_return"].to_numpy(np.float64).reshape(n, h),
+        levels,
+    ).reshape(-1, len(levels))
+    out = rows.assign(model="fuzzy_aci")
+    out[columns] = served
+    last = out["last_price"].to_numpy()
+    out["forecast"] = last * np.exp(served[:, levels.index(0.5)])
+    for coverage in config.train.coverage:
+        lo, hi = (levels.index(q) for q in interval_levels(coverage))
+        pct = round(100 * coverage)
+        out[f"lower_{pct}"], out[f"upper_{pct}"] = last * np.exp(served[:, lo]), last * np.exp(served[:, hi])
+    return out.sort_index()  # the fuzzy rows' own order: fold by fold, like every competitor
 
 
 def _with_regime(forecasts: pd.DataFrame, memberships: pd.DataFrame) -> pd.DataFrame:

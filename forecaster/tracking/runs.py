@@ -98,6 +98,10 @@ def log_training_run(
             }
         )
         mlflow.log_dict(fingerprint, "data_fingerprint.json")
+        quarantine = bars.attrs.get("quarantine")
+        if quarantine is not None and not quarantine.empty:  # tickers left out of the training data, and why
+            mlflow.log_table(quarantine.to_frame().astype(str), "quarantine.json")
+            mlflow.set_tag("data.quarantined", ",".join(quarantine.tickers))
         mlflow.log_dict(model.config.to_dict(), "config.json")
         mlflow.log_dict(
             {

@@ -1,9 +1,7 @@
-import asyncio
 import time
 
 from fastapi import APIRouter, HTTPException, Request
 
-from forecaster.windows import concat_windows
 from service import bars as bar_source
 from service.deps import ModelDep, SettingsDep
 from service.forecasting import (
@@ -11,7 +9,7 @@ from service.forecasting import (
     bars_to_arrays,
     check_horizon,
     closes_to_arrays,
-    forecast_windows,
+    forecast_each,
     make_window,
 )  # fmt: skip
 from service.json_body import OffloadedJSONRoute
@@ -36,13 +34,10 @@ ERRORS = {
 }
 
 
-async def _ticker_window(loaded, settings, ticker: str, field: tuple):
+async def _ticker_window(loaded, bars: bar_source.BarSource, ticker: str, field: tuple):
     config = loaded.forecaster.config.window
     try:
-        # Store reads (and a refresh from the source) block: keep them off the event loop.
-        arrays = await asyncio.to_thread(
-            bar_source.ticker_arrays, settings, ticker, config.calendar, config.window
-        )
+        arrays = await bars.arrays(ticker, config.calendar, config.window)
     except bar_source.UnknownTicker as exc:
         raise HTTPException(404, str(exc)) from None
     except bar_source.SourceUnavailable as exc:
@@ -50,37 +45,36 @@ async def _ticker_window(loaded, settings, ticker: str, field: tuple):
     return make_window(loaded, ticker, arrays, field)
 
 
-def _predict(loaded, windows, horizon: int) -> list[dict]:
+def _predict(loaded, windows: list, horizon: int) -> list:
     start = time.perf_counter()
-    out = forecast_windows(loaded, windows, horizon)
+    out = forecast_each(loaded, windows, [horizon] * len(windows))
     INFERENCE.observe(time.perf_counter() - start)
     return out
 
 
 @router.post("/forecast", response_model=ForecastPublic, responses=ERRORS)
-async def forecast(body: ForecastRequest, request: Request, loaded: ModelDep, settings: SettingsDep) -> dict:
+async def forecast(body: ForecastRequest, request: Request, loaded: ModelDep) -> dict:
     """Forecast the next `horizon` trading days from a ticker's stored bars, or from bars you send."""
     horizon = check_horizon(loaded, body.horizon)
     if body.ticker is not None:
-        window = await _ticker_window(loaded, settings, body.ticker.upper(), ("body", "ticker"))
+        field = ("body", "ticker")
+        window = await _ticker_window(loaded, request.app.state.bars, body.ticker.upper(), field)
     elif body.bars is not None:
-        window = make_window(
-            loaded,
-            None,
-            bars_to_arrays(body.bars, loaded.forecaster.config.window.window + 1),
-            ("body", "bars"),
-        )
+        field = ("body", "bars")
+        keep = loaded.forecaster.config.window.window + 1
+        window = make_window(loaded, None, bars_to_arrays(body.bars, keep), field)
     else:
-        window = make_window(
-            loaded, None, closes_to_arrays(loaded, body.closes, body.as_of), ("body", "closes")
-        )
+        field = ("body", "closes")
+        window = make_window(loaded, None, closes_to_arrays(loaded, body.closes, body.as_of), field)
     # Inference is ~1 ms of CPU: it runs on the event loop (a thread hop costs more), batched with
     # whatever other requests this worker has waiting.
-    return await request.app.state.batcher.forecast(loaded, window, horizon)
+    return await request.app.state.batcher.forecast(loaded, window, horizon, field)
 
 
 @router.post("/forecast/batch", response_model=BatchForecastPublic, responses=ERRORS)
-async def forecast_batch(request: BatchForecastRequest, loaded: ModelDep, settings: SettingsDep) -> dict:
+async def forecast_batch(
+    request: BatchForecastRequest, http: Request, loaded: ModelDep, settings: SettingsDep
+) -> dict:
     """Forecast several stored tickers in one model call; tickers that fail are listed in `errors`."""
     if len(request.tickers) > settings.max_batch_tickers:
         raise InputError(
@@ -90,10 +84,16 @@ async def forecast_batch(request: BatchForecastRequest, loaded: ModelDep, settin
     windows, errors = [], []
     for i, ticker in enumerate(dict.fromkeys(t.upper() for t in request.tickers)):
         try:
-            windows.append(await _ticker_window(loaded, settings, ticker, ("body", "tickers", i)))
+            windows.append(await _ticker_window(loaded, http.app.state.bars, ticker, ("body", "tickers", i)))
         except HTTPException as exc:
             errors.append({"ticker": ticker, "status": exc.status_code, "detail": exc.detail})
         except InputError as exc:
             errors.append({"ticker": ticker, "status": 422, "detail": str(exc)})
-    forecasts = _predict(loaded, concat_windows(windows), horizon) if windows else []
+    forecasts = []
+    for window, result in zip(windows, _predict(loaded, windows, horizon) if windows else [], strict=True):
+        if isinstance(result, Exception):  # this ticker's forecast failed; the others stand
+            status = 422 if isinstance(result, ValueError) else 500
+            errors.append({"ticker": str(window.ticker[0]), "status": status, "detail": str(result)})
+        else:
+            forecasts.append(result)
     return {"forecasts": forecasts, "errors": errors}

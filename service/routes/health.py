@@ -12,12 +12,20 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "no model loaded yet"}})
+@router.get(
+    "/readyz", responses={503: {"description": "no model loaded yet; the detail says what is missing"}}
+)
 async def readyz(state: StateDep) -> dict[str, str]:
-    """A model is loaded and warmed: the service can forecast."""
-    if state.current is None:
-        raise HTTPException(503, f"no model loaded ({state.registry})")
-    return {"status": "ready", "model_version": str(state.current.version)}
+    """A model is loaded and warmed: the service can forecast (`source: cache` while the registry is down)."""
+    loaded = state.current
+    if loaded is None:
+        raise HTTPException(503, f"no model loaded: {state.problem()}")
+    return {
+        "status": "ready",
+        "model_version": str(loaded.version),
+        "source": loaded.source,
+        "registry": state.registry,
+    }
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})

@@ -1,5 +1,6 @@
 from fastapi import APIRouter
 
+from forecaster.redact import mask_credentials
 from service.deps import ModelDep, StateDep
 from service.schemas import AUTH_ERRORS, ErrorPublic, ModelPublic
 
@@ -15,7 +16,8 @@ async def model_info(loaded: ModelDep, state: StateDep) -> dict:
         "version": loaded.version,
         "alias": loaded.alias,
         "run_id": loaded.run_id,
-        "uri": loaded.uri,
+        "uri": mask_credentials(loaded.uri),
+        "source": loaded.source,
         "loaded_at": loaded.loaded_at,
         "n_clusters": forecaster.clusterer_.n_clusters_,
         "horizon": forecaster.config.window.horizon,

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -23,7 +28,7 @@ def store(tmp_path, bars) -> PriceStore:
 
 
 def test_store_round_trips_bars_one_file_per_ticker(store, bars):
-    assert sorted(p.name for p in store.root.iterdir()) == ["AAPL.parquet", "^GSPC.parquet"]
+    assert sorted(p.name for p in store.root.iterdir()) == [".locks", "AAPL.parquet", "^GSPC.parquet"]
     assert store.tickers() == ["AAPL", "^GSPC"]
     pd.testing.assert_frame_equal(store.read(), bars)
 
@@ -100,3 +105,74 @@ def test_empty_store_has_no_tickers(tmp_path):
     assert store.tickers() == []
     with pytest.raises(DataSourceError, match="no tickers stored"):
         store.read()
+
+
+# A writer in another process: upserts every second day of the bars in `days` (its parity),
+# one day per call, after the test says go. Disjoint rows, so every row must survive.
+UPSERT_EVERY_OTHER_DAY = """
+import sys, time
+from pathlib import Path
+import pandas as pd
+from forecaster.data import PriceStore
+
+root, days, parity, go = sys.argv[1], pd.read_parquet(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+store = PriceStore(root)
+print("ready", flush=True)
+while not go.exists():
+    time.sleep(0.001)
+for i in range(parity, len(days), 2):
+    store.upsert(days.iloc[[i]])
+"""
+
+
+def python_env() -> dict:
+    """The environment for a child Python that imports this checkout's packages."""
+    root = str(Path(__file__).resolve().parents[2])
+    return os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+
+
+def test_concurrent_upserts_of_one_ticker_from_two_processes_keep_every_row(tmp_path, make_bars):
+    days = make_bars("AAPL", n=60)
+    days.to_parquet(tmp_path / "days.parquet")
+    store, go = PriceStore(tmp_path / "prices"), tmp_path / "go"
+    writers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                UPSERT_EVERY_OTHER_DAY,
+                str(store.root),
+                str(tmp_path / "days.parquet"),
+                str(parity),
+                str(go),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=python_env(),
+        )
+        for parity in (0, 1)
+    ]
+    for writer in writers:  # both have imported everything: the race starts together
+        assert writer.stdout.readline().strip() == "ready", writer.stderr.read()
+    go.touch()
+    for writer in writers:
+        _, err = writer.communicate(timeout=120)
+        assert writer.returncode == 0, err
+
+    pd.testing.assert_frame_equal(store.read("AAPL"), validate_bars(days))
+
+
+def test_temp_files_of_killed_writers_are_removed_at_the_next_write(store, make_bars):
+    orphan = store.root / ".AAPL.parquet.0123456789abcdef.tmp"  # left by a kill -9 long ago
+    orphan.write_bytes(b"PAR1 half a file")
+    old = time.time() - 3600
+    os.utime(orphan, (old, old))
+    in_flight = store.root / ".AAPL.parquet.fedcba9876543210.tmp"  # another writer, right now
+    in_flight.write_bytes(b"PAR1 half a file")
+
+    store.upsert(make_bars("AAPL", n=3, start="2020-02-03"))
+
+    assert not orphan.exists()
+    assert in_flight.exists()
+    assert store.remove_orphans(max_age=timedelta(0)) == [in_flight]

@@ -1,0 +1,275 @@
+"""Registry outage drills against a real API (`service.main.serve`, 2 workers) and a real `mlflow server`.
+
+Usage:
+    python benchmarks/chaos_api.py                 # ~2 minutes on 2 CPU cores
+    python benchmarks/chaos_api.py --phase-s 20 --clients 8
+
+Setup (not timed): a tiny model trained on synthetic bars, registered and promoted to champion
+in a SQLite store under a fresh FORECASTER_HOME, served by `mlflow server` on a loopback port.
+Then, with `--clients` threads posting forecasts all the time, the drills:
+  1. registry up: the baseline;
+  2. registry down during serving (the mlflow server stopped);
+  3. a worker killed (-9) during the outage: uvicorn restarts it, it loads the cached champion;
+  4. registry back: seconds until both workers report `source: registry`;
+  5. a cold start with the registry down and the cache present: seconds to ready;
+  6. a cold start with the registry down and no cache: 503 and still running, then the registry
+     comes back: seconds to ready.
+Each phase prints requests by status; the drills pass when no forecast failed in 1-5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(command: list[str], log: Path, env: dict) -> subprocess.Popen:
+    with open(log, "a") as out:
+        return subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+
+def stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def wait(predicate, timeout: float) -> float | None:
+    """Seconds until predicate() is true, or None after `timeout`."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        with contextlib.suppress(requests.RequestException):
+            if predicate():
+                return time.monotonic() - t0
+        time.sleep(0.2)
+    return None
+
+
+def get(url: str) -> requests.Response:
+    return requests.get(url, timeout=5)
+
+
+class Load:
+    """Client threads posting forecasts; counts answers by status (or exception name) per phase."""
+
+    def __init__(self, url: str, clients: int):
+        self.url, self.counts, self.stop = url, collections.Counter(), threading.Event()
+        self.threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(clients)]
+        for t in self.threads:
+            t.start()
+
+    def _loop(self) -> None:
+        with requests.Session() as session:
+            while not self.stop.is_set():
+                try:
+                    r = session.post(
+                        f"{self.url}/v1/forecast", json={"ticker": "AAA", "horizon": 2}, timeout=30
+                    )
+                    self.counts[r.status_code] += 1
+                except requests.RequestException as exc:
+                    self.counts[type(exc).__name__] += 1
+                    time.sleep(0.05)
+
+    def phase(self, seconds: float) -> dict:
+        before = self.counts.copy()
+        time.sleep(seconds)
+        return dict(self.counts - before)
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=35)
+
+
+def worker_pids(parent: int) -> list[int]:
+    """uvicorn's worker processes (spawned children; not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children")
+    pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+    cmdlines = {p: Path(f"/proc/{p}/cmdline").read_bytes() for p in pids if Path(f"/proc/{p}").exists()}
+    return [p for p, cmd in cmdlines.items() if b"spawn_main" in cmd and b"resource_tracker" not in cmd]
+
+
+def setup(home: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from forecaster import tracking
+    from forecaster.config import (
+        ClusterConfig,
+        ExpertConfig,
+        ForecasterConfig,
+        Settings,
+        TrainConfig,
+        WindowConfig,
+    )
+    from forecaster.data import PriceStore
+    from forecaster.model import FuzzyLSTMForecaster
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for ticker in ("AAA", "BBB"):
+        close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 300)))
+        frames.append(
+            pd.DataFrame(
+                {"ticker": ticker, "date": pd.bdate_range("2010-01-04", periods=300), "open": close,
+                 "high": close * 1.01, "low": close * 0.99, "close": close, "adj_close": close, "volume": 1e6}
+            )
+        )  # fmt: skip
+    bars = pd.concat(frames, ignore_index=True)
+    config = ForecasterConfig(
+        window=WindowConfig(window=10, horizon=3),
+        cluster=ClusterConfig(n_clusters=2),
+        expert=ExpertConfig(hidden_size=8),
+        train=TrainConfig(epochs=1, device="cpu"),
+    )
+    settings = Settings(home=home)
+    tracking.log_training_run(FuzzyLSTMForecaster(config).fit(bars, progress=False), bars, settings)
+    tracking.promote(settings, bars)
+    PriceStore(settings.price_dir).write(bars)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--phase-s", type=float, default=10.0, help="seconds of load per phase")
+    parser.add_argument("--clients", type=int, default=4)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="chaos-api-"))
+    home = root / "home"
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    setup(home)
+    mlflow_port, api_port = free_port(), free_port()
+    registry_url = f"http://127.0.0.1:{mlflow_port}"
+    mlflow_cmd = [
+        sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
+        "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts",
+        "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
+    ]  # fmt: skip
+    env = {
+        **os.environ, "FORECASTER_HOME": str(home), "FORECASTER_SOURCE": "cache",
+        "MLFLOW_TRACKING_URI": registry_url, "FORECASTER_REGISTRY_RETRY_S": "1",
+        "FORECASTER_RELOAD_INTERVAL_S": "2", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "3", "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }  # fmt: skip
+    api_cmd = [sys.executable, "-c", f"from service.main import serve; serve(port={api_port}, workers=2)"]
+    url = f"http://127.0.0.1:{api_port}"
+    ok = True
+
+    def report(name: str, counts: dict, extra: str = "") -> None:
+        nonlocal ok
+        failed = sum(v for k, v in counts.items() if k != 200)
+        print(f"{name:<44} requests={sum(counts.values()):>6}  by status={counts}  failed={failed}  {extra}")
+
+    mlflow = start(mlflow_cmd, root / "mlflow.log", env)
+    assert wait(lambda: get(f"{registry_url}/health").ok, 180) is not None, "mlflow server did not start"
+    api = start(api_cmd, root / "api.log", env)
+    t = wait(lambda: get(f"{url}/readyz").ok, 180)
+    print(f"API ready (registry up) after {t:.1f} s; logs in {root}")
+    load = Load(url, args.clients)
+    try:
+        counts = load.phase(args.phase_s)
+        report("1. registry up", counts)
+        ok &= set(counts) == {200}
+
+        stop(mlflow)
+        counts = load.phase(args.phase_s)
+        ready = get(f"{url}/readyz").json()
+        report("2. registry down during serving", counts, f"readyz source={ready['source']}")
+        ok &= set(counts) == {200}
+
+        victim = worker_pids(api.pid)[0]
+        before = load.counts.copy()
+        os.kill(victim, signal.SIGKILL)
+        # The replacement starts during the outage: it serves the cached champion once up.
+        t = wait(lambda: get(f"{url}/v1/model").json()["source"] == "cache", 120)
+        counts = dict(load.counts - before)
+        workers = worker_pids(api.pid)
+        report(
+            "3. worker killed -9 during the outage", counts,
+            f"replacement serving the cache after {t and round(t, 1)} s; workers {len(workers)}, "
+            f"API alive: {api.poll() is None}",
+        )  # fmt: skip
+        # Connection errors: requests in flight on the killed worker; no HTTP error is allowed.
+        ok &= t is not None and api.poll() is None and all(k == 200 or isinstance(k, str) for k in counts)
+
+        mlflow = start(mlflow_cmd, root / "mlflow.log", env)
+        t0 = time.monotonic()
+        wait(lambda: get(f"{registry_url}/health").ok, 180)
+        up = time.monotonic() - t0
+
+        def all_registry() -> bool:
+            return all(get(f"{url}/v1/model").json()["source"] == "registry" for _ in range(10))
+
+        t = wait(all_registry, 60)
+        counts = load.phase(1.0)
+        report(
+            "4. registry back",
+            counts,
+            f"server up in {up:.1f} s, workers on registry {t and round(t, 1)} s later",
+        )
+        ok &= t is not None
+    finally:
+        load.close()
+        stop(api)
+
+    # 5. Cold start, registry down, the cache present (written by the workers above).
+    stop(mlflow)
+    api = start(api_cmd, root / "api.log", env)
+    t = wait(lambda: get(f"{url}/readyz").ok, 120)
+    source = get(f"{url}/readyz").json().get("source") if t else None
+    print(f"5. cold start, registry down, cache present   ready after {t and round(t, 1)} s, source={source}")
+    ok &= t is not None and source == "cache"
+    stop(api)
+
+    # 6. Cold start, registry down, no cache: not ready but alive; ready once the registry is back.
+    shutil.rmtree(home / "serving-cache")
+    api = start(api_cmd, root / "api.log", env)
+    t = wait(lambda: get(f"{url}/readyz").status_code == 503, 120)
+    time.sleep(5)
+    alive = api.poll() is None
+    detail = get(f"{url}/readyz").json()["detail"]
+    mlflow = start(mlflow_cmd, root / "mlflow.log", env)
+    t0 = time.monotonic()
+    back = wait(lambda: get(f"{url}/readyz").ok, 180)
+    print(
+        f"6. cold start, registry down, no cache        503 after {t and round(t, 1)} s, alive 5 s later: {alive}"
+    )
+    print(f"   readyz said: {detail[:160]}")
+    print(f"   registry restarted: ready {back and round(back, 1)} s later (mlflow server start included)")
+    ok &= alive and back is not None
+    stop(api)
+    stop(mlflow)
+    print("PASS" if ok else "FAIL")
+    shutil.rmtree(root, ignore_errors=True) if ok else None
+    raise SystemExit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

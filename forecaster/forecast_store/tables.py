@@ -1,0 +1,76 @@
+"""The forecast store's tables (SQLAlchemy Core) and the helpers every part of it shares."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+FORECAST_KEY = ("ticker", "as_of", "horizon", "model_name", "model_version")
+
+forecasts = sa.Table(
+    "forecasts",
+    metadata,
+    sa.Column("ticker", sa.String(32), nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),  # the last bar the forecast read
+    sa.Column("horizon", sa.Integer, nullable=False),  # trading days after as_of
+    sa.Column("target_date", sa.Date, nullable=False),
+    sa.Column("last_price", sa.Double, nullable=False),  # adjusted close on as_of
+    sa.Column("forecast", sa.Double, nullable=False),
+    sa.Column("lower_80", sa.Double),
+    sa.Column("upper_80", sa.Double),
+    sa.Column("lower_95", sa.Double),
+    sa.Column("upper_95", sa.Double),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("run_id", sa.String(64)),  # MLflow run that trained the model
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    # The key doubles as the index of `latest_forecasts` (ticker, then as_of).
+    sa.PrimaryKeyConstraint(*FORECAST_KEY, name="pk_forecasts"),
+    sa.CheckConstraint("horizon >= 1", name="ck_forecasts_horizon"),
+    sa.CheckConstraint("forecast > 0 AND last_price > 0", name="ck_forecasts_positive"),
+)
+
+job_runs = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String(64), nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime),
+    sa.Column("status", sa.String(16), nullable=False),  # running | ok | partial | failed | interrupted
+    sa.Column("counts", sa.JSON),  # what the job did, e.g. {"tickers": 500, "rows_written": 2500}
+    sa.Column("error", sa.Text),
+    sa.Column("heartbeat_at", sa.DateTime),  # last sign of life of a running job
+    sa.Index("ix_job_runs_started_at", "started_at"),
+)
+
+job_locks = sa.Table(
+    "job_locks",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("acquired_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
+    sa.Column("token", sa.String(32)),  # new per acquisition: the fencing token
+)
+
+RUN_STATUSES = ("running", "ok", "partial", "failed", "interrupted")
+
+
+def utcnow() -> datetime:
+    """Now in UTC, naive, at microsecond precision: what the DateTime columns hold."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _insert(engine: Engine, table: sa.Table):
+    """The dialect's INSERT, which knows ON CONFLICT DO NOTHING."""
+    dialects = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+    try:
+        return dialects[engine.dialect.name](table)
+    except KeyError:
+        raise ValueError(f"forecast store: unsupported database {engine.dialect.name!r}") from None
