@@ -29,6 +29,7 @@ from forecaster.config import ForecasterConfig
 from forecaster.evaluation.metrics import quantile_summary, summarize
 from forecaster.experts import ExpertEnsemble, fuse, matched_hidden_size
 from forecaster.gating import fusion_weights, training_weights
+from forecaster.historical import historical_forecasts
 from forecaster.intervals import QuantileCalibrator, interval_levels
 from forecaster.persistence import ModelFiles, read_model_dir, write_model_dir
 from forecaster.prediction import Prediction, prediction_frame
@@ -308,6 +309,16 @@ class FuzzyLSTMForecaster:
     def to_frame(self, windows: WindowSet, pred: Prediction) -> pd.DataFrame:
         """One row per window and horizon (see `prediction.prediction_frame`)."""
         return prediction_frame(windows, pred, self.config.window.calendar)
+
+    def historical_forecasts(
+        self, bars: pd.DataFrame, *, start=None, end=None, refit_every: int | None = 250, **options
+    ) -> pd.DataFrame:
+        """What this configuration would have forecast at every past origin, refitted on the past only.
+
+        A long frame (ticker, origin, horizon, target_date, forecast, quantiles, actual, ...); the
+        options (`train_days`, `progress`) and the refit rules are in `forecaster.historical`.
+        """
+        return historical_forecasts(self, bars, start=start, end=end, refit_every=refit_every, **options)
 
     # ---- persistence ---------------------------------------------------------------------
 
