@@ -86,5 +86,5 @@ def test_metrics_and_backtest_tables_split_instead_of_truncating_at_80_columns()
     text = out.file.getvalue()
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "…" not in text
-    for header in ("naive RMSE", "naive MAPE %", "95% cover", "pinball x1e4", "equal_weight", "a" * 32):
+    for header in ("naive RMSE", "Winkler 80 x1e4", "95% cover", "pinball x1e4", "equal_weight", "a" * 32):
         assert header in text

@@ -158,24 +158,24 @@ def print_metrics(metrics: dict, out: Console | None = None) -> None:
     by_split = [
         {k.removeprefix(f"{s}_"): v for k, v in metrics.items() if k.startswith(f"{s}_")} for s in splits
     ]
-    spec = [  # header, metric key, format
-        ("RMSE", "rmse", "{:.2f}"),
-        ("naive RMSE", "naive_rmse", "{:.2f}"),
-        ("Theil U", "theil_u", "{:.3f}"),
-        ("MAPE %", "mape", "{:.3f}"),
-        ("naive MAPE %", "naive_mape", "{:.3f}"),
-        ("direction", "directional_accuracy", "{:.1%}"),
-        ("80% cover", "coverage_80", "{:.1%}"),
-        ("95% cover", "coverage_95", "{:.1%}"),
+    spec = [  # header, metric key, format; the distribution first: it is what the model forecasts
+        ("pinball x1e4", "pinball", "{:.2f}", 1e4),
+        ("Winkler 80 x1e4", "winkler_80", "{:.1f}", 1e4),
+        ("80% cover", "coverage_80", "{:.1%}", 1),
+        ("95% cover", "coverage_95", "{:.1%}", 1),
+        ("RMSE", "rmse", "{:.2f}", 1),
+        ("naive RMSE", "naive_rmse", "{:.2f}", 1),
+        ("Theil U", "theil_u", "{:.3f}", 1),
+        ("direction", "directional_accuracy", "{:.1%}", 1),
     ]
     layout = Layout(
-        "Accuracy over all horizons, against the naive last-price forecast",
+        "Accuracy over all horizons: the distribution (pinball, Winkler, coverage) and the median",
         keys=[Column("split", splits, "left")],
         columns=[
             Column("windows", [str(metrics[f"n_windows_{s}"]) for s in splits]),
             *[
-                Column(header, [fmt.format(m.get(key, float("nan"))) for m in by_split])
-                for header, key, fmt in spec
+                Column(header, [fmt.format(scale * m.get(key, float("nan"))) for m in by_split])
+                for header, key, fmt, scale in spec
             ],
         ],
     )
@@ -184,8 +184,9 @@ def print_metrics(metrics: dict, out: Console | None = None) -> None:
         out,
         caption=f"{metrics['n_clusters']} clusters; FPC {metrics['cluster_fpc']:.2f} (uniform would be "
         f"{metrics['cluster_uniform_fpc']:.2f}), mean largest membership "
-        f"{metrics['cluster_mean_max_membership']:.2f}. Theil U = RMSE / naive RMSE: below 1 beats the "
-        "naive forecast. 80%/95% cover: measured coverage of the conformal intervals.",
+        f"{metrics['cluster_mean_max_membership']:.2f}. Pinball and Winkler on cumulative log returns, lower "
+        "is better; 80%/95% cover: measured coverage of the calibrated intervals; Theil U = RMSE / naive "
+        "RMSE of the median: below 1 beats the naive forecast.",
     )
 
 
