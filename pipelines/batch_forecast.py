@@ -37,6 +37,7 @@ from forecaster.config import Settings
 from forecaster.data import DataSourceError, PriceStore
 from forecaster.data.universe import universe_tickers
 from forecaster.data.validation import as_day
+from forecaster.logs import setup_logging
 from forecaster.paths import NotWritableError, ensure_writable
 from forecaster.windows import latest_windows
 
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--as-of", help="forecast from the bars of this day (YYYY-MM-DD); default the latest")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()  # forecaster.logs: plain lines, or JSON with FORECASTER_LOG_FORMAT=json
     try:
         run(Settings(), args.as_of)
     # Expected failures: one line, no traceback.

@@ -33,6 +33,7 @@ from forecaster.config import Settings
 from forecaster.data import DataSourceError, DataValidationError, PriceStore
 from forecaster.data.universe import universe_tickers
 from forecaster.data.yahoo import NO_RETRY, RetryPolicy, download_ticker
+from forecaster.logs import setup_logging
 from forecaster.paths import NotWritableError, ensure_writable
 
 log = logging.getLogger("pipelines.ingest")
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--full", action="store_true", help="re-download every ticker's whole history")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()  # forecaster.logs: plain lines, or JSON with FORECASTER_LOG_FORMAT=json
     try:
         settings = Settings()
         sys.exit(run(settings, full=args.full).exit_code(settings.ingest_max_failure_share))

@@ -26,7 +26,7 @@ from forecaster.tracking.registry import (
     resolve_model_uri,
 )
 from forecaster.tracking.runs import LoggedModel, log_backtest_run, log_training_run
-from forecaster.tracking.setup import configure
+from forecaster.tracking.setup import configure, ui_url
 
 __all__ = [
     "CHALLENGER",
@@ -51,4 +51,5 @@ __all__ = [
     "mark_challenger",
     "promote",
     "resolve_model_uri",
+    "ui_url",
 ]
