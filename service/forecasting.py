@@ -11,6 +11,7 @@ import numpy as np
 
 from forecaster import serving
 from forecaster.aci import ACIState
+from forecaster.features import history_needed
 from forecaster.model import Prediction
 from forecaster.sessions import last_closed_session, target_dates
 from forecaster.windows import WindowSet, concat_windows, window_from_arrays
@@ -61,9 +62,17 @@ def check_horizon(loaded: LoadedModel, horizon: int | None) -> int:
     return horizon
 
 
+def bars_needed(loaded: LoadedModel) -> int:
+    """Bars a forecast reads: the window's features exactly (volatility features look back
+    `history_needed`), plus TRAILING days for the regime shift. Fewer still forecast (see
+    `window_from_arrays`), as the batch job would not."""
+    config = loaded.forecaster.config.window
+    return history_needed(config.features, config.window) + serving.TRAILING
+
+
 def bars_to_arrays(bars: list[Bar], keep: int) -> dict[str, np.ndarray]:
-    """Arrays of the last `keep` bars (window + 1 + TRAILING: the window and the regime shift read
-    no more; converting all would cost time)."""
+    """Arrays of the last `keep` bars (`bars_needed`: the forecast reads no more; converting all
+    would cost time)."""
     bars = bars[-keep:]
     return {
         "date": (np.array([b.date.toordinal() for b in bars]) - _EPOCH_ORDINAL).astype("datetime64[D]"),

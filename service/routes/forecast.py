@@ -2,12 +2,12 @@ import time
 
 from fastapi import APIRouter, HTTPException, Request
 
-from forecaster.serving import TRAILING
 from service import bars as bar_source
 from service.deps import ModelDep, SettingsDep
 from service.forecasting import (
     Ask,
     InputError,
+    bars_needed,
     bars_to_arrays,
     check_horizon,
     check_levels,
@@ -42,8 +42,8 @@ async def _ticker_ask(loaded, http: Request, ticker: str, field: tuple, horizon:
     """A stored ticker's window, and what its answer needs: trailing memberships, ACI state."""
     config = loaded.forecaster.config.window
     try:
-        # TRAILING more bars than the window: the regime shift compares today with 20 days before.
-        arrays = await http.app.state.bars.arrays(ticker, config.calendar, config.window + TRAILING)
+        # (`arrays(..., n)` gives the last n + 1 bars)
+        arrays = await http.app.state.bars.arrays(ticker, config.calendar, bars_needed(loaded) - 1)
     except bar_source.UnknownTicker as exc:
         raise HTTPException(404, str(exc)) from None
     except bar_source.SourceUnavailable as exc:
@@ -73,8 +73,7 @@ async def forecast(body: ForecastRequest, request: Request, loaded: ModelDep) ->
     else:
         if body.bars is not None:
             field = ("body", "bars")
-            keep = loaded.forecaster.config.window.window + 1 + TRAILING
-            arrays = bars_to_arrays(body.bars, keep)
+            arrays = bars_to_arrays(body.bars, bars_needed(loaded))
         else:
             field = ("body", "closes")
             arrays = closes_to_arrays(loaded, body.closes, body.as_of)
