@@ -14,6 +14,7 @@ from test_service import (  # noqa: F401  (module fixtures: a registry of its ow
     two_ticker_bars_module,
 )
 
+from conftest import mlflow_environment_restored
 from forecaster import forecast_store, serving, tracking
 from forecaster.config import Settings
 from forecaster.windows import latest_windows
@@ -32,7 +33,7 @@ def client(registry, monkeypatch):  # noqa: F811
 
 @pytest.fixture(scope="module")
 def model(registry):  # noqa: F811
-    with pytest.MonkeyPatch.context() as mp:
+    with mlflow_environment_restored(), pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         tracking.configure(Settings(home=registry))
         return tracking.load_model("models:/fcm-lstm/1")

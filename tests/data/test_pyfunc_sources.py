@@ -10,7 +10,7 @@ import pytest
 import yfinance as yf
 from arch.data import sp500
 
-from conftest import random_walk_bars
+from conftest import mlflow_environment_restored, random_walk_bars
 from forecaster import tracking
 from forecaster.config import (
     ClusterConfig,
@@ -39,13 +39,14 @@ def champion(tmp_path_factory):
         expert=ExpertConfig(hidden_size=8),
         train=TrainConfig(epochs=1, batch_size=64, device="cpu"),
     )
-    with pytest.MonkeyPatch.context() as mp:
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: put it back, or later tests use this store.
+    with mlflow_environment_restored(), pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         settings = Settings(home=home)
         model = FuzzyLSTMForecaster(config).fit(bars.reset_index(drop=True), progress=False)
         tracking.log_training_run(model, bars.reset_index(drop=True), settings)
         tracking.promote(settings, bars)
-        yield mlflow.pyfunc.load_model("models:/fcm-lstm@champion"), model
+        return mlflow.pyfunc.load_model("models:/fcm-lstm@champion"), model
 
 
 def recorded_yfinance_frame(yahoo) -> pd.DataFrame:
