@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 DEFAULT_GAMMA = 0.005  # Gibbs & Candes's choice for daily data
 _LEVEL_BOUNDS = (1e-3, 1 - 1e-3)
@@ -30,8 +30,10 @@ def interpolate_quantiles(quantiles: np.ndarray, levels, targets: np.ndarray) ->
     in Phi^-1(level) treats the tails like a normal's beyond the outermost levels, instead of
     clamping them (a working level of 0.99 must give a wider bound than 0.975).
     """
-    x = stats.norm.ppf(np.asarray(levels, dtype=np.float64))  # [Q]
-    t = stats.norm.ppf(np.clip(targets, *_LEVEL_BOUNDS))  # [..., Q']
+    # ndtri is Phi^-1 itself (what stats.norm.ppf computes), without its per-call overhead of ~80 us:
+    # this runs on the API's request path.
+    x = special.ndtri(np.asarray(levels, dtype=np.float64))  # [Q]
+    t = special.ndtri(np.clip(targets, *_LEVEL_BOUNDS))  # [..., Q']
     i = np.clip(np.searchsorted(x, t) - 1, 0, len(x) - 2)  # left neighbour; the end pairs extrapolate
     lo = np.take_along_axis(quantiles, i, axis=-1) if quantiles.ndim == t.ndim else quantiles[..., i]
     hi = np.take_along_axis(quantiles, i + 1, axis=-1) if quantiles.ndim == t.ndim else quantiles[..., i + 1]

@@ -11,6 +11,13 @@ the forecast store in one transaction. The as-of date defaults to the latest day
 the bars; a ticker without a bar on that day (stale) or with too little history is skipped and
 reported, never forecast from old data. Re-running writes nothing new. Every run is recorded in
 `job_runs` (see `forecaster runs`). Exit code 0 when rows were written or already there.
+
+Each row holds every quantile (served through adaptive conformal inference) and the ticker's
+regime: dominant cluster, its label and whether it shifted from the trailing 20 days. Before
+forecasting as of day D, each ticker's ACI state learns the outcomes of its stored forecasts
+whose target dates are in (updated_through, D]; the state is written in the transaction of the
+forecasts, so a re-run of D learns nothing twice. A backfill (D before a ticker's
+updated_through) is served at the nominal levels: the state already knows later outcomes.
 """
 
 from __future__ import annotations
@@ -24,13 +31,15 @@ from datetime import date
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from forecaster import forecast_store
+from forecaster import forecast_store, serving
+from forecaster.aci import ACIState
 from forecaster.config import Settings
 from forecaster.data import DataSourceError, PriceStore
 from forecaster.data.universe import universe_tickers
 from forecaster.data.validation import as_day
 from forecaster.logs import setup_logging
 from forecaster.paths import NotWritableError, ensure_writable
+from forecaster.windows import latest_windows
 
 log = logging.getLogger("pipelines.batch_forecast")
 
@@ -78,9 +87,19 @@ def select_fresh(
 
 
 def forecast_rows(
-    frame: pd.DataFrame, model_name: str, model_version: str, run_id: str | None, created_at
+    frame: pd.DataFrame,
+    model_name: str,
+    model_version: str,
+    run_id: str | None,
+    created_at,
+    levels: tuple[float, ...] = (),
+    regimes: dict[str, dict] | None = None,
 ) -> list[dict]:
-    """`FuzzyLSTMForecaster.predict` output as rows of the `forecasts` table."""
+    """`FuzzyLSTMForecaster.predict` output as rows of the `forecasts` table.
+
+    `levels` are the model's quantile levels (their `quantile_<level>` columns go to the
+    `quantiles` JSON); `regimes` maps a ticker to its `serving.regime_fields`.
+    """
     out = pd.DataFrame(
         {
             "ticker": frame["ticker"].astype(str),
@@ -94,7 +113,59 @@ def forecast_rows(
     for column in INTERVAL_COLUMNS:  # a model calibrated at other levels leaves these empty
         out[column] = frame[column] if column in frame else None
     out = out.assign(model_name=model_name, model_version=model_version, run_id=run_id, created_at=created_at)
-    return out.to_dict("records")
+    columns = {serving.level_key(q): f"quantile_{q:g}" for q in levels if f"quantile_{q:g}" in frame}
+    prices = frame[list(columns.values())].to_numpy(float)
+    out["quantiles"] = [dict(zip(columns, row.tolist(), strict=True)) for row in prices] if columns else None
+    none = {"regime": None, "regime_label": None, "regime_shift": None}
+    for name in none:
+        out[name] = [(regimes or {}).get(t, none)[name] for t in out["ticker"]]
+    return out.astype(object).where(out.notna(), None).to_dict("records")
+
+
+def fresh_bars(bars: pd.DataFrame, as_of, min_bars: int) -> tuple[pd.DataFrame, BatchResult]:
+    """The bars to forecast from as of `as_of` (default the latest day), and what was skipped."""
+    if bars.empty:
+        raise DataSourceError("no bars to forecast from")
+    day = as_day(as_of, "as_of") if as_of is not None else bars["date"].max()
+    fresh, skipped = select_fresh(bars, day, min_bars)
+    if fresh.empty:
+        reasons = "; ".join(f"{t}: {why}" for t, why in skipped.items())
+        raise DataSourceError(f"no ticker can be forecast as of {day.date()} ({reasons})")
+    return fresh, BatchResult(day.date(), sorted(fresh["ticker"].unique()), skipped)
+
+
+def learn_aci(engine: Engine, model, model_name: str, fresh: pd.DataFrame, day: date):
+    """Each fresh ticker's ACI state after the outcomes known on `day`, and the state rows to store.
+
+    Only tickers whose state was learnt through an earlier day (or never) learn and are stored;
+    a re-run of `day` serves the stored state as it is. A ticker learnt through a later day (a
+    backfill) is served at the nominal levels. Returns (ACIState, `aci_state` rows).
+    """
+    levels, horizon = model.levels, model.config.window.horizon
+    tickers = sorted(fresh["ticker"].unique())
+    records = forecast_store.load_aci_state(engine, model_name, tickers)
+    through: dict[str, date] = {}
+    for r in records:
+        through[r["ticker"]] = max(r["updated_through"], through.get(r["ticker"], r["updated_through"]))
+    usable = [r for r in records if through[r["ticker"]] <= day]
+    state = ACIState.from_records(usable, levels, horizon)
+    learning = {t: through.get(t) for t in tickers if t not in through or through[t] < day}
+    due = [
+        r
+        for r in forecast_store.forecasts_due(engine, model_name, learning, day)
+        if r["horizon"] <= horizon  # a model with another horizon has no state for the rest
+    ]
+    if due:
+        first = pd.Timestamp(min(r["target_date"] for r in due))
+        known = fresh[fresh["ticker"].isin(list(learning)) & (fresh["date"] >= first)]
+        closes = dict(
+            zip(zip(known["ticker"], known["date"].dt.date, strict=True), known["adj_close"], strict=True)
+        )
+        state.update(*serving.aci_outcomes(due, closes, levels))
+    for ticker in learning:
+        state.levels_of(ticker)  # a ticker with nothing due yet is stored at the nominal levels
+    learnt = [r for r in state.to_records() if r["ticker"] in learning]
+    return state, forecast_store.aci_records(learnt, model_name, day)
 
 
 def forecast(
@@ -105,18 +176,34 @@ def forecast(
     model_name: str,
     model_version: str,
     run_id: str | None = None,
+    state: ACIState | None = None,
 ) -> tuple[list[dict], BatchResult]:
-    """Forecast rows of every fresh ticker in `bars` in one model call, and what was skipped."""
-    if bars.empty:
-        raise DataSourceError("no bars to forecast from")
-    day = as_day(as_of, "as_of") if as_of is not None else bars["date"].max()
-    fresh, skipped = select_fresh(bars, day, model.config.window.window + 1)
-    result = BatchResult(day.date(), sorted(fresh["ticker"].unique()), skipped)
-    if fresh.empty:
-        reasons = "; ".join(f"{t}: {why}" for t, why in skipped.items())
-        raise DataSourceError(f"no ticker can be forecast as of {day.date()} ({reasons})")
-    frame = model.predict(fresh)  # one batched call: the latest window of every ticker
-    rows = forecast_rows(frame, model_name, model_version, run_id, forecast_store.utcnow())
+    """Forecast rows of every fresh ticker in `bars` in one model call, and what was skipped.
+
+    Quantiles are served at the working levels of `state` (none: the nominal levels).
+    """
+    config = model.config
+    fresh, result = fresh_bars(bars, as_of, config.window.window + 1)
+    windows = latest_windows(fresh, config.window)  # the latest window of every ticker, one batched call
+    pred = serving.serve(
+        model.predict_windows(windows),
+        windows,
+        state or ACIState(model.levels, config.window.horizon),
+        config.train.coverage,
+    )
+    closes = fresh.groupby("ticker")["adj_close"]
+    regimes = {
+        str(t): serving.regime_fields(
+            pred.memberships[i],
+            serving.trailing_memberships(model, closes.get_group(t).to_numpy()),
+            model.regime_labels_,
+        )
+        for i, t in enumerate(windows.ticker)
+    }
+    created = forecast_store.utcnow()
+    rows = forecast_rows(
+        model.to_frame(windows, pred), model_name, model_version, run_id, created, model.levels, regimes
+    )
     result.rows_total = len(rows)
     return rows, result
 
@@ -147,16 +234,21 @@ def run(
         champion = tracking.load_registered(settings)
         tickers = universe_tickers(settings)
         bars, missing = read_universe(PriceStore(settings.price_dir), tickers)
-        rows, result = forecast(
-            champion.model,
-            bars,
-            as_of,
+        model = champion.model
+        fresh, result = fresh_bars(bars, as_of, model.config.window.window + 1)
+        state, state_rows = learn_aci(engine, model, champion.name, fresh, result.as_of)
+        rows, _ = forecast(
+            model,
+            fresh,
+            result.as_of,
             model_name=champion.name,
             model_version=champion.version,
             run_id=champion.run_id,
+            state=state,
         )
+        result.rows_total = len(rows)
         result.skipped = missing | result.skipped
-        result.rows_written = forecast_store.write_forecasts(engine, rows, fence)
+        result.rows_written = forecast_store.write_forecasts(engine, rows, fence, state_rows)
         record.counts = {
             "as_of": str(result.as_of),
             "model_version": champion.version,
@@ -165,6 +257,7 @@ def run(
             "skipped": len(result.skipped),
             "rows_written": result.rows_written,
             "rows_existing": result.rows_total - result.rows_written,
+            "aci_tickers_learnt": len({r["ticker"] for r in state_rows}),
         }
         if result.skipped:
             record.status = "partial"

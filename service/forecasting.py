@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import numpy as np
 
+from forecaster import serving
+from forecaster.aci import ACIState
+from forecaster.features import history_needed
 from forecaster.model import Prediction
 from forecaster.sessions import last_closed_session, target_dates
 from forecaster.windows import WindowSet, concat_windows, window_from_arrays
@@ -25,6 +29,27 @@ class InputError(ValueError):
         self.field = field
 
 
+@dataclass(frozen=True)
+class Ask:
+    """What one request asks of its window besides the forecast itself."""
+
+    horizon: int
+    levels: tuple[float, ...] | None = None  # quantile levels to answer; None: the model's own
+    history: np.ndarray | None = None  # [TRAILING + 1, c] memberships ending today; None: too few bars
+    working: np.ndarray | None = None  # [H, Q] the ticker's ACI working levels; None: nominal
+
+
+def check_levels(loaded: LoadedModel, levels: list[float] | None, field: tuple = ("body", "levels")):
+    """The requested quantile levels, sorted and unique (None: the model's); 422 naming a bad one."""
+    if levels is None:
+        return None
+    model_levels = loaded.forecaster.levels
+    for i, level in enumerate(levels):
+        if problem := serving.level_problem(level, model_levels):
+            raise InputError((*field, i), problem)
+    return tuple(sorted(set(float(q) for q in levels)))
+
+
 def check_horizon(loaded: LoadedModel, horizon: int | None) -> int:
     """The requested horizon, or the model's when none was asked for."""
     limit = loaded.forecaster.config.window.horizon
@@ -37,8 +62,17 @@ def check_horizon(loaded: LoadedModel, horizon: int | None) -> int:
     return horizon
 
 
+def bars_needed(loaded: LoadedModel) -> int:
+    """Bars a forecast reads: the window's features exactly (volatility features look back
+    `history_needed`), plus TRAILING days for the regime shift. Fewer still forecast (see
+    `window_from_arrays`), as the batch job would not."""
+    config = loaded.forecaster.config.window
+    return history_needed(config.features, config.window) + serving.TRAILING
+
+
 def bars_to_arrays(bars: list[Bar], keep: int) -> dict[str, np.ndarray]:
-    """Arrays of the last `keep` bars (the window reads no more; converting all would cost time)."""
+    """Arrays of the last `keep` bars (`bars_needed`: the forecast reads no more; converting all
+    would cost time)."""
     bars = bars[-keep:]
     return {
         "date": (np.array([b.date.toordinal() for b in bars]) - _EPOCH_ORDINAL).astype("datetime64[D]"),
@@ -79,39 +113,67 @@ def make_window(
     return window
 
 
+def history_of(loaded: LoadedModel, arrays: dict[str, np.ndarray]) -> np.ndarray | None:
+    """The trailing memberships a regime shift is judged on, or None with too few bars."""
+    if np.isnat(arrays["date"][-1]):  # closes without dates: no days to speak of
+        return None
+    return serving.trailing_memberships(loaded.forecaster, arrays["adj_close"])
+
+
+def as_ask(ask: int | Ask) -> Ask:
+    return Ask(ask) if isinstance(ask, int) else ask
+
+
 def forecast_windows(
-    loaded: LoadedModel, windows: WindowSet, horizon: int | list[int], today=None
+    loaded: LoadedModel, windows: WindowSet, asks: int | Ask | list[int | Ask], today=None
 ) -> list[dict | ValueError]:
     """One model call for all windows; one response body (ForecastPublic) per window.
 
-    `horizon` is one for all windows or one per window (the micro-batcher mixes requests).
-    A window whose forecast is not finite (prices near the float64 limits overflow when the
-    returns are turned into prices) gets a ValueError in its place: a null bound is no answer.
+    `asks` is one for all windows or one per window (the micro-batcher mixes requests); a plain
+    int is a horizon. A window whose forecast is not finite (prices near the float64 limits
+    overflow when the returns are turned into prices) gets a ValueError in its place: a null
+    bound is no answer.
     """
-    horizons = [horizon] * len(windows) if isinstance(horizon, int) else horizon
+    asks = [as_ask(a) for a in asks] if isinstance(asks, list) else [as_ask(asks)] * len(windows)
     model = loaded.forecaster
-    pred: Prediction = model.predict_windows(windows)
     config = model.config.window
+    state = ACIState(model.levels, config.horizon)
+    for ticker, ask in zip(windows.ticker, asks, strict=True):
+        if ask.working is not None:
+            state.working[str(ticker)] = ask.working
+    # Quantiles and intervals at each ticker's working levels: what the batch job stores.
+    pred: Prediction = serving.serve(
+        model.predict_windows(windows), windows, state, model.config.train.coverage
+    )
     targets = target_dates(windows.origin, config.horizon, config.calendar)
     fresh_after = last_closed_session(config.calendar, np.datetime64(today or datetime.now(UTC).date(), "D"))
-    levels = sorted(pred.intervals)
+    coverages = sorted(pred.intervals)
     ref = {"name": loaded.name, "version": loaded.version, "alias": loaded.alias}
     out: list[dict | ValueError] = []
-    for i in range(len(windows)):
-        if problem := _not_finite(pred, i, horizons[i]):
+    for i, ask in enumerate(asks):
+        levels = ask.levels or model.levels
+        quantiles = (
+            pred.quantiles[i]
+            if ask.levels is None
+            else serving.quantiles_at(pred.quantiles[i], model.levels, levels)
+        )
+        prices = windows.last_price[i] * np.exp(quantiles)  # [H, Q']
+        if problem := _not_finite(pred, prices, i, ask.horizon):
             out.append(ValueError(f"last price {windows.last_price[i]:.6g}: {problem}"))
             continue
+        keys = [serving.level_key(q) for q in levels]
         steps = []
-        for h in range(horizons[i]):
+        for h in range(ask.horizon):
             step = {
                 "horizon": h + 1,
                 "target_date": None if np.isnat(targets[i, h]) else targets[i, h].item(),
                 "forecast": float(pred.price[i, h]),
+                "quantiles": dict(zip(keys, prices[h].tolist(), strict=True)),
                 "experts": pred.expert_price[i, :, h].tolist(),
             }
-            for level in levels:
-                lo, hi = pred.intervals[level]
-                pct = round(100 * level)
+            for coverage in coverages:
+                lo, hi = pred.intervals[coverage]
+                pct = round(100 * coverage)
                 step[f"lower_{pct}"], step[f"upper_{pct}"] = float(lo[i, h]), float(hi[i, h])
             steps.append(step)
         origin = windows.origin[i]
@@ -122,6 +184,7 @@ def forecast_windows(
                 "stale": bool(not np.isnat(origin) and origin < fresh_after),
                 "last_price": float(windows.last_price[i]),
                 "memberships": pred.memberships[i].astype(float).tolist(),
+                **serving.regime_fields(pred.memberships[i], ask.history, model.regime_labels_),
                 "steps": steps,
                 "model": ref,
             }
@@ -129,9 +192,13 @@ def forecast_windows(
     return out
 
 
-def _not_finite(pred: Prediction, i: int, horizon: int) -> str | None:
+def _not_finite(pred: Prediction, prices: np.ndarray, i: int, horizon: int) -> str | None:
     """Why row `i` of a prediction cannot be answered, or None when every number is finite."""
-    values = {"forecast": pred.price[i, :horizon], "experts": pred.expert_price[i, :, :horizon]}
+    values = {
+        "forecast": pred.price[i, :horizon],
+        "quantiles": prices[:horizon],
+        "experts": pred.expert_price[i, :, :horizon],
+    }
     for level, (lo, hi) in pred.intervals.items():
         values[f"lower_{round(100 * level)}"], values[f"upper_{round(100 * level)}"] = (
             lo[i, :horizon],
@@ -144,21 +211,21 @@ def _not_finite(pred: Prediction, i: int, horizon: int) -> str | None:
 
 
 def forecast_each(
-    loaded: LoadedModel, windows: list[WindowSet], horizons: list[int]
+    loaded: LoadedModel, windows: list[WindowSet], asks: list[int | Ask]
 ) -> list[dict | Exception]:
     """One model call for all windows; when it fails, one call per window, so only a bad one fails.
 
     Returns a response body, or the exception of that window, per window.
     """
     try:
-        return forecast_windows(loaded, concat_windows(windows), horizons)
+        return forecast_windows(loaded, concat_windows(windows), list(asks))
     except Exception as exc:
         if len(windows) == 1:
             return [exc]
     out: list[dict | Exception] = []
-    for window, horizon in zip(windows, horizons, strict=True):
+    for window, ask in zip(windows, asks, strict=True):
         try:
-            out.extend(forecast_windows(loaded, window, [horizon]))
+            out.extend(forecast_windows(loaded, window, [ask]))
         except Exception as exc:
             out.append(exc)
     return out
@@ -174,18 +241,18 @@ class MicroBatcher:
     """
 
     def __init__(self, observe=None):
-        self.pending: list[tuple[LoadedModel, WindowSet, int, asyncio.Future]] = []
+        self.pending: list[tuple[LoadedModel, WindowSet, int | Ask, asyncio.Future]] = []
         self.observe = observe  # called with the seconds each model call took
 
     async def forecast(
-        self, loaded: LoadedModel, window: WindowSet, horizon: int, field: tuple = ("body",)
+        self, loaded: LoadedModel, window: WindowSet, ask: int | Ask, field: tuple = ("body",)
     ) -> dict:
         """The forecast of one window; a window whose forecast fails is a 422 naming `field`."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         if not self.pending:
             loop.call_soon(self._run)
-        self.pending.append((loaded, window, horizon, future))
+        self.pending.append((loaded, window, ask, future))
         result = await future
         if isinstance(result, ValueError):
             raise InputError(field, str(result))

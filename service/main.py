@@ -30,6 +30,7 @@ from service.metrics import INFERENCE, MetricsMiddleware, publish_model_info
 from service.model_state import ModelState, local_model_problem
 from service.routes import forecast, forecasts, health, model
 from service.settings import ServiceSettings
+from service.store_reads import ACICache, RegimeCounts
 
 log = logging.getLogger("service")
 
@@ -44,6 +45,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         torch.set_num_threads(s.torch_threads)  # one per worker: workers already use the cores
         app.state.api_keys = [k.encode() for k in s.all_api_keys()]
         app.state.forecast_store = forecast_store.connect(s.forecast_store_url)
+        app.state.aci = ACICache(app.state.forecast_store, s.store_cache_s)
+        app.state.regimes = RegimeCounts(app.state.forecast_store, s.store_cache_s)
         app.state.batcher = MicroBatcher(observe=INFERENCE.observe)
         app.state.bars = BarSource(s)
         # A registry outage should show in /v1/model within seconds, and a worker restarted during

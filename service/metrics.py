@@ -66,6 +66,7 @@ from prometheus_client import (  # noqa: E402  (after the folder is set)
     multiprocess,
     values,
 )
+from prometheus_client.core import GaugeMetricFamily  # noqa: E402
 
 if values.ValueClass is values.MutexValue:  # prometheus_client was imported before the folder was set
     values.ValueClass = values.get_value_class()
@@ -106,8 +107,30 @@ def publish_model_info(labels: tuple[str, str, str] | None) -> None:
         _published.add(labels)
 
 
-def latest() -> tuple[bytes, str]:
-    """The text exposition of every worker's metrics, and its content type."""
+class _RegimeGauge:
+    """Tickers per regime label, counted from the forecast store at scrape time.
+
+    Not a per-worker gauge: summed over workers it would count a ticker once per worker that
+    served it, and each worker would keep tickers it stopped serving. The store has one
+    latest forecast per ticker, the same whichever worker answers the scrape.
+    """
+
+    def __init__(self, counts: dict[str, int]):
+        self.counts = counts
+
+    def collect(self):
+        gauge = GaugeMetricFamily(
+            "forecast_tickers_by_regime",
+            "Tickers in each regime, by the latest forecast the batch job stored for each",
+            labels=["regime"],
+        )
+        for label, count in sorted(self.counts.items()):
+            gauge.add_metric([label], count)
+        yield gauge
+
+
+def latest(regimes: dict[str, int] | None = None) -> tuple[bytes, str]:
+    """The text exposition of every worker's metrics (and the regime gauge), and its content type."""
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     # uvicorn restarts a dead worker without telling prometheus_client: drop its live gauges.
     for path in glob.glob(os.path.join(folder, "gauge_live*_*.db")):
@@ -116,6 +139,7 @@ def latest() -> tuple[bytes, str]:
             multiprocess.mark_process_dead(pid, folder)
     scrape = CollectorRegistry()
     multiprocess.MultiProcessCollector(scrape, folder)
+    scrape.register(_RegimeGauge(regimes or {}))
     return generate_latest(scrape), CONTENT_TYPE_LATEST
 
 

@@ -10,7 +10,8 @@ restarted during an outage) that copy is served and reported as `source: cache`,
 registry is retried in the background until it answers. With neither, the process stays up,
 /readyz answers 503 saying what is missing, and the retries go on: an orchestrator sees "not
 ready", not a crash loop. Only a FORECASTER_MODEL_URI that is a local path and no model
-directory stops the start (no retry can fix it).
+directory stops the start (no retry can fix it). A registered version whose files fail the
+checksum recorded at registration (`tracking.load_model`) is never served, not even from the cache.
 """
 
 from __future__ import annotations
@@ -213,11 +214,16 @@ class ModelState:
             self.registry = "ok"
             log.info("serving %s v%s from %s", self.current.name, self.current.version, self.uri)
         except Exception as exc:  # the service still starts; /readyz says why it is not ready
+            from forecaster.tracking import ModelIntegrityError
+
             answered = getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
-            self.registry = f"{'has no such model' if answered else 'unreachable'}: {_describe(exc)}"
+            refused = isinstance(exc, ModelIntegrityError)  # files changed since registration
+            what = "refused the model" if refused else "has no such model" if answered else "unreachable"
+            self.registry = f"{what}: {_describe(exc)}"
             log.error("could not load %s: %s", self.uri, self.registry)
-            # A registry that answered "no such model" is obeyed; the cache covers outages only.
-            if not answered:
+            # A registry that answered "no such model", or a model that fails its checksum, is
+            # obeyed; the cache covers outages only.
+            if not (answered or refused):
                 self.current = self._from_cache()
         self.registry_checked_at = datetime.now(UTC)
 

@@ -15,6 +15,12 @@ UTCDatetime = Annotated[
     dt.datetime,
     AfterValidator(lambda t: t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)),
 ]
+Level = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+LEVELS_DESCRIPTION = (
+    "quantile levels to answer, each in (0, 1) and within the served model's range (0.025 to 0.975 "
+    "for the default model; GET /v1/model: `levels`): levels between the model's own are interpolated. "
+    "A level the model cannot give is answered with 422 naming it. Default: the model's levels"
+)
 HORIZON_DESCRIPTION = (
     "trading days ahead, 1..the served model's horizon (GET /v1/model: `horizon`; 5 for the default "
     "model); the schema cannot know the model, so a larger value is answered with 422. "
@@ -76,6 +82,7 @@ class ForecastRequest(BaseModel):
             "examples": [
                 {"ticker": "^GSPC", "horizon": 5},
                 {"bars": _example_bars(), "horizon": 3},
+                {"ticker": "^GSPC", "horizon": 5, "levels": [0.05, 0.5, 0.95]},
             ]
         },
     )
@@ -95,6 +102,9 @@ class ForecastRequest(BaseModel):
     ) = None
     as_of: dt.date | None = Field(None, description="date of the last close, for `closes`")
     horizon: int | None = Field(None, ge=1, le=250, description=HORIZON_DESCRIPTION)
+    levels: Annotated[list[Level], Field(min_length=1, max_length=99)] | None = Field(
+        None, description=LEVELS_DESCRIPTION
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ForecastRequest:
@@ -113,6 +123,9 @@ class BatchForecastRequest(BaseModel):
 
     tickers: Annotated[list[Ticker], Field(min_length=1, max_length=500)]
     horizon: int | None = Field(None, ge=1, le=250, description=HORIZON_DESCRIPTION)
+    levels: Annotated[list[Level], Field(min_length=1, max_length=99)] | None = Field(
+        None, description=LEVELS_DESCRIPTION
+    )
 
 
 class ModelRefPublic(BaseModel):
@@ -126,7 +139,18 @@ class ForecastStep(BaseModel):
     target_date: dt.date | None = Field(
         description="next trading session; null when the as-of date is unknown"
     )
-    forecast: float
+    forecast: float = Field(
+        description="the model's point forecast of the adjusted close: its median, as calibrated in training "
+        "(ACI moves `quantiles` and the bounds, not this)"
+    )
+    quantiles: dict[str, float] = Field(
+        description="price quantiles by level ('0.025': price), in increasing level order: the requested "
+        "`levels`, else every level of the model. For a `ticker` they are served at the ticker's adaptive "
+        "conformal (ACI) working levels, the same as the batch job stores; for `bars` or `closes`, at the "
+        "nominal levels",
+        examples=[{"0.025": 97.9, "0.05": 98.3, "0.1": 98.8, "0.25": 99.6, "0.5": 100.4, "0.75": 101.2,
+                   "0.9": 101.9, "0.95": 102.4, "0.975": 102.8}],
+    )  # fmt: skip
     lower_80: float | None = None
     upper_80: float | None = None
     lower_95: float | None = None
@@ -140,6 +164,12 @@ class ForecastPublic(BaseModel):
     stale: bool = Field(description="true when the bars end before the latest completed trading session")
     last_price: float
     memberships: list[float] = Field(description="fuzzy membership of the window in each cluster (sum 1)")
+    regime: int = Field(description="the dominant regime: the cluster of the largest membership")
+    regime_label: str = Field(description="its readable name, e.g. 'calm, rising'", examples=["calm, rising"])
+    regime_shift: bool | None = Field(
+        description="true when today's dominant regime differs from that of the trailing 20 days' mean "
+        "memberships, by a margin of 0.1; null when fewer than window + 21 bars are available"
+    )
     steps: list[ForecastStep]
     model: ModelRefPublic
 
@@ -166,6 +196,8 @@ class ModelPublic(BaseModel):
     )
     loaded_at: UTCDatetime
     n_clusters: int
+    regime_labels: list[str] = Field(description="the readable name of each cluster, in cluster order")
+    levels: list[float] = Field(description="the quantile levels the model forecasts")
     horizon: int
     window: int
     features: list[str]
@@ -186,6 +218,12 @@ class StoredForecastPublic(BaseModel):
     upper_80: float | None
     lower_95: float | None
     upper_95: float | None
+    quantiles: dict[str, float] | None = Field(
+        None, description="every served quantile by level ('0.025': price); null on rows stored before them"
+    )
+    regime: int | None = None
+    regime_label: str | None = None
+    regime_shift: bool | None = Field(None, description="null when unknown (too few bars, or older rows)")
     model_name: str
     model_version: str
     run_id: str | None

@@ -27,6 +27,9 @@ class ServiceSettings(Settings):
     refresh_timeout_s: float = 3.0  # a request waits this long for a source refresh, then uses the cache
     refresh_retry_s: float = 30.0  # after a failed refresh, the ticker is served from the cache this long
     torch_threads: int = 1  # per worker: workers x threads should not exceed the cores
+    # How long a worker reuses what it read from the forecast store: a ticker's ACI state (which
+    # the batch job writes once a day) and the tickers-per-regime gauge of /metrics.
+    store_cache_s: float = 60.0
 
     @field_validator("api_keys", mode="before")
     @classmethod

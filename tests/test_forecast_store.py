@@ -131,14 +131,39 @@ def test_an_older_schema_is_refused_until_upgraded_explicitly(store_url, version
     downgrade_to_baseline(store_url, versioned)
 
     with pytest.raises(
-        SchemaVersionError, match=r"schema revision 0001 is older than this code's 0002; .*upgrade"
+        SchemaVersionError, match=r"schema revision 0001 is older than this code's 0003; .*upgrade"
     ):
         forecast_store.connect(store_url)
-    assert forecast_store.upgrade(store_url) == ("0001", "0002")
+    assert forecast_store.upgrade(store_url) == ("0001", "0003")
     engine = forecast_store.connect(store_url)
     with forecast_store.record_run(engine, "ingest"):  # the new column is there
         pass
-    assert forecast_store.upgrade(store_url) == ("0002", "0002")  # a second upgrade changes nothing
+    assert forecast_store.upgrade(store_url) == ("0003", "0003")  # a second upgrade changes nothing
+    engine.dispose()
+
+
+def test_upgrading_a_0002_store_keeps_its_forecasts_and_adds_quantiles_regimes_and_aci_state(store_url):
+    forecast_store.connect(store_url).dispose()
+    engine = schema._create_engine(store_url)
+    with schema._schema_lock(engine) as conn:
+        schema._alembic("downgrade", conn, "0002")
+    row = {"ticker": "AAA", "as_of": dt.date(2024, 1, 2), "horizon": 1, "target_date": dt.date(2024, 1, 3),
+           "last_price": 100.0, "forecast": 101.0, "model_name": "fcm-lstm", "model_version": "1",
+           "created_at": dt.datetime(2024, 1, 2, 22)}  # fmt: skip
+    columns = ", ".join(row)
+    insert = sa.text(f"INSERT INTO forecasts ({columns}) VALUES ({', '.join(':' + c for c in row)})")
+    with engine.begin() as conn:
+        conn.execute(insert, row)
+        with pytest.raises(sa.exc.IntegrityError, match="ck_forecasts_positive"):  # the downgrade kept it
+            with conn.begin_nested():
+                conn.execute(insert, {**row, "ticker": "BBB", "forecast": -1.0})
+    engine.dispose()
+
+    assert forecast_store.upgrade(store_url) == ("0002", "0003")
+    engine = forecast_store.connect(store_url)
+    (stored,) = forecast_store.latest_forecasts(engine, "AAA")
+    assert stored["forecast"] == 101.0 and stored["quantiles"] is None and stored["regime_shift"] is None
+    assert forecast_store.load_aci_state(engine, "fcm-lstm") == []
     engine.dispose()
 
 
@@ -147,7 +172,7 @@ def test_a_newer_schema_is_refused_by_connect_and_upgrade(store_url):
     with engine.begin() as conn:
         conn.execute(sa.text(f"UPDATE {forecast_store.VERSION_TABLE} SET version_num = '0099'"))
     engine.dispose()
-    newer = r"schema revision 0099 is newer than this code's 0002"
+    newer = r"schema revision 0099 is newer than this code's 0003"
     with pytest.raises(SchemaVersionError, match=newer):
         forecast_store.connect(store_url)
     with pytest.raises(SchemaVersionError, match=newer):
@@ -162,7 +187,7 @@ def test_upgrade_command_migrates_and_says_what_it_did(store_url):
         env=os.environ | {"PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith(": schema empty -> 0002")
+    assert done.stdout.strip().endswith(": schema empty -> 0003")
 
 
 # ---- heartbeats --------------------------------------------------------------------------

@@ -100,7 +100,8 @@ def test_forecast_by_ticker_from_the_price_store(client, two_ticker_bars_module)
 
 
 def test_forecast_from_supplied_bars_matches_the_model(client, registry, two_ticker_bars_module):
-    r = client.post("/v1/forecast", json={"bars": bars_body(two_ticker_bars_module), "horizon": 2})
+    # Every bar: the volatility features read up to `history_needed` bars, as model.predict does.
+    r = client.post("/v1/forecast", json={"bars": bars_body(two_ticker_bars_module, n=300), "horizon": 2})
     assert r.status_code == 200, r.text
     model = tracking.load_model("models:/fcm-lstm/1")
     expected = model.predict(two_ticker_bars_module[two_ticker_bars_module["ticker"] == "AAA"])

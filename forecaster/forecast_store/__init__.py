@@ -14,6 +14,10 @@ whose schema is older or newer than this code, naming the fix; `upgrade(url)` (o
 
 Times are stored as naive UTC (`utcnow`); dates (as_of, target_date) are exchange-local days.
 
+Beside the forecasts lives the adaptive-conformal state (`aci_state`, see `aci_rows`): the batch
+job learns it from the outcomes of stored forecasts and writes it in the transaction of its
+forecasts; the API reads it (`load_aci_state`) to serve the same quantiles.
+
 The API reads with `latest_forecasts(engine, ticker)`; the jobs write with `write_forecasts`
 and record themselves with `record_run` (a heartbeat while they run; runs whose heartbeat
 stopped are marked `interrupted` at the next start); the scheduler serialises jobs with
@@ -23,6 +27,7 @@ stopped are marked `interrupted` at the next start); the scheduler serialises jo
 from forecaster.forecast_store.tables import (  # noqa: I001 (tables first: the others use them)
     FORECAST_KEY,
     RUN_STATUSES,
+    aci_state,
     forecasts,
     job_locks,
     job_runs,
@@ -50,7 +55,8 @@ from forecaster.forecast_store.jobs import (
     release_lock,
     renew_lock,
 )
-from forecaster.forecast_store.forecast_rows import latest_forecasts, write_forecasts
+from forecaster.forecast_store.aci_rows import aci_records, forecasts_due, load_aci_state
+from forecaster.forecast_store.forecast_rows import latest_forecasts, tickers_by_regime, write_forecasts
 
 __all__ = [
     "BASELINE",
@@ -61,14 +67,18 @@ __all__ = [
     "LockLostError",
     "RunRecord",
     "SchemaVersionError",
+    "aci_records",
+    "aci_state",
     "acquire_lock",
     "check_lease",
     "connect",
     "forecasts",
+    "forecasts_due",
     "job_lock",
     "job_locks",
     "job_runs",
     "latest_forecasts",
+    "load_aci_state",
     "mark_interrupted",
     "metadata",
     "recent_runs",
@@ -76,6 +86,7 @@ __all__ = [
     "release_lock",
     "renew_lock",
     "schema_head",
+    "tickers_by_regime",
     "upgrade",
     "utcnow",
     "write_forecasts",

@@ -8,20 +8,25 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from forecaster.forecast_store.aci_rows import _save_aci_state
 from forecaster.forecast_store.jobs import Lease, check_lease
 from forecaster.forecast_store.schema import _engine
 from forecaster.forecast_store.tables import FORECAST_KEY, _insert, forecasts
 
 
-def write_forecasts(engine: Engine, rows: Sequence[dict], fence: Lease | None = None) -> int:
-    """Insert forecast rows in one transaction; return how many were new.
+def write_forecasts(
+    engine: Engine, rows: Sequence[dict], fence: Lease | None = None, aci_state: Sequence[dict] = ()
+) -> int:
+    """Insert forecast rows, and the ACI state learnt before them, in one transaction; return how
+    many rows were new.
 
     Rows whose key (ticker, as_of, horizon, model_name, model_version) is stored already are
     left as they are, so re-running a batch is a no-op. Any failure rolls back the whole batch.
     With a `fence` (the job's lock lease), the transaction commits only if the lease is still
-    held at that moment; otherwise it rolls back and raises `LockLostError`.
+    held at that moment; otherwise it rolls back and raises `LockLostError`. `aci_state` rows
+    (`aci_rows.aci_records`) replace stored ones only when learnt through a later day.
     """
-    if not rows:
+    if not rows and not aci_state:
         return 0
     for i, row in enumerate(rows):
         for column in ("forecast", "last_price"):
@@ -31,13 +36,20 @@ def write_forecasts(engine: Engine, rows: Sequence[dict], fence: Lease | None = 
                     f"{row.get('ticker')}: {column} is {value} at horizon {row.get('horizon')} "
                     f"as of {row.get('as_of')} (row {i})"
                 )
+        for level, value in (row.get("quantiles") or {}).items():  # JSON has no NaN or inf
+            if not math.isfinite(value):
+                raise ValueError(
+                    f"{row.get('ticker')}: quantile {level} is {value} at horizon {row.get('horizon')} "
+                    f"as of {row.get('as_of')} (row {i})"
+                )
     stmt = (
         _insert(engine, forecasts)
         .on_conflict_do_nothing(index_elements=list(FORECAST_KEY))
         .returning(forecasts.c.ticker)
     )
     with engine.begin() as conn:
-        written = len(conn.execute(stmt, list(rows)).all())
+        written = len(conn.execute(stmt, list(rows)).all()) if rows else 0
+        _save_aci_state(conn, aci_state)
         if fence is not None:
             check_lease(conn, fence)  # after the writes: see check_lease
         return written
@@ -51,7 +63,8 @@ def latest_forecasts(engine_or_url: Engine | str, ticker: str, model_name: str |
     `model_name` restricts to one registered model. Each dict has the `forecasts` columns:
     ticker, as_of and target_date (`datetime.date`), horizon, last_price, forecast,
     lower_80/upper_80/lower_95/upper_95 (None when not computed), model_name, model_version,
-    run_id and created_at (naive UTC `datetime`).
+    run_id, created_at (naive UTC `datetime`), quantiles ({"0.025": price, ...}), regime,
+    regime_label and regime_shift (None on rows written before those existed).
 
     Pass the `Engine` from `connect` (created once, e.g. in the API's lifespan); a URL string
     also works but opens a new engine per call.
@@ -82,3 +95,29 @@ def latest_forecasts(engine_or_url: Engine | str, ticker: str, model_name: str |
             .order_by(t.horizon)
         )
         return [dict(r._mapping) for r in rows]
+
+
+def tickers_by_regime(engine: Engine, model_name: str | None = None) -> dict[str, int]:
+    """How many tickers are in each regime, by label, going by each ticker's latest stored forecast.
+
+    Every ticker counts once, with the regime of its newest as-of date (of the version written
+    last); tickers whose latest rows carry no regime are left out.
+    """
+    t = forecasts.c
+    where = [t.horizon == 1] + ([t.model_name == model_name] if model_name else [])
+    newest = (
+        sa.select(t.ticker, sa.func.max(t.as_of).label("as_of")).where(*where).group_by(t.ticker).subquery()
+    )
+    query = (
+        sa.select(t.ticker, t.regime_label)
+        .join(newest, sa.and_(t.ticker == newest.c.ticker, t.as_of == newest.c.as_of))
+        .where(*where)
+        .order_by(t.created_at)
+    )
+    with engine.connect() as conn:
+        label = {r.ticker: r.regime_label for r in conn.execute(query)}  # the later write wins
+    counts: dict[str, int] = {}
+    for name in label.values():
+        if name is not None:
+            counts[name] = counts.get(name, 0) + 1
+    return counts

@@ -29,6 +29,12 @@ forecasts = sa.Table(
     sa.Column("model_version", sa.String(32), nullable=False),
     sa.Column("run_id", sa.String(64)),  # MLflow run that trained the model
     sa.Column("created_at", sa.DateTime, nullable=False),
+    # Every served quantile as a price, {"0.025": 97.1, ..., "0.975": 104.2} (`serving.level_key`):
+    # one JSON value per row rather than a row per level, since they are always read together.
+    sa.Column("quantiles", sa.JSON),
+    sa.Column("regime", sa.Integer),  # dominant fuzzy cluster of the window (same on every horizon)
+    sa.Column("regime_label", sa.String(100)),  # its readable name, e.g. "calm, rising"
+    sa.Column("regime_shift", sa.Boolean),  # the dominant regime left the trailing one; NULL: too few bars
     # The key doubles as the index of `latest_forecasts` (ticker, then as_of).
     sa.PrimaryKeyConstraint(*FORECAST_KEY, name="pk_forecasts"),
     sa.CheckConstraint("horizon >= 1", name="ck_forecasts_horizon"),
@@ -57,6 +63,22 @@ job_locks = sa.Table(
     sa.Column("acquired_at", sa.DateTime, nullable=False),
     sa.Column("expires_at", sa.DateTime, nullable=False),
     sa.Column("token", sa.String(32)),  # new per acquisition: the fencing token
+)
+
+# Adaptive conformal inference (forecaster.aci) per ticker, model, horizon and level: the working
+# level served instead of the nominal one, learnt from the outcomes of stored forecasts whose
+# target dates are on or before `updated_through` (later runs learn only from later ones).
+aci_state = sa.Table(
+    "aci_state",
+    metadata,
+    sa.Column("ticker", sa.String(32), nullable=False),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("horizon", sa.Integer, nullable=False),
+    sa.Column("level", sa.Double, nullable=False),  # nominal quantile level
+    sa.Column("working_level", sa.Double, nullable=False),
+    sa.Column("updated_through", sa.Date, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.PrimaryKeyConstraint("ticker", "model_name", "horizon", "level", name="pk_aci_state"),
 )
 
 RUN_STATUSES = ("running", "ok", "partial", "failed", "interrupted")

@@ -2,7 +2,8 @@
 
 - `setup`: the store and experiment (`configure`)
 - `runs`: training and backtest runs
-- `pyfunc`: the pyfunc model logged with a run and loaded from the registry
+- `pyfunc`: the pyfunc model, logged from code (`pyfunc_model.py`, no pickle) with a checksum,
+  verified whenever a registered version is loaded
 - `registry`: champion / challenger aliases, promotion, listing and loading versions
 - `promotion`: the promotion decision, a plain function of two score sets
 
@@ -10,7 +11,7 @@ The names below are the package's public surface, so callers write `tracking.pro
 """
 
 from forecaster.tracking.promotion import PROMOTION_METRICS, PromotionDecision, decide
-from forecaster.tracking.pyfunc import ForecasterPyfunc, load_model
+from forecaster.tracking.pyfunc import CHECKSUM_TAG, ForecasterPyfunc, ModelIntegrityError, load_model
 from forecaster.tracking.registry import (
     CHALLENGER,
     CHAMPION,
@@ -29,10 +30,12 @@ from forecaster.tracking.setup import configure, ui_url
 
 __all__ = [
     "CHALLENGER",
+    "CHECKSUM_TAG",
     "CHAMPION",
     "PROMOTION_METRICS",
     "ForecasterPyfunc",
     "LoggedModel",
+    "ModelIntegrityError",
     "ModelRef",
     "PromotionDecision",
     "RegisteredForecaster",

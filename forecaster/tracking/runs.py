@@ -14,13 +14,12 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.models import infer_signature
 from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 
 from forecaster.config import Settings
 from forecaster.logs import is_verbose
 from forecaster.model import FuzzyLSTMForecaster
-from forecaster.tracking.pyfunc import ForecasterPyfunc
+from forecaster.tracking.pyfunc import CODE_FILE, record_checksum, signature
 from forecaster.tracking.registry import mark_challenger
 from forecaster.tracking.setup import configure
 
@@ -127,9 +126,9 @@ def log_training_run(
         with _quiet_mlflow():
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=ForecasterPyfunc(),
+                python_model=str(CODE_FILE),  # models-from-code: the logged model holds no pickle
                 artifacts={"model_dir": str(model_dir)},
-                signature=infer_signature(example, model.predict(example)),
+                signature=signature(example, model.predict(example)),
                 input_example=example,
                 pip_requirements=_requirements(),
                 registered_model_name=settings.model_name if register else None,
@@ -137,6 +136,7 @@ def log_training_run(
     version = None
     if register:
         version = str(info.registered_model_version)
+        record_checksum(settings.model_name, version)  # verified before any load of this version
         mark_challenger(settings.model_name, version, model.metrics_, regime_summary(model))
     return LoggedModel(run.info.run_id, info.model_uri, version)
 
@@ -174,11 +174,7 @@ def log_backtest_run(
 
 @contextlib.contextmanager
 def _quiet_mlflow():
-    """Silence log_model's generic advice; our wrapper is a stateless class, its state is the model dir.
-
-    (The cloudpickle warning is about pickled state: ForecasterPyfunc pickles to a class reference,
-    and the artifact it loads is the npz/json/state-dict directory.)
-    """
+    """Silence log_model's generic advice (the model is logged from code; its state is the model dir)."""
     logger = logging.getLogger("mlflow")
     level = logger.level
     logger.setLevel(logging.ERROR)

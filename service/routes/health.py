@@ -1,4 +1,4 @@
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 
 from service import metrics as prometheus
 from service.deps import StateDep
@@ -29,7 +29,9 @@ async def readyz(state: StateDep) -> dict[str, str]:
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-async def metrics() -> Response:
-    """Prometheus metrics of the whole server: the samples of every worker, summed."""
-    text, content_type = prometheus.latest()
+async def metrics(request: Request, state: StateDep) -> Response:
+    """Prometheus metrics of the whole server: the samples of every worker, summed, and the
+    tickers per regime of the latest stored forecasts."""
+    name = state.current.name if state.current else None
+    text, content_type = prometheus.latest(await request.app.state.regimes.counts(name))
     return Response(text, media_type=content_type)

@@ -20,6 +20,8 @@ async def model_info(loaded: ModelDep, state: StateDep) -> dict:
         "source": loaded.source,
         "loaded_at": loaded.loaded_at,
         "n_clusters": forecaster.clusterer_.n_clusters_,
+        "regime_labels": list(forecaster.regime_labels_),
+        "levels": list(forecaster.levels),
         "horizon": forecaster.config.window.horizon,
         "window": forecaster.config.window.window,
         "features": list(forecaster.config.window.features),

@@ -1,0 +1,139 @@
+"""What is served from a `Prediction`, in one place so the batch job and the API serve the same numbers.
+
+- `serve`: each ticker's quantiles at its adaptive-conformal working levels (`forecaster.aci`), and
+  the interval bounds read off those served quantiles;
+- `quantiles_at`: quantiles at other levels inside the model's range (an API request's `levels`);
+- `trailing_memberships` / `regime_fields`: the dominant regime, its label and the regime-shift
+  flag of a ticker, from its last `TRAILING + 1` windows;
+- `aci_outcomes`: what stored forecasts teach the ACI state once their target dates have passed.
+
+The point forecast stays the model's (the fused median); ACI moves the quantiles and intervals only.
+Quantile levels are named by `level_key` ("0.025") in response bodies and in the forecast store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from forecaster.aci import ACIState, interpolate_quantiles
+from forecaster.intervals import interval_levels
+from forecaster.prediction import Prediction
+from forecaster.regimes import regime_shift
+from forecaster.windows import WindowSet, regime_descriptors
+
+TRAILING = 20  # days of memberships today's regime is compared with
+SHIFT_MARGIN = 0.1  # today's dominant regime must lead the usual one by this much to count as a shift
+
+
+def level_key(level: float) -> str:
+    """The name of a quantile level in bodies and stores: the shortest decimal, '0.025'."""
+    return repr(float(level))
+
+
+def serve(pred: Prediction, windows: WindowSet, state: ACIState, coverage: Iterable[float]) -> Prediction:
+    """`pred` as served: quantiles at each ticker's ACI working levels, intervals read off them.
+
+    A ticker the state has not seen is served at the nominal levels. `coverage` names the
+    central intervals to read off (0.8 -> levels 0.1 and 0.9); one whose levels the model
+    does not forecast is left out.
+    """
+    served = state.adjust(windows.ticker, pred.quantiles)  # [N, H, Q] cumulative log returns
+    base = windows.last_price[:, None]
+    bounds = {}
+    for c in coverage:
+        lo, hi = interval_levels(c)
+        if lo in pred.levels and hi in pred.levels:
+            i, j = pred.levels.index(lo), pred.levels.index(hi)
+            bounds[c] = (base * np.exp(served[:, :, i]), base * np.exp(served[:, :, j]))
+    return dataclasses.replace(pred, quantiles=served, intervals=bounds)
+
+
+def level_problem(level: float, levels: tuple[float, ...]) -> str | None:
+    """Why `level` cannot be served from quantiles at `levels`, or None."""
+    if not 0 < level < 1:
+        return f"level {level:g} is outside (0, 1)"
+    if not levels[0] <= level <= levels[-1]:
+        return (
+            f"level {level:g} is beyond this model's quantiles: it forecasts levels "
+            f"{levels[0]:g} to {levels[-1]:g}"
+        )
+    return None
+
+
+def quantiles_at(quantiles: np.ndarray, levels: tuple[float, ...], targets) -> np.ndarray:
+    """Quantiles at `targets` (within the range of `levels`): [..., Q] -> [..., Q'].
+
+    A target that is one of `levels` gets that quantile exactly; others are interpolated
+    linearly in normal scores (`aci.interpolate_quantiles`), which keeps them ordered.
+    """
+    targets = np.asarray(targets, dtype=np.float64)
+    out = interpolate_quantiles(quantiles, levels, targets)
+    index = {float(q): j for j, q in enumerate(levels)}
+    for k, t in enumerate(targets):
+        if float(t) in index:
+            out[..., k] = quantiles[..., index[float(t)]]
+    return out
+
+
+def trailing_memberships(model, adj_close: np.ndarray, trailing: int = TRAILING) -> np.ndarray | None:
+    """Memberships of a ticker's last `trailing + 1` windows, the newest last: [trailing + 1, c].
+
+    From its adjusted closes alone (the gate reads only the returns' descriptors), computed as
+    the model does for a window (float32 returns). None when there are too few closes.
+    """
+    window = model.config.window.window
+    need = window + trailing + 1
+    if len(adj_close) < need:
+        return None
+    r = np.diff(np.log(np.asarray(adj_close[-need:], dtype=np.float64))).astype(np.float32)  # [L + T]
+    returns = np.lib.stride_tricks.sliding_window_view(r, window)  # [T + 1, L]
+    descriptors = regime_descriptors(returns, model.config.cluster.descriptors)
+    return model.clusterer_.predict(descriptors).astype(np.float32)
+
+
+def regime_fields(memberships: np.ndarray, history: np.ndarray | None, labels) -> dict:
+    """The dominant regime of today's `memberships` [c], its label, and whether it shifted.
+
+    `history` [T, c] are the ticker's trailing memberships ending today (`trailing_memberships`);
+    without it the shift is unknown (None).
+    """
+    dominant = int(np.argmax(memberships))
+    shifted = None
+    if history is not None:
+        shifted = regime_shift(history, len(history) - 1, SHIFT_MARGIN)[1]
+    return {"regime": dominant, "regime_label": str(labels[dominant]), "regime_shift": shifted}
+
+
+def aci_outcomes(
+    rows: Iterable[Mapping], closes: Mapping[tuple[str, object], float], levels: tuple[float, ...]
+) -> tuple[list[str], list[int], np.ndarray, np.ndarray]:
+    """What stored forecasts teach ACI, in the order their outcomes became known.
+
+    `rows` are stored forecasts (ticker, as_of, horizon, target_date, last_price, quantiles
+    {level_key: price}); `closes` maps (ticker, date) to the adjusted close. The outcome is
+    log(close on the target date / last_price) and the served quantile log(quantile / last_price).
+    Rows without a close on their target date, or without every level, teach nothing.
+    Returns tickers [M], horizons [M], outcomes [M] and served quantiles [M, Q].
+    """
+    keys = [level_key(q) for q in levels]
+    found = []
+    for row in rows:
+        close = closes.get((row["ticker"], row["target_date"]))
+        stored = row.get("quantiles") or {}
+        if close is None or not all(k in stored for k in keys):
+            continue
+        base = row["last_price"]
+        served = [math.log(stored[k] / base) for k in keys]
+        found.append(
+            (row["target_date"], row["as_of"], row["horizon"], row["ticker"], math.log(close / base), served)
+        )
+    found.sort(key=lambda f: f[:4])
+    tickers = [f[3] for f in found]
+    horizons = [int(f[2]) for f in found]
+    outcomes = np.array([f[4] for f in found], dtype=np.float64)
+    served = np.array([f[5] for f in found], dtype=np.float64).reshape(len(found), len(levels))
+    return tickers, horizons, outcomes, served

@@ -1,0 +1,73 @@
+"""What the API reads from the forecast store besides stored forecasts, cached for a few seconds.
+
+- `ACICache`: each ticker's adaptive-conformal working levels, which the batch job learns and
+  stores; the API only reads them, so every worker and every restart serves the batch job's
+  state (at most `ttl_s` old) and a ticker's quantiles agree with the stored ones.
+- `RegimeCounts`: how many tickers are in each regime by their latest stored forecast, for the
+  `/metrics` gauge. Counted from the store, so it is the same whichever worker is scraped.
+
+Both read off the event loop, one short query per ticker or scrape at most every `ttl_s`. A
+store that fails is logged and treated as empty (nominal levels, no gauge) until the next try:
+the store must not take forecasting down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import numpy as np
+from sqlalchemy.engine import Engine
+
+from forecaster import forecast_store
+from forecaster.aci import ACIState
+from forecaster.redact import mask_credentials
+
+log = logging.getLogger("service.store")
+
+
+class ACICache:
+    def __init__(self, engine: Engine, ttl_s: float):
+        self.engine, self.ttl_s = engine, ttl_s
+        self._cache: dict[tuple, tuple[float, np.ndarray | None]] = {}  # key -> (expires at, working)
+
+    async def working(self, loaded, ticker: str) -> np.ndarray | None:
+        """The ticker's working levels [H, Q] for the served model; None: no state, serve nominal."""
+        model = loaded.forecaster
+        key = (loaded.name, ticker, model.levels, model.config.window.horizon)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        try:
+            records = await asyncio.to_thread(
+                forecast_store.load_aci_state, self.engine, loaded.name, [ticker]
+            )
+        except Exception as exc:  # a store outage: serve the nominal levels, try again after ttl_s
+            log.warning("%s: no ACI state (forecast store: %s)", ticker, mask_credentials(exc))
+            records = []
+        working = None
+        if records:
+            state = ACIState.from_records(records, model.levels, model.config.window.horizon)
+            working = state.working.get(ticker)
+        self._cache[key] = (time.monotonic() + self.ttl_s, working)
+        return working
+
+
+class RegimeCounts:
+    def __init__(self, engine: Engine, ttl_s: float):
+        self.engine, self.ttl_s = engine, ttl_s
+        self._cache: tuple[float, str | None, dict[str, int]] = (-np.inf, None, {})
+
+    async def counts(self, model_name: str | None) -> dict[str, int]:
+        """Tickers per regime label, by each ticker's latest stored forecast of `model_name`."""
+        expires, name, counts = self._cache
+        if name == model_name and expires > time.monotonic():
+            return counts
+        try:
+            counts = await asyncio.to_thread(forecast_store.tickers_by_regime, self.engine, model_name)
+        except Exception as exc:
+            log.warning("no regime counts (forecast store: %s)", mask_credentials(exc))
+            counts = {}
+        self._cache = (time.monotonic() + self.ttl_s, model_name, counts)
+        return counts
