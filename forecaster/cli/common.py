@@ -50,6 +50,18 @@ TickersOpt = Annotated[
 ]
 StartOpt = Annotated[str | None, typer.Option(help="First date (YYYY-MM-DD).")]
 EndOpt = Annotated[str | None, typer.Option(help="Last date (YYYY-MM-DD).")]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Where the work runs: 'local' (this process) or 'ray' (the cluster at RAY_ADDRESS, "
+        "else a Ray started here). Default FORECASTER_ENGINE, else local."
+    ),
+]
+
+
+def engine_settings(engine: str | None) -> Settings:
+    """Settings with --engine (when given) over FORECASTER_ENGINE."""
+    return Settings(engine=engine) if engine else Settings()
 
 
 def load(source: str, tickers, start, end, settings: Settings):
