@@ -3,6 +3,7 @@
 Usage:
     python -m pipelines.batch_forecast                    # embedded defaults (after `forecaster quickstart`)
     python -m pipelines.batch_forecast --as-of 2018-12-28
+    python -m pipelines.batch_forecast --engine ray       # ticker shards on Ray (RAY_ADDRESS, else local Ray)
     FORECASTER_FORECAST_STORE_URL=postgresql://postgres@127.0.0.1/forecasts python -m pipelines.batch_forecast
 
 Reads the universe's bars from the price store (FORECASTER_HOME/prices), forecasts the latest
@@ -25,10 +26,12 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from forecaster import forecast_store
+from forecaster.batch_predict import predict_latest
 from forecaster.config import Settings
 from forecaster.data import DataSourceError, PriceStore
 from forecaster.data.universe import universe_tickers
 from forecaster.data.validation import as_day
+from forecaster.engine import ENGINES, use_engine
 from forecaster.paths import NotWritableError, ensure_writable
 
 log = logging.getLogger("pipelines.batch_forecast")
@@ -104,8 +107,9 @@ def forecast(
     model_name: str,
     model_version: str,
     run_id: str | None = None,
+    engine: str = "local",
 ) -> tuple[list[dict], BatchResult]:
-    """Forecast rows of every fresh ticker in `bars` in one model call, and what was skipped."""
+    """Forecast rows of every fresh ticker in `bars` in one model call (or ticker shards on Ray), and what was skipped."""
     if bars.empty:
         raise DataSourceError("no bars to forecast from")
     day = as_day(as_of, "as_of") if as_of is not None else bars["date"].max()
@@ -114,7 +118,7 @@ def forecast(
     if fresh.empty:
         reasons = "; ".join(f"{t}: {why}" for t, why in skipped.items())
         raise DataSourceError(f"no ticker can be forecast as of {day.date()} ({reasons})")
-    frame = model.predict(fresh)  # one batched call: the latest window of every ticker
+    frame = predict_latest(model, fresh, engine)  # the latest window of every ticker
     rows = forecast_rows(frame, model_name, model_version, run_id, forecast_store.utcnow())
     result.rows_total = len(rows)
     return rows, result
@@ -136,6 +140,7 @@ def run(
 
     # The data folder holds the SQLite store and MLflow's local files: check it before loading.
     ensure_writable(settings.home)
+    use_engine(settings)  # FORECASTER_ENGINE=ray: a cluster that cannot be reached fails now
     engine = engine or forecast_store.connect(settings.forecast_store_url)
     with forecast_store.record_run(
         engine,
@@ -153,6 +158,7 @@ def run(
             model_name=champion.name,
             model_version=champion.version,
             run_id=champion.run_id,
+            engine=settings.engine,
         )
         result.skipped = missing | result.skipped
         result.rows_written = forecast_store.write_forecasts(engine, rows, fence)
@@ -188,10 +194,13 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--as-of", help="forecast from the bars of this day (YYYY-MM-DD); default the latest")
+    parser.add_argument(
+        "--engine", choices=ENGINES, help="local or ray (default FORECASTER_ENGINE, else local)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        run(Settings(), args.as_of)
+        run(Settings(**({"engine": args.engine} if args.engine else {})), args.as_of)
     # Expected failures: one line, no traceback.
     except (
         ValueError,
