@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from forecaster.cli import model_work, operations, registry
+from forecaster.cli import model_work, operations, registry, scale
 from forecaster.logs import setup_logging
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ for verb in (
     model_work.train,
     model_work.forecast,
     model_work.backtest,
+    scale.tune,
     registry.promote,
     registry.models,
     registry.ui,
