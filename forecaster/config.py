@@ -211,6 +211,8 @@ class Settings(BaseSettings):
     )
     ray_num_cpus: int | None = None  # CPUs of a Ray started here (no RAY_ADDRESS); None: all
     ingest_max_rate: float = 5.0  # Yahoo downloads per second across all Ray workers together
+    train_workers: int = 2  # Ray Train workers (DDP) of the retrain job on the `ray` engine
+    train_use_gpu: bool = False  # one GPU per Ray Train worker (nccl) instead of CPUs (gloo)
 
     @property
     def price_dir(self) -> Path:

@@ -3,6 +3,7 @@
 Usage:
     python -m pipelines.train                     # embedded defaults: bundled sample, ./.forecaster
     python -m pipelines.train --epochs 5 --name nightly
+    python -m pipelines.train --engine ray --workers 4   # Ray Train: DDP on 4 workers (RAY_ADDRESS)
     FORECASTER_SOURCE=yahoo python -m pipelines.train      # ingest first, then train on the price store
     FORECASTER_SOURCE=prices/ FORECASTER_UNIVERSE='["AAPL","MSFT"]' python -m pipelines.train
 
@@ -30,6 +31,7 @@ from forecaster import forecast_store, tracking
 from forecaster.config import ForecasterConfig, Settings, TrainConfig
 from forecaster.data import DataSourceError, load_bars
 from forecaster.data.universe import universe_tickers
+from forecaster.engine import ENGINES, use_engine
 from forecaster.model import FuzzyLSTMForecaster
 from pipelines import ingest as ingest_job
 
@@ -54,8 +56,22 @@ def train(bars: pd.DataFrame, config: ForecasterConfig) -> FuzzyLSTMForecaster:
 
 
 def fit_and_save(bars: pd.DataFrame, config: ForecasterConfig, settings: Settings, name: str):
-    """Fit on `bars` and write the model directory FORECASTER_HOME/models/<name>: (model, path)."""
-    model = train(bars, config)
+    """Fit on `bars` and write the model directory FORECASTER_HOME/models/<name>: (model, path).
+
+    On the `ray` engine the fit is distributed: DDP on `settings.train_workers` Ray Train workers.
+    """
+    if settings.engine == "ray":
+        from forecaster.distributed import fit_distributed
+
+        model = fit_distributed(
+            bars,
+            config,
+            workers=settings.train_workers,
+            use_gpu=settings.train_use_gpu,
+            storage=settings.home / "ray_results",
+        )
+    else:
+        model = train(bars, config)
     return model, model.save(settings.models_dir / name)
 
 
@@ -82,6 +98,7 @@ def run(
 ) -> RetrainResult:
     """The job; `ingest=None` ingests when the source is `yahoo` or `cache`."""
 
+    use_engine(settings)  # FORECASTER_ENGINE=ray: a cluster that cannot be reached fails now
     engine = engine or forecast_store.connect(settings.forecast_store_url)
     with forecast_store.record_run(engine, "retrain") as record:
         source = settings.source
@@ -132,11 +149,22 @@ def main(argv: list[str] | None = None) -> None:
         help="run the ingest job first (default: for sources yahoo and cache)",
     )
     parser.add_argument("--no-register", action="store_true", help="only write the model directory")
+    parser.add_argument(
+        "--engine", choices=ENGINES, help="local or ray (default FORECASTER_ENGINE, else local)"
+    )
+    parser.add_argument("--workers", type=int, help="Ray Train workers on the ray engine (default 2)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = ForecasterConfig(train=TrainConfig(epochs=args.epochs))
+    overrides = {"engine": args.engine, "train_workers": args.workers}
     try:
-        result = run(Settings(), config, args.name, ingest=args.ingest, register=not args.no_register)
+        result = run(
+            Settings(**{k: v for k, v in overrides.items() if v is not None}),
+            config,
+            args.name,
+            ingest=args.ingest,
+            register=not args.no_register,
+        )
     except (ValueError, DataSourceError) as exc:  # expected failures: one line, no traceback
         sys.exit(f"error: {exc}")
     print(result.model_dir)
