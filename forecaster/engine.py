@@ -71,8 +71,12 @@ def start_ray(address: str | None = None, num_cpus: int | None = None):
             )
     except Exception as exc:  # ConnectionError, RuntimeError, TimeoutError, ...: all mean "no Ray"
         where = f"the Ray cluster at RAY_ADDRESS={address}" if address else "a local Ray (RAY_ADDRESS unset)"
+        cause = exc.__cause__ or exc.__context__
+        because = f" ({type(cause).__name__}: {str(cause).splitlines()[0][:300]})" if cause else ""
+        if "auth" in f"{exc} {cause}".lower():
+            because += "; a cluster with token authentication needs RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN"
         raise EngineUnavailable(
-            f"FORECASTER_ENGINE=ray: cannot start or attach to {where}: {type(exc).__name__}: {exc}"
+            f"FORECASTER_ENGINE=ray: cannot start or attach to {where}: {type(exc).__name__}: {exc}{because}"
         ) from None
     resources = ray.cluster_resources()
     log.info(
