@@ -7,10 +7,15 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install quickstart test lint clean
 
+# pip prints what it downloads and installs (the first install takes minutes: torch, MLflow).
 $(STAMP): pyproject.toml constraints.txt
+	@echo "==> creating $(VENV) with $(PYTHON)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "==> upgrading pip"
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@echo "==> installing the project and its pinned dependencies (constraints.txt)"
+	$(BIN)/python -m pip install -c constraints.txt -e ".[dev]"
+	@echo "==> installed; run 'make quickstart' or 'make test'"
 	touch $(STAMP)
 
 install: $(STAMP)

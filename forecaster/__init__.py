@@ -8,6 +8,8 @@ model = FuzzyLSTMForecaster(ForecasterConfig()).fit(bars)
 model.predict(bars)          # next 5 trading days per ticker, intervals, memberships
 """
 
+from importlib import metadata as _metadata
+
 from forecaster.config import (
     ClusterConfig,
     ExpertConfig,
@@ -16,6 +18,19 @@ from forecaster.config import (
     TrainConfig,
     WindowConfig,
 )
+
+try:
+    __version__ = _metadata.version("fcm-lstm-forecaster")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+# Lazy, so `forecaster --help` and settings do not pay for importing torch: name -> module.
+_LAZY = {
+    "FuzzyLSTMForecaster": "forecaster.model",
+    "FuzzyCMeans": "forecaster.clustering",
+    "load_bars": "forecaster.data",
+    "load_sample": "forecaster.data",
+}
 
 __all__ = [
     "ClusterConfig",
@@ -26,17 +41,19 @@ __all__ = [
     "Settings",
     "TrainConfig",
     "WindowConfig",
+    "__version__",
+    "load_bars",
+    "load_sample",
 ]
 
 
 def __getattr__(name: str):
-    # Lazy, so `forecaster --help` and settings do not pay for importing torch.
-    if name == "FuzzyLSTMForecaster":
-        from forecaster.model import FuzzyLSTMForecaster
+    if name in _LAZY:
+        import importlib
 
-        return FuzzyLSTMForecaster
-    if name == "FuzzyCMeans":
-        from forecaster.clustering import FuzzyCMeans
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'forecaster' has no attribute {name!r}")
 
-        return FuzzyCMeans
-    raise AttributeError(name)
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -35,7 +35,18 @@ class WindowConfig:
     window: int = 30  # L: trading days of history the experts read
     horizon: int = 5  # H: trading days forecast ahead (direct multi-output)
     stride: int = 1  # step between consecutive window origins
-    features: tuple[str, ...] = ("log_return", "log_range")  # per-day inputs: FEATURES, see features.py
+    # Per-day inputs (FEATURES, see features.py). The volatility state (vol-normalised return, EWMA
+    # and 5/22/66-day realised volatility, HAR-style; all causal) measured better than returns and
+    # ranges alone: 20 universe stocks, 2012-2013, mean pinball x1e4 42.90 against 43.19 (GARCH 43.41).
+    features: tuple[str, ...] = (
+        "log_return",
+        "log_range",
+        "norm_return",
+        "ewma_vol",
+        "rv_5",
+        "rv_22",
+        "rv_66",
+    )
     val_fraction: float = 0.1  # share of the calendar for validation (early stopping)
     calib_fraction: float = 0.1  # share after validation for calibrating the quantiles (0: use validation)
     test_fraction: float = 0.15  # share held out for the final report; 0 trains on everything else
@@ -122,6 +133,7 @@ class TrainConfig:
     coverage: tuple[float, ...] = (0.8, 0.95)  # conformal interval levels
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     warmup_steps: int = 0  # linear learning-rate warm-up; use a few hundred with batches of 16k+
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on CUDA, float32 elsewhere
     seed: int = 0
 
     def __post_init__(self) -> None:

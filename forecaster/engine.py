@@ -74,7 +74,9 @@ def start_ray(address: str | None = None, num_cpus: int | None = None):
         cause = exc.__cause__ or exc.__context__
         because = f" ({type(cause).__name__}: {str(cause).splitlines()[0][:300]})" if cause else ""
         if "auth" in f"{exc} {cause}".lower():
-            because += "; a cluster with token authentication needs RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN"
+            because += (
+                "; a cluster with token authentication needs RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN"
+            )
         raise EngineUnavailable(
             f"FORECASTER_ENGINE=ray: cannot start or attach to {where}: {type(exc).__name__}: {exc}{because}"
         ) from None

@@ -1,21 +1,129 @@
-"""One logging set-up for the command line and the jobs: readable lines on stderr."""
+"""One logging set-up for the command line, the jobs and the service.
+
+- On a terminal: rich, readable lines on stderr.
+- Elsewhere (pipes, cron, docker logs): plain `time level logger: message` lines on stderr.
+- `FORECASTER_LOG_FORMAT=json`: one JSON object per line (docker logs, log shippers).
+
+Long floats in messages are rounded (a logged dict of diagnostics would otherwise show
+`0.43883557224151015`). Libraries that talk a lot (MLflow, alembic, urllib3, ...) log at
+WARNING unless verbose; their records go through the same handler, so there is one style.
+Verbosity travels in `FORECASTER_VERBOSE`, so a job the command line execs inherits it.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import os
+import re
 import sys
+from datetime import UTC, datetime
 
-from rich.console import Console
-from rich.logging import RichHandler
+# Libraries whose chatter is noise to a user ("Creating initial MLflow database tables...") and
+# the level they keep unless verbose. yfinance warns about each failed try; our error says it once.
+QUIET_LOGGERS = {
+    **dict.fromkeys(
+        ("mlflow", "alembic", "urllib3", "httpx", "httpcore", "git", "matplotlib", "PIL"), "WARNING"
+    ),
+    "yfinance": "ERROR",
+}
+_configured = False
+_LONG_FLOAT = re.compile(r"(?<![\w.:])-?\d+\.\d{5,}(?:e[-+]?\d+)?")
 
 
-def setup_logging(verbose: bool = False) -> None:
-    """INFO (DEBUG when verbose) to stderr through rich; Python warnings go through logging too."""
-    console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False)],
-        force=True,
-    )
+def is_verbose() -> bool:
+    """Whether the user asked for details (`--verbose`, or FORECASTER_VERBOSE=1)."""
+    return os.environ.get("FORECASTER_VERBOSE", "").lower() in ("1", "true", "yes")
+
+
+def round_numbers(message: str) -> str:
+    """Floats with five or more decimals -> four significant digits (0.4388, 12346, 1.235e-05)."""
+    return _LONG_FLOAT.sub(lambda m: _significant(float(m.group())), message)
+
+
+def _significant(value: float, digits: int = 4) -> str:
+    if value == 0 or not math.isfinite(value) or abs(value) < 1e-3:
+        return f"{value:.{digits}g}"
+    return f"{value:.{max(0, digits - 1 - math.floor(math.log10(abs(value))))}f}"
+
+
+class _Rounded(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return round_numbers(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, ISO 8601), level, logger, message, and exc_info."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": round_numbers(record.getMessage()),
+        }
+        if record.exc_info:
+            line["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record comes (test runners and notebooks swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def setup_logging(verbose: bool | None = None, *, fmt: str | None = None) -> None:
+    """Configure the root logger of this process; calling it again replaces the handler.
+
+    `verbose`: DEBUG lines, and library INFO lines; None reads FORECASTER_VERBOSE. `fmt`: "json",
+    "plain" or "rich"; None reads FORECASTER_LOG_FORMAT, else rich on a terminal, plain elsewhere.
+    """
+    global _configured
+    verbose = is_verbose() if verbose is None else verbose
+    os.environ["FORECASTER_VERBOSE"] = "1" if verbose else "0"  # exec'd jobs inherit it
+    fmt = (fmt or os.environ.get("FORECASTER_LOG_FORMAT") or "").lower()
+    if fmt not in ("json", "plain", "rich"):
+        fmt = "rich" if sys.stderr.isatty() else "plain"
+    if fmt == "rich":
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(console=Console(stderr=True), show_path=False)
+        handler.setFormatter(_Rounded("%(message)s"))
+    else:
+        handler = _StderrHandler()
+        handler.setFormatter(
+            JsonFormatter()
+            if fmt == "json"
+            else _Rounded("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+        )
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
     logging.captureWarnings(True)
+    # MLflow reads this when it is imported (later, lazily); `adopt_library_loggers` covers the rest.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    _configured = True
+    adopt_library_loggers()
+
+
+def adopt_library_loggers() -> None:
+    """Route chatty libraries through our handler, at WARNING unless verbose.
+
+    MLflow installs its own handler and stops propagation when it is imported: call this again
+    after importing it (`forecaster.tracking.setup.configure` does). A no-op in a process that
+    did not call `setup_logging` (a notebook, an application embedding the library).
+    """
+    if not _configured:
+        return
+    for name, level in QUIET_LOGGERS.items():
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+        logger.setLevel("INFO" if is_verbose() else level)

@@ -29,6 +29,7 @@ from forecaster.config import ForecasterConfig
 from forecaster.evaluation.metrics import quantile_summary, summarize
 from forecaster.experts import ExpertEnsemble, fuse, matched_hidden_size
 from forecaster.gating import fusion_weights, training_weights
+from forecaster.historical import historical_forecasts
 from forecaster.intervals import QuantileCalibrator, interval_levels
 from forecaster.persistence import ModelFiles, read_model_dir, write_model_dir
 from forecaster.prediction import Prediction, prediction_frame
@@ -161,7 +162,7 @@ class FuzzyLSTMForecaster:
                 levels,
                 progress,
             )
-        self.experts_ = self.experts_.cpu().eval()  # serve from the CPU; training device is recorded
+        self.experts_.eval()  # calibration and metrics run on the training device, then it moves to the CPU
 
         # One calibration per fusion rule: each rule's errors have their own spread.
         combines = ["single"] if gate == "single" else [gate, "equal"]
@@ -180,6 +181,7 @@ class FuzzyLSTMForecaster:
         for name, ws in splits.items():
             if len(ws):
                 self.metrics_.update({f"{name}_{k}": v for k, v in self.evaluate(ws).items()})
+        self.experts_ = self.experts_.cpu()  # serve from the CPU; the training device is recorded
         self.fingerprint_ = data_fingerprint(bars)
         self.fitted_at_ = datetime.now(UTC).isoformat(timespec="seconds")
         return self
@@ -236,10 +238,15 @@ class FuzzyLSTMForecaster:
             )
         u = self._memberships(windows)  # [N, c]
         weights = torch.as_tensor(fusion_weights(u, combine))  # [N, K]
+        device = self.experts_.head_bias.device  # the training device until `fit` ends, then the CPU
         outputs = [
             self.experts_.infer(
-                torch.as_tensor(self.scaler_.transform_x(windows.gather(slice(i, i + batch_size))))
+                torch.as_tensor(
+                    self.scaler_.transform_x(windows.gather(slice(i, i + batch_size))), device=device
+                )
             )
+            .float()
+            .cpu()
             for i in range(0, len(windows), batch_size)
         ]
         e = self.experts_
@@ -313,6 +320,16 @@ class FuzzyLSTMForecaster:
     def to_frame(self, windows: WindowSet, pred: Prediction) -> pd.DataFrame:
         """One row per window and horizon (see `prediction.prediction_frame`)."""
         return prediction_frame(windows, pred, self.config.window.calendar)
+
+    def historical_forecasts(
+        self, bars: pd.DataFrame, *, start=None, end=None, refit_every: int | None = 250, **options
+    ) -> pd.DataFrame:
+        """What this configuration would have forecast at every past origin, refitted on the past only.
+
+        A long frame (ticker, origin, horizon, target_date, forecast, quantiles, actual, ...); the
+        options (`train_days`, `progress`) and the refit rules are in `forecaster.historical`.
+        """
+        return historical_forecasts(self, bars, start=start, end=end, refit_every=refit_every, **options)
 
     # ---- persistence ---------------------------------------------------------------------
 

@@ -10,8 +10,11 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from forecaster.windows import WindowSet  # noqa: E402
+
+_plain = FuncFormatter(lambda value, _: f"{value:,.0f}")
 
 
 def plot_forecast_vs_actual(
@@ -48,32 +51,134 @@ def plot_forecast_vs_actual(
         linewidth=1,
         label=f"forecast ({h + 1}-day ahead)",
     )
-    ax.set_title(f"{ticker}: {h + 1}-day-ahead forecast vs actual (adjusted close)")
-    ax.legend(loc="upper left")
+    ax.set_title(f"{ticker}: {h + 1}-day-ahead forecast vs actual, held-out block")
+    ax.set(ylabel="adjusted close", xlabel="target date")
+    ax.legend(loc="upper left", fontsize="small", framealpha=0.9)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
 
-def plot_memberships(windows: WindowSet, memberships: np.ndarray, ticker: str, path: Path) -> Path:
+def plot_memberships(
+    windows: WindowSet,
+    memberships: np.ndarray,
+    ticker: str,
+    path: Path,
+    labels: list[str] | None = None,
+) -> Path:
     """Price on top, the fuzzy regime memberships of each window as a stacked area below."""
     rows = np.flatnonzero(windows.ticker == ticker)
     return plot_regimes(
-        pd.to_datetime(windows.origin[rows]), windows.last_price[rows], memberships[rows], ticker, path
+        pd.to_datetime(windows.origin[rows]),
+        windows.last_price[rows],
+        memberships[rows],
+        ticker,
+        path,
+        labels,
     )
 
 
-def plot_regimes(dates, prices: np.ndarray, memberships: np.ndarray, ticker: str, path: Path) -> Path:
-    """Price (log scale) on top and memberships [N, c] as a stacked area below, on shared dates."""
+def plot_regimes(
+    dates,
+    prices: np.ndarray,
+    memberships: np.ndarray,
+    ticker: str,
+    path: Path,
+    labels: list[str] | None = None,
+) -> Path:
+    """Price (log scale) on top and memberships [N, c] as a stacked area below, on shared dates.
+
+    `labels` name the regimes (the model's `regime_labels_`); colours run from calm (blue) to
+    turbulent (red) when the labels say which is which.
+    """
+    u = np.nan_to_num(memberships)  # a fold with fewer clusters leaves its extra columns empty
+    names = _regime_names(labels, u.shape[1])
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=(2, 1))
     top.plot(dates, prices, color="black", linewidth=1)
     top.set_yscale("log")
+    top.yaxis.set_major_formatter(_plain)  # 2,000 rather than 2 x 10^3
+    top.yaxis.set_minor_formatter(_plain)
+    top.set_ylabel("adjusted close (log scale)")
     top.set_title(f"{ticker}: price and fuzzy regime memberships")
     top.grid(alpha=0.3)
-    u = np.nan_to_num(memberships)  # a fold with fewer clusters leaves its extra columns empty
-    bottom.stackplot(dates, u.T, labels=[f"cluster {k}" for k in range(u.shape[1])], alpha=0.85)
+    bottom.stackplot(dates, u.T, labels=names, colors=_regime_colours(names), alpha=0.85)
     bottom.set_ylim(0, 1)
     bottom.set_ylabel("membership")
-    bottom.legend(loc="upper left", ncols=u.shape[1], fontsize="small")
+    bottom.set_xlabel("window end date")
+    bottom.legend(loc="upper left", ncols=min(u.shape[1], 3), fontsize="small", framealpha=0.9)
+    return _save(fig, path)
+
+
+def _regime_names(labels: list[str] | None, n: int) -> list[str]:
+    if labels is not None and len(labels) == n:
+        return list(labels)
+    return [f"cluster {k}" for k in range(n)]
+
+
+def _regime_colours(names: list[str]) -> list:
+    """Blue for calm through red for turbulent (by the labels' words); the default cycle otherwise."""
+    order = ("calm", "normal", "moderate", "turbulent")
+    ranks = [next((i for i, w in enumerate(order) if name.startswith(w)), None) for name in names]
+    if any(r is None for r in ranks):
+        return [f"C{k}" for k in range(len(names))]
+    cmap = plt.get_cmap("coolwarm")
+    return [cmap(0.1 + 0.8 * r / (len(order) - 1)) for r in ranks]
+
+
+def plot_fan_chart(
+    history: pd.DataFrame,
+    forecast: pd.DataFrame,
+    path: Path,
+    *,
+    regime: str | None = None,
+    last_n: int = 120,
+) -> Path:
+    """One ticker's recent adjusted close and the forecast just made, as a fan of quantile bands.
+
+    `history`: that ticker's bars (date, adj_close); `forecast`: its rows of `model.predict`
+    (as_of, last_price, target_date, forecast and `quantile_<level>` columns). Bands pair the
+    levels q and 1 - q (e.g. 0.025 and 0.975: the central 95%); all start at the last close.
+    """
+    history = history.sort_values("date").tail(last_n)
+    forecast = forecast.sort_values("horizon")
+    ticker, as_of = forecast["ticker"].iloc[0], pd.Timestamp(forecast["as_of"].iloc[0])
+    last = float(forecast["last_price"].iloc[0])
+    dates = pd.DatetimeIndex([as_of, *pd.to_datetime(forecast["target_date"])])
+    path_of = lambda column: np.concatenate([[last], forecast[column].to_numpy(np.float64)])  # noqa: E731
+    columns = {float(c.removeprefix("quantile_")): c for c in forecast.columns if c.startswith("quantile_")}
+    pairs = sorted((q, o) for q in columns for o in columns if q < 0.5 and abs(q + o - 1) < 1e-9)
+
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    ax.plot(history["date"], history["adj_close"], color="black", linewidth=1.2, label="adjusted close")
+    blues = plt.get_cmap("Blues")
+    for i, (lo, hi) in enumerate(pairs):  # widest first, so narrower bands are drawn on top
+        ax.fill_between(
+            dates,
+            path_of(columns[lo]),
+            path_of(columns[hi]),
+            color=blues(0.25 + 0.5 * i / max(len(pairs) - 1, 1)),
+            linewidth=0,
+            label=f"{round(100 * (hi - lo))}% band",
+        )
+    median = path_of("forecast")
+    ax.plot(dates, median, color="tab:blue", linewidth=2, marker="o", markersize=3, label="forecast (median)")
+    ax.axvline(as_of, color="grey", linewidth=0.8, linestyle=":")
+    ax.annotate(
+        f"{median[-1]:,.2f}",
+        (dates[-1], median[-1]),
+        xytext=(6, 0),
+        textcoords="offset points",
+        va="center",
+        fontsize="small",
+        color="tab:blue",
+    )
+    when = f"{len(forecast)} sessions after {as_of.date()}"
+    ax.set_title(f"{ticker}: forecast of the next {when}" + (f"\nregime: {regime}" if regime else ""))
+    ax.set_ylabel("adjusted close")
+    ax.set_xlabel("date")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small", framealpha=0.9)
+    ax.set_xlim(history["date"].iloc[0], dates[-1] + (dates[-1] - history["date"].iloc[0]) * 0.08)
+    fig.autofmt_xdate()
     return _save(fig, path)
 
 
@@ -117,10 +222,12 @@ def plot_error_by_horizon(by_horizon: pd.DataFrame, path: Path) -> Path:
         style = {"linewidth": 2.2} if model == "fuzzy" else {"linewidth": 1.2}
         left.plot(rows["horizon"], rows["return_rmse"], marker="o", label=str(model), **style)
         right.plot(rows["horizon"], rows["return_theil_u"], marker="o", label=str(model), **style)
-    left.set(title="RMSE of the cumulative log return", xlabel="horizon (trading days)")
-    right.set(title="Theil's U (RMSE / naive RMSE; below 1 beats naive)", xlabel="horizon (trading days)")
+    left.set(title="RMSE of the cumulative log return", ylabel="RMSE (log return)")
+    right.set(title="Theil's U (RMSE / naive RMSE; below 1 beats naive)", ylabel="Theil's U")
     right.axhline(1.0, color="black", linewidth=0.8)
     for ax in (left, right):
+        ax.set_xlabel("horizon (trading days)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     left.legend(fontsize="small")
     return _save(fig, path)
@@ -149,14 +256,19 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_cluster_profiles(centers: np.ndarray, descriptors: tuple[str, ...], path: Path) -> Path:
+def plot_cluster_profiles(
+    centers: np.ndarray, descriptors: tuple[str, ...], path: Path, labels: list[str] | None = None
+) -> Path:
     """Each fuzzy cluster center as a profile over the regime descriptors (standardized units)."""
     n_clusters, n_desc = centers.shape
+    names = _regime_names(labels, n_clusters)
+    colours = _regime_colours(names)
     fig, ax = plt.subplots(figsize=(9, 4))
     width = 0.8 / n_clusters
     for k in range(n_clusters):
-        ax.bar(np.arange(n_desc) + k * width, centers[k], width, label=f"cluster {k}")
-    ax.set_xticks(np.arange(n_desc) + 0.4 - width / 2, descriptors)
+        ax.bar(np.arange(n_desc) + k * width, centers[k], width, label=names[k], color=colours[k])
+    ax.set_xticks(np.arange(n_desc) + 0.4 - width / 2, [d.replace("_", " ") for d in descriptors])
+    ax.set_xlabel("regime descriptor of a window")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_ylabel("standard deviations from the mean window")
     ax.set_title("Fuzzy cluster centers: what each regime looks like")

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain: tqdm.auto warns in a notebook without ipywidgets
 
 log = logging.getLogger("forecaster.progress")
 
@@ -70,7 +70,7 @@ class Progress:
             self.unit,
             100 * self.done / max(self.total, 1),
             f", {details}" if details else "",
-            f"{rate:,.0f} items" if self.items_per_step > 1 else f"{rate:,.1f} {self.unit}",
+            f"{rate:,.0f} windows" if self.items_per_step > 1 else f"{rate:,.1f} {self.unit}",
             _duration(eta),
         )
 

@@ -123,6 +123,7 @@ def _fit(
     """
     device = train[0].device
     cuda = device.type == "cuda"
+    bf16 = cuda if config.precision == "auto" else config.precision == "bf16"
     optimizer = torch.optim.Adam(
         module.parameters(), lr=lr, weight_decay=config.weight_decay, **({"fused": True} if cuda else {})
     )
@@ -144,7 +145,7 @@ def _fit(
         total = torch.zeros(len(tracks), device=device)
         for start in range(0, n_train, batch):
             idx = order[start : start + batch]
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
                 losses = loss_fn(module, tuple(t[idx] for t in train))  # [n_tracks]
             optimizer.zero_grad(set_to_none=True)
             (losses * active).sum().backward()
@@ -152,8 +153,9 @@ def _fit(
             optimizer.step()
             schedule.step()
             total += losses.detach() * len(idx)
-            bar.advance(functools.partial(_running, epoch, total, active))
-        val_losses = _evaluate(module, loss_fn, val, batch)
+            seen = start + len(idx)
+            bar.advance(functools.partial(_running, epoch, total, active, seen))
+        val_losses = _evaluate(module, loss_fn, val, batch, bf16)
         row: dict[str, float] = {"epoch": epoch}
         train_losses = (total / n_train).tolist()  # one host sync per epoch
         for k, name in enumerate(names):
@@ -182,9 +184,9 @@ def _fit(
     return history
 
 
-def _running(epoch: int, total: torch.Tensor, active: torch.Tensor) -> dict:
-    """What the progress shows: the epoch and the summed running loss of the active tracks."""
-    return {"epoch": epoch, "loss": float((total * active).sum())}
+def _running(epoch: int, total: torch.Tensor, active: torch.Tensor, seen: int) -> dict:
+    """What the progress shows: the epoch and the running mean loss of the active tracks this epoch."""
+    return {"epoch": epoch, "loss": float((total * active).sum() / (active.sum().clamp(min=1) * seen))}
 
 
 def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -193,13 +195,13 @@ def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def _evaluate(module: nn.Module, loss_fn, data: Tensors, batch: int) -> list[float]:
+def _evaluate(module: nn.Module, loss_fn, data: Tensors, batch: int, bf16: bool) -> list[float]:
     module.eval()
     n = len(data[0])
     total = None
     for start in range(0, n, batch):
         part = tuple(t[start : start + batch] for t in data)
-        with torch.autocast(device_type=part[0].device.type, dtype=torch.bfloat16, enabled=part[0].is_cuda):
+        with torch.autocast(device_type=part[0].device.type, dtype=torch.bfloat16, enabled=bf16):
             losses = loss_fn(module, part).float() * len(part[0])
         total = losses if total is None else total + losses
     return (total / n).tolist()

@@ -32,6 +32,7 @@ from forecaster.data import DataSourceError, PriceStore
 from forecaster.data.universe import universe_tickers
 from forecaster.data.validation import as_day
 from forecaster.engine import ENGINES, use_engine
+from forecaster.logs import setup_logging
 from forecaster.paths import NotWritableError, ensure_writable
 
 log = logging.getLogger("pipelines.batch_forecast")
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         "--engine", choices=ENGINES, help="local or ray (default FORECASTER_ENGINE, else local)"
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()  # forecaster.logs: plain lines, or JSON with FORECASTER_LOG_FORMAT=json
     try:
         run(Settings(**({"engine": args.engine} if args.engine else {})), args.as_of)
     # Expected failures: one line, no traceback.

@@ -15,19 +15,19 @@ FORECASTER_HOME (default ./.forecaster).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from forecaster.cli.common import parse_clusters
-from forecaster.cli.render import console, err_console, print_forecast, print_metrics
+from forecaster import tracking
+from forecaster.cli.common import EXPECTED_ERRORS, fail, parse_clusters, split_tickers
+from forecaster.cli.render import print_forecast, print_metrics, promotion_line, say
 from forecaster.config import ClusterConfig, ForecasterConfig, Settings, TrainConfig
 from forecaster.data import DataSourceError, PriceStore, load_sample
 from forecaster.logs import setup_logging
 from forecaster.model import FuzzyLSTMForecaster
-from forecaster.plots import plot_forecast_vs_actual, plot_memberships
-from forecaster.windows import make_windows, split_windows
+from forecaster.run_plots import write_run_plots
+from forecaster.tracking import PromotionDecision
 from pipelines.train import fit_and_save, register_and_promote
 
 NAME = "quickstart"
@@ -37,11 +37,10 @@ NAME = "quickstart"
 class QuickstartResult:
     model: FuzzyLSTMForecaster
     model_dir: Path
-    plots: tuple[Path, ...]
+    plots: list[Path]
     run_id: str
     version: str | None
-    promoted: bool
-    reason: str
+    decision: PromotionDecision
 
 
 def quickstart_config(epochs: int = 15, clusters: int | str = 3) -> ForecasterConfig:
@@ -50,35 +49,18 @@ def quickstart_config(epochs: int = 15, clusters: int | str = 3) -> ForecasterCo
     )
 
 
-def make_plots(model: FuzzyLSTMForecaster, bars, reports: Path, ticker: str = "^GSPC") -> tuple[Path, ...]:
-    """The test-block forecast against what happened, and the regime memberships over time."""
-    windows = make_windows(bars, model.config.window)
-    test = split_windows(windows, model.config.window)["test"]
-    return (
-        plot_forecast_vs_actual(
-            test, model.predict_windows(test), ticker, reports / "forecast_vs_actual.png"
-        ),
-        plot_memberships(
-            windows,
-            model.predict_windows(windows, intervals=False).memberships,
-            ticker,
-            reports / "memberships.png",
-        ),
-    )
-
-
-def run(settings: Settings, config: ForecasterConfig) -> QuickstartResult:
+def run(
+    settings: Settings, config: ForecasterConfig, plot_tickers: list[str] | None = None
+) -> QuickstartResult:
     bars = load_sample()
     PriceStore(settings.price_dir).write(bars)
-    console.print(f"[dim]stored {len(bars):,} sample bars in {settings.price_dir}[/]")
+    say(f"[dim]stored {len(bars):,} sample bars in {settings.price_dir}[/]")
     model, model_dir = fit_and_save(bars, config, settings, NAME)
-    print_forecast(model.predict(bars))
+    print_forecast(model.predict(bars), model.regime_labels_)
     print_metrics(model.metrics_)
-    plots = make_plots(model, bars, settings.reports_dir / NAME)
-    logged, decision = register_and_promote(model, bars, settings, NAME, plots)
-    return QuickstartResult(
-        model, model_dir, plots, logged.run_id, logged.version, decision.promoted, decision.reason
-    )
+    plots = write_run_plots(model, bars, settings.reports_dir / NAME, plot_tickers)
+    logged, decision = register_and_promote(model, bars, settings, NAME, tuple(plots))
+    return QuickstartResult(model, model_dir, plots, logged.run_id, logged.version, decision)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,23 +69,29 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--epochs", type=int, default=15, help="maximum training epochs (default 15)")
     parser.add_argument("--clusters", default="3", help="number of clusters, or 'auto' (default 3)")
+    parser.add_argument(
+        "--plot-tickers", help="comma-separated tickers to plot (default: every ticker of the run)"
+    )
     args = parser.parse_args(argv)
     setup_logging()
     started = time.perf_counter()
     settings = Settings()
+    tickers = split_tickers(args.plot_tickers)
     try:
-        result = run(settings, quickstart_config(args.epochs, parse_clusters(args.clusters)))
-    except (ValueError, FileNotFoundError, DataSourceError) as exc:  # expected failures: one line
-        err_console.print(f"[bold red]error:[/] {exc}")
-        sys.exit(2)
-    console.print(
-        f"\nmodel:  {result.model_dir}\nplots:  {', '.join(str(p) for p in result.plots)}\n"
+        result = run(settings, quickstart_config(args.epochs, parse_clusters(args.clusters)), tickers)
+    except (*EXPECTED_ERRORS, DataSourceError) as exc:  # expected failures: one line
+        fail(exc)
+    plots_dir = settings.reports_dir / NAME
+    say(
+        f"\nmodel:  {result.model_dir}\nplots:  {plots_dir} ({len(result.plots)} PNGs: "
+        f"{', '.join(p.name for p in result.plots[:3])}, ...)\n"
         f"prices: {settings.price_dir}\n"
-        f"mlflow: run {result.run_id}, {settings.model_name} v{result.version} "
-        f"({'champion' if result.promoted else 'challenger'}: {result.reason}) in {settings.tracking_uri}\n"
-        "        open the UI with `forecaster ui`, then http://127.0.0.1:5000"
+        f"mlflow: run {result.run_id}, {promotion_line(settings.model_name, result.decision)}\n"
+        f"        tracking store {settings.tracking_uri}\n"
+        f"        open the UI with `forecaster ui`, then {tracking.ui_url(settings)}",
+        highlight=False,
     )
-    console.print(f"done in {time.perf_counter() - started:.0f} s on {result.model.device_}")
+    say(f"done in {time.perf_counter() - started:.0f} s on {result.model.device_}")
 
 
 if __name__ == "__main__":

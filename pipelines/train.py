@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,11 +27,14 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from forecaster import forecast_store, tracking
+from forecaster.cli.common import EXPECTED_ERRORS, fail, split_tickers
 from forecaster.config import ForecasterConfig, Settings, TrainConfig
 from forecaster.data import DataSourceError, load_bars
 from forecaster.data.universe import universe_tickers
 from forecaster.engine import ENGINES, use_engine
+from forecaster.logs import setup_logging
 from forecaster.model import FuzzyLSTMForecaster
+from forecaster.run_plots import write_run_plots
 from pipelines import ingest as ingest_job
 
 log = logging.getLogger("pipelines.train")
@@ -95,8 +97,13 @@ def run(
     ingest: bool | None = None,
     register: bool = True,
     engine: Engine | None = None,
+    plot_tickers: list[str] | None = None,
 ) -> RetrainResult:
-    """The job; `ingest=None` ingests when the source is `yahoo` or `cache`."""
+    """The job; `ingest=None` ingests when the source is `yahoo` or `cache`.
+
+    A registered run gets the plots of `forecaster.run_plots` for `plot_tickers` (default: the
+    first tickers of the universe) in FORECASTER_HOME/reports/<name>, logged with the run.
+    """
 
     use_engine(settings)  # FORECASTER_ENGINE=ray: a cluster that cannot be reached fails now
     engine = engine or forecast_store.connect(settings.forecast_store_url)
@@ -121,13 +128,18 @@ def run(
             metrics.get("test_theil_u", float("nan")),
         )
         record.counts = {"tickers": int(bars["ticker"].nunique()), "bars": len(bars)}
+        quarantine = bars.attrs.get("quarantine")
+        if quarantine is not None and not quarantine.empty:  # left out, not lost: the run says which and why
+            record.counts["quarantined"] = "; ".join(str(e) for e in quarantine.entries)
+            log.warning("quarantined:\n%s", quarantine)
         record.counts |= {
             k: round(float(metrics[k]), 6)
             for k in ("val_pinball", "test_pinball", "val_rmse")
             if k in metrics
         }
         if register:
-            logged, decision = register_and_promote(model, bars, settings, name)
+            plots = write_run_plots(model, bars, settings.reports_dir / name, plot_tickers)
+            logged, decision = register_and_promote(model, bars, settings, name, tuple(plots))
             result.run_id, result.version = logged.run_id, logged.version
             result.promoted, result.reason = decision.promoted, decision.reason
             record.counts |= {"version": logged.version, "promoted": decision.promoted}
@@ -153,9 +165,11 @@ def main(argv: list[str] | None = None) -> None:
         "--engine", choices=ENGINES, help="local or ray (default FORECASTER_ENGINE, else local)"
     )
     parser.add_argument("--workers", type=int, help="Ray Train workers on the ray engine (default 2)")
+    parser.add_argument("--plot-tickers", help="comma-separated tickers to plot (default: the first 10)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     config = ForecasterConfig(train=TrainConfig(epochs=args.epochs))
+    tickers = split_tickers(args.plot_tickers)
     overrides = {"engine": args.engine, "train_workers": args.workers}
     try:
         result = run(
@@ -164,9 +178,10 @@ def main(argv: list[str] | None = None) -> None:
             args.name,
             ingest=args.ingest,
             register=not args.no_register,
+            plot_tickers=tickers,
         )
-    except (ValueError, DataSourceError) as exc:  # expected failures: one line, no traceback
-        sys.exit(f"error: {exc}")
+    except (*EXPECTED_ERRORS, DataSourceError) as exc:  # expected failures: one line, no traceback
+        fail(exc)
     print(result.model_dir)
 
 

@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
 from forecaster import forecast_store, tracking
+from forecaster.cli.common import EXPECTED_ERRORS, fail
 from forecaster.config import ForecasterConfig, Settings, TrainConfig
 from forecaster.data import DataSourceError
 from forecaster.engine import start_ray
+from forecaster.logs import setup_logging
 from forecaster.tuning import search
 from pipelines.train import RetrainResult, fit_and_save, load_universe, register_and_promote
 
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="maximum epochs per trial")
     parser.add_argument("--name", help="model directory name under FORECASTER_HOME/models")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     config = ForecasterConfig(train=TrainConfig(epochs=args.epochs))
     try:
         result = run(
@@ -124,8 +125,8 @@ def main(argv: list[str] | None = None) -> None:
             gpus_per_trial=args.gpus_per_trial,
             name=args.name,
         )
-    except (ValueError, DataSourceError) as exc:  # expected failures: one line, no traceback
-        sys.exit(f"error: {exc}")
+    except (*EXPECTED_ERRORS, DataSourceError) as exc:  # expected failures: one line, no traceback
+        fail(exc)
     retrained = result.retrained
     print(f"{result.trials} trials ({result.finished} finished), best {result.best_params}")
     print(f"{retrained.model_dir}: version {retrained.version}, {retrained.reason}")

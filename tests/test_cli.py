@@ -1,5 +1,7 @@
 """The `forecaster` command end to end on the bundled sample (1 epoch), and its error handling."""
 
+import json
+import os
 import subprocess
 import sys
 
@@ -11,10 +13,27 @@ from forecaster.cli import app
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    # `--verbose` exports FORECASTER_VERBOSE for the jobs it execs: undone after every test.
+    monkeypatch.setenv("FORECASTER_VERBOSE", "0")
+    monkeypatch.delenv("FORECASTER_LOG_FORMAT", raising=False)
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("FORECASTER_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
+
+
+def write_csv(bars, path):
+    """One ticker's bars in yfinance's CSV layout (Date, Open, ..., Adj Close, Volume)."""
+    one = bars.drop(columns="ticker").rename(columns={"date": "Date", "adj_close": "Adj Close"})
+    one.rename(columns=str.title).to_csv(path, index=False)
+    return path
+
+
+TINY = ["--epochs", "1", "--window", "10", "--horizon", "3", "--clusters", "2", "--hidden", "8"]
 
 
 def test_quickstart_trains_forecasts_and_writes_model_plots_and_prices(home):
@@ -28,10 +47,17 @@ def test_quickstart_trains_forecasts_and_writes_model_plots_and_prices(home):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Forecast of the adjusted close, as of 2018-12-31" in result.stdout
     assert "Theil U" in result.stdout and "^IXIC" in result.stdout
-    assert "champion: no champion yet" in result.stdout
+    assert "fcm-lstm v1 is champion (first model)" in result.stdout
+    assert "no champion yet" not in result.stdout
     assert (home / "models" / "quickstart" / "weights.pt").is_file()
-    assert (home / "reports" / "quickstart" / "forecast_vs_actual.png").stat().st_size > 10_000
-    assert (home / "reports" / "quickstart" / "memberships.png").stat().st_size > 10_000
+    reports = home / "reports" / "quickstart"
+    for ticker in ("GSPC", "IXIC"):  # every ticker of the run
+        for kind in ("fan", "regimes", "test"):
+            assert (reports / f"{kind}_{ticker}.png").stat().st_size > 10_000
+    assert (reports / "error_by_horizon.png").is_file() and (reports / "cluster_profiles.png").is_file()
+    # MLflow's own chatter stays below warning level.
+    assert "Creating initial MLflow database tables" not in result.stderr
+    assert "Successfully registered model" not in result.stderr
     prices = (home / "prices").iterdir()  # hidden entries are the store's own (.locks)
     assert sorted(p.name for p in prices if not p.name.startswith(".")) == ["^GSPC.parquet", "^IXIC.parquet"]
 
@@ -44,34 +70,13 @@ def test_quickstart_trains_forecasts_and_writes_model_plots_and_prices(home):
     assert out.read_text().count("^GSPC") == 5
 
 
-def test_train_writes_a_model_directory_from_a_csv_file(home, tmp_path, two_ticker_bars):
-    one = two_ticker_bars[two_ticker_bars["ticker"] == "AAA"].drop(columns="ticker")
-    csv = tmp_path / "AAA.csv"
-    one.rename(columns={"date": "Date", "adj_close": "Adj Close"}).rename(columns=str.title).to_csv(
-        csv, index=False
-    )
-    args = [
-        "train",
-        "--source",
-        str(csv),
-        "-o",
-        str(tmp_path / "m"),
-        "--epochs",
-        "1",
-        "--window",
-        "10",
-        "--horizon",
-        "3",
-        "--clusters",
-        "2",
-        "--hidden",
-        "8",
-        "--device",
-        "cpu",
-    ]
+def test_train_writes_a_model_directory_and_plots_from_a_csv_file(home, tmp_path, two_ticker_bars):
+    csv = write_csv(two_ticker_bars[two_ticker_bars["ticker"] == "AAA"], tmp_path / "AAA.csv")
+    args = ["train", "--source", str(csv), "-o", str(tmp_path / "m"), *TINY, "--device", "cpu"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "m" / "config.json").is_file()
+    assert (tmp_path / "m" / "plots" / "fan_AAA.png").is_file()
 
 
 @pytest.mark.parametrize(
@@ -80,14 +85,127 @@ def test_train_writes_a_model_directory_from_a_csv_file(home, tmp_path, two_tick
         (["forecast", "no-such-model"], "not a model directory"),
         (["train", "--clusters", "many"], "--clusters must be an integer"),
         (["train", "--source", "sample", "-t", "NOPE"], "NOPE"),
-        (["train", "--window", "2"], "window must be >= 5"),
+        (["train", "--window", "2"], "--window must be >= 5"),
+        (["train", "--horizon", "0"], "--horizon must be >= 1"),
+        (["train", "--source", "prices/"], "--source prices/: no such file or folder"),
+        (["train", "--config", "nope.toml"], "--config nope.toml: no such file"),
         (["quickstart", "--clusters", "many"], "--clusters must be an integer"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_code_2(home, args, message):
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2
-    assert message in result.output and "Traceback" not in result.output
+    assert_one_line_error(runner.invoke(app, args), message)
+
+
+def assert_one_line_error(result, message: str, code: int = 2) -> None:
+    assert result.exit_code == code, result.output
+    assert result.output.strip().splitlines() == [result.output.strip()], result.output
+    assert result.output.startswith("error: ") and message in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny model (horizon 3) and the CSV of the bars it forecasts from."""
+    from conftest import random_walk_bars
+    from forecaster.config import ClusterConfig, ExpertConfig, ForecasterConfig, TrainConfig, WindowConfig
+    from forecaster.model import FuzzyLSTMForecaster
+
+    folder = tmp_path_factory.mktemp("tiny")
+    bars = random_walk_bars(300, "AAA", seed=1)
+    config = ForecasterConfig(
+        window=WindowConfig(window=10, horizon=3),
+        cluster=ClusterConfig(n_clusters=2),
+        expert=ExpertConfig(hidden_size=8),
+        train=TrainConfig(epochs=1, batch_size=64, device="cpu", fine_tune_epochs=0),
+    )
+    FuzzyLSTMForecaster(config).fit(bars, progress=False).save(folder / "model")
+    write_csv(bars, folder / "AAA.csv")
+    return folder / "model"
+
+
+def test_forecast_horizon_limits_the_table_and_is_checked(home, model_dir, tmp_path):
+    csv, out = model_dir.parent / "AAA.csv", tmp_path / "f.csv"
+    result = runner.invoke(
+        app, ["forecast", str(model_dir), "--csv", str(csv), "--horizon", "2", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert out.read_text().count("AAA") == 2 and "AAA: regime" in result.output
+    bad = runner.invoke(app, ["forecast", str(model_dir), "--csv", str(csv), "--horizon", "4"])
+    assert_one_line_error(bad, "--horizon must be between 1 and 3 (this model's horizon), got 4")
+
+
+def test_forecast_names_a_missing_csv_file(home, model_dir):
+    result = runner.invoke(app, ["forecast", str(model_dir), "--csv", "missing.csv"])
+    assert_one_line_error(result, "--csv missing.csv: no such file")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_device_fails_before_any_work_and_verbose_shows_the_traceback(home, monkeypatch):
+    import forecaster.data
+
+    def never(*args, **kwargs):
+        raise AssertionError("bars were read before the device was checked")
+
+    monkeypatch.setattr(forecaster.data, "load_bars", never)
+    result = runner.invoke(app, ["train", "--device", "cuda"])
+    assert_one_line_error(result, "device 'cuda' is not available")
+    assert "available: cpu" in result.output and "CUDA build" in result.output
+    verbose = runner.invoke(app, ["--verbose", "train", "--device", "cuda"])
+    assert verbose.exit_code == 2 and "Traceback" in verbose.output
+    assert verbose.output.strip().splitlines()[-1].startswith("error: device 'cuda'")
+
+
+def test_offline_yahoo_says_it_could_not_reach_yahoo(home, monkeypatch):
+    import requests
+
+    from forecaster.data import yahoo
+
+    def offline(*args, **kwargs):
+        raise requests.exceptions.ConnectionError("Failed to resolve 'query2.finance.yahoo.com'")
+
+    monkeypatch.setattr(yahoo, "_history", offline)
+    result = runner.invoke(app, ["train", "--source", "yahoo", "-t", "AAPL", "--device", "cpu"])
+    assert_one_line_error(result, "AAPL: could not reach Yahoo Finance (offline?)")
+    assert "HTTP" not in result.output
+
+
+def test_an_unexpected_error_is_one_line_with_exit_code_1(home, monkeypatch):
+    import forecaster.data
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(forecaster.data, "load_bars", broken)
+    result = runner.invoke(app, ["train", "--device", "cpu"])
+    assert_one_line_error(result, "RuntimeError: disk on fire (run with --verbose for the traceback)", code=1)
+
+
+def test_version_and_public_api():
+    import forecaster
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"forecaster {forecaster.__version__}"
+    assert forecaster.__version__[0].isdigit()
+    assert {"FuzzyLSTMForecaster", "ForecasterConfig", "__version__"} <= set(dir(forecaster))
+    assert set(forecaster.__all__) <= set(dir(forecaster))
+    assert all(getattr(forecaster, name) is not None for name in forecaster.__all__)
+
+
+def test_help_does_not_import_torch_mlflow_or_pandas_and_piped_help_is_wide():
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['forecaster', 'train', '--help']\n"
+        "try:\n    runpy.run_module('forecaster.cli', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'mlflow', 'pandas') if m in sys.modules]\n"
+        "print(f'imported {heavy}' if heavy else 'no torch')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TERMINAL_WIDTH")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.stdout.strip().endswith("no torch"), result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) == 100  # piped: a fixed, readable width
+    assert any("--config" in line for line in lines)
 
 
 def test_console_script_is_installed_with_help_for_every_verb():
@@ -96,6 +214,7 @@ def test_console_script_is_installed_with_help_for_every_verb():
         "train",
         "forecast",
         "backtest",
+        "tune",
         "promote",
         "models",
         "serve",
@@ -106,3 +225,56 @@ def test_console_script_is_installed_with_help_for_every_verb():
             [sys.executable, "-m", "forecaster.cli", verb, "--help"], capture_output=True, text=True
         )
         assert result.returncode == 0 and "Example" in result.stdout, result.stderr
+
+
+def test_train_config_file_sets_the_model_and_command_line_options_override_it(home, tmp_path, model_dir):
+    csv = model_dir.parent / "AAA.csv"
+    toml = tmp_path / "model.toml"
+    toml.write_text(
+        "[window]\nwindow = 12\nhorizon = 2\n[cluster]\nn_clusters = 2\n"
+        "[expert]\nhidden_size = 6\n[train]\nepochs = 3\nbatch_size = 64\ndevice = 'cpu'\n"
+    )
+    out = tmp_path / "m"
+    args = [
+        "train",
+        "--config",
+        str(toml),
+        "--source",
+        str(csv),
+        "-o",
+        str(out),
+        "--epochs",
+        "1",
+        "--no-plots",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["window"]["window"] == 12 and saved["window"]["horizon"] == 2  # from the file
+    assert saved["expert"]["hidden_size"] == 6 and saved["train"]["batch_size"] == 64
+    assert saved["train"]["epochs"] == 1  # given on the command line: it wins
+
+    # A saved config.json is accepted back, as is YAML; the result is the same configuration.
+    yaml = tmp_path / "model.yaml"
+    yaml.write_text("window:\n  window: 12\n  horizon: 2\ntrain:\n  epochs: 1\n")
+    from forecaster.cli.common import build_config, read_config_file
+    from forecaster.config import ForecasterConfig
+
+    assert build_config(out / "config.json") == ForecasterConfig.from_dict(saved)
+    assert read_config_file(yaml) == {"window": {"window": 12, "horizon": 2}, "train": {"epochs": 1}}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[train]\nepoch = 3\n", "unknown key train.epoch"),
+        ("[model]\nx = 1\n", "unknown section 'model'"),
+        ("[window]\nhorizon = 0\n", "horizon and stride >= 1"),
+        ("[window\n", "model.toml:"),
+    ],
+)
+def test_a_bad_config_file_is_one_line_naming_the_file(home, tmp_path, text, message):
+    (tmp_path / "model.toml").write_text(text)
+    result = runner.invoke(app, ["train", "--config", str(tmp_path / "model.toml")])
+    assert_one_line_error(result, message)
+    assert "model.toml" in result.output

@@ -252,7 +252,9 @@ def test_on_a_random_walk_nothing_beats_naive_and_intervals_cover_as_promised():
         significantly_better = overall.loc[model, "dm_stat"] < 0 and overall.loc[model, "p_value"] < 0.01
         assert summary.loc[model, "return_theil_u"] > 0.97 and not significantly_better, model
     for model in ("fuzzy", "single_lstm"):
-        assert abs(summary.loc[model, "coverage_80"] - 0.80) < 0.05, summary.loc[model]
+        # Calibrated on ~150 windows of the training block: the 10% and 90% quantiles each carry
+        # about 2.5 points of sampling error, so the interval can miss nominal by a few points.
+        assert abs(summary.loc[model, "coverage_80"] - 0.80) < 0.07, summary.loc[model]
         assert abs(summary.loc[model, "coverage_95"] - 0.95) < 0.03, summary.loc[model]
 
 

@@ -16,7 +16,8 @@ TINY = (
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_on_tiny_settings(path, tmp_path, monkeypatch):
+def test_notebook_runs_clean_on_tiny_settings(path, tmp_path, monkeypatch):
+    """Top to bottom with no warning or error shown, and nothing written outside FORECASTER_HOME."""
     nb = nbformat.read(path, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
         "commit notebooks without outputs"
@@ -25,6 +26,17 @@ def test_notebook_runs_on_tiny_settings(path, tmp_path, monkeypatch):
         if "parameters" in cell.metadata.get("tags", []):
             cell.source = TINY
     monkeypatch.setenv("FORECASTER_HOME", str(tmp_path / "home"))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
     NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
     ).execute()
+    shown = [
+        output.get("text", "")
+        for cell in nb.cells
+        for output in cell.get("outputs", [])
+        if output.get("name") == "stderr" or output.get("output_type") == "error"
+    ]
+    assert not shown, shown
+    assert not list(cwd.iterdir()), "notebooks write under FORECASTER_HOME only"
+    assert list((tmp_path / "home" / "reports" / "notebooks").glob("*.png"))

@@ -49,10 +49,17 @@ def test_run_has_params_epoch_curves_artifacts_dataset_and_exact_pyfunc(
     client = MlflowClient()
     run = client.get_run(logged.run_id)
     assert run.data.params["window.window"] == "10" and run.data.params["cluster.n_clusters"] == "2"
-    assert run.data.metrics["n_clusters"] == 2 and "val_theil_u" in run.data.metrics
-    history = client.get_metric_history(logged.run_id, "experts.expert_0.val_loss")
+    assert "val_theil_u" in run.data.metrics
+    history = client.get_metric_history(logged.run_id, "loss/experts.expert_0.val_loss")
     assert [m.step for m in history] == [1, 2]
-    assert [m.step for m in client.get_metric_history(logged.run_id, "xie_beni_by_c")] == [2]
+    # Single values describing the fit are params, not one-point metric charts.
+    assert run.data.params["n_clusters"] == "2" and run.data.params["xie_beni_by_c"].startswith("2: ")
+    assert float(run.data.params["cluster_fpc"]) > 0
+    assert not {"n_clusters", "cluster_fpc", "xie_beni", "xie_beni_by_c"} & set(run.data.metrics)
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    url = tracking.ui_url(settings)
+    assert url.endswith(f"/#/experiments/{experiment.experiment_id}?workflowType=machine_learning")
     assert run.data.tags["data.tickers"] == "AAA,BBB" and run.data.tags["device"] == "cpu"
     assert run.data.tags["git_commit"]
     artifacts = {a.path for a in client.list_artifacts(logged.run_id)} | {

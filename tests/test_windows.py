@@ -174,7 +174,7 @@ def test_lazy_windows_equal_materialised_windows(three_tickers, stride, features
 
 
 def test_window_memory_grows_with_bars_not_windows(three_tickers):
-    ws = make_windows(three_tickers, WindowConfig(window=10, horizon=3))
+    ws = make_windows(three_tickers, WindowConfig(window=10, horizon=3, features=("log_return", "log_range")))
     # One row per bar after each ticker's first (CCC is too short for a window and is left out).
     assert ws.features.shape == (149 + 89, 2) and ws.features.dtype == np.float32
     assert ws.end.shape == (len(ws),) and len(ws) * 10 > 3 * len(ws.features)

@@ -1,27 +1,43 @@
-"""What the verbs share: one-line errors, the options that read bars, config from options."""
+"""What the verbs share: one-line errors, the options that read bars, config from options or a file."""
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
-from typing import Annotated
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
 
+import numpy as np
 import typer
+from rich.markup import escape
 
-from forecaster.cli.render import console, err_console
-from forecaster.config import (
-    ClusterConfig,
-    ExpertConfig,
-    ForecasterConfig,
-    Settings,
-    TrainConfig,
-    WindowConfig,
-)
+from forecaster.cli.render import err_console, say
+from forecaster.config import ForecasterConfig, Settings
+from forecaster.logs import is_verbose
+
+# Mistakes a user can fix (bad data, options, files, devices): one line and exit code 2.
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError, KeyError)
+
+
+def fail(message: object, code: int = 2) -> None:
+    """Print `error: message` (the traceback first when verbose) and exit with `code`.
+
+    SystemExit, not typer.Exit: the jobs in `pipelines/` end their errors here too.
+    """
+    if is_verbose() and sys.exc_info()[0] is not None:
+        traceback.print_exc()
+    err_console.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    sys.exit(code)
 
 
 def friendly_errors(func):
-    """Turn expected failures (bad data, bad options, missing files) into one clear line, exit code 2."""
+    """Expected failures end in one clear line and exit code 2; anything else in one line and 1.
+
+    `--verbose` (or FORECASTER_VERBOSE=1) prints the traceback too.
+    """
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -29,10 +45,13 @@ def friendly_errors(func):
 
         try:
             return func(*args, **kwargs)
-        except (ValueError, FileNotFoundError, KeyError, DataSourceError) as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            err_console.print(f"[bold red]error:[/] {message}")
-            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort, typer.BadParameter):  # Typer's own ways out
+            raise
+        except (*EXPECTED_ERRORS, DataSourceError) as exc:
+            fail(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+        except Exception as exc:  # a bug or an environment problem: still no traceback by default
+            hint = "" if is_verbose() else " (run with --verbose for the traceback)"
+            fail(f"{type(exc).__name__}: {exc}{hint}", code=1)
 
     return wrapper
 
@@ -64,16 +83,61 @@ def engine_settings(engine: str | None) -> Settings:
     return Settings(engine=engine) if engine else Settings()
 
 
-def load(source: str, tickers, start, end, settings: Settings):
-    """Bars from a source, with a one-line summary of what was read."""
+PlotTickersOpt = Annotated[
+    str | None,
+    typer.Option(help="Comma-separated tickers to plot (default: every ticker, at most the first 10)."),
+]
+SOURCES = ("sample", "cache", "yahoo")
+
+
+def split_tickers(value: str | None) -> list[str] | None:
+    """`"^GSPC, AAPL"` -> `["^GSPC", "AAPL"]`; None or "" -> None."""
+    tickers = [t.strip() for t in (value or "").split(",") if t.strip()]
+    return tickers or None
+
+
+def load(
+    source: str, tickers, start, end, settings: Settings, *, strict: bool = False, option: str = "--source"
+):
+    """Bars from a source, with a short summary of what was read and of any quarantined ticker."""
     from forecaster.data import load_bars
 
-    bars = load_bars(source, tickers or None, start, end, price_dir=settings.price_dir)
-    console.print(
-        f"[dim]{len(bars):,} bars of {', '.join(sorted(bars['ticker'].unique()))} "
+    if source not in SOURCES and not Path(source).exists():
+        raise FileNotFoundError(
+            f"{option} {source}: no such file or folder"
+            + (f" (or use one of {', '.join(SOURCES)})" if option == "--source" else "")
+        )
+    bars = load_bars(source, tickers or None, start, end, price_dir=settings.price_dir, strict=strict)
+    names = sorted(bars["ticker"].unique())
+    shown = ", ".join(names) if len(names) <= 8 else f"{', '.join(names[:4])}, ... {', '.join(names[-2:])}"
+    say(
+        f"[dim]{len(bars):,} bars of {len(names)} ticker(s) ({shown}) "
         f"from {bars['date'].min().date()} to {bars['date'].max().date()}[/]"
     )
+    report = bars.attrs.get("quarantine")
+    if report is not None and not report.empty:
+        err_console.print(
+            f"[yellow]quarantined (left out; --strict stops instead):[/]\n{escape(str(report))}"
+        )
     return bars
+
+
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict", help="Stop at the first ticker that fails validation instead of leaving it out."
+    ),
+]
+
+
+def sample_tickers(bars, n: int, seed: int):
+    """The bars of `n` tickers drawn at random (seeded), so a sample can be drawn again."""
+    tickers = sorted(bars["ticker"].unique())
+    if n >= len(tickers):
+        return bars
+    chosen = np.random.default_rng(seed).choice(tickers, n, replace=False)
+    say(f"[dim]sampled {n} of {len(tickers)} tickers: {', '.join(sorted(chosen))}[/]")
+    return bars[bars["ticker"].isin(chosen)]
 
 
 def parse_clusters(value: str) -> int | str:
@@ -85,38 +149,104 @@ def parse_clusters(value: str) -> int | str:
         raise ValueError(f"--clusters must be an integer >= 2 or 'auto', got {value!r}") from None
 
 
+def check_device(device: str) -> None:
+    """Fail now, before any data is read or clusters fitted, when the device cannot be used."""
+    if device != "auto":
+        from forecaster.training import resolve_device  # imports torch: only when a device is named
+
+        resolve_device(device)
+
+
+# Command-line option -> (section, key) of ForecasterConfig.to_dict(), the keys of config.json.
+OPTION_KEYS = {
+    "window": ("window", "window"),
+    "horizon": ("window", "horizon"),
+    "features": ("window", "features"),
+    "clusters": ("cluster", "n_clusters"),
+    "fuzzifier": ("cluster", "m"),
+    "hidden": ("expert", "hidden_size"),
+    "layers": ("expert", "num_layers"),
+    "epochs": ("train", "epochs"),
+    "patience": ("train", "patience"),
+    "batch_size": ("train", "batch_size"),
+    "lr": ("train", "lr"),
+    "fine_tune_epochs": ("train", "fine_tune_epochs"),
+    "device": ("train", "device"),
+    "seed": ("train", "seed"),
+}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A model configuration file: TOML, YAML or JSON (a saved model's config.json), same keys."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--config {path}: no such file")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise ValueError("use a .toml, .yaml, .yml or .json file")
+    except ValueError as exc:  # TOMLDecodeError and JSONDecodeError are ValueErrors
+        raise ValueError(f"--config {path}: {exc}") from None
+    except Exception as exc:  # yaml.YAMLError
+        raise ValueError(f"--config {path}: {type(exc).__name__}: {exc}") from None
+    known = ForecasterConfig().to_dict()
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path}: expected sections {', '.join(known)}")
+    for section, values in data.items():
+        if section not in known or not isinstance(values, dict):
+            raise ValueError(f"--config {path}: unknown section {section!r}; sections: {', '.join(known)}")
+        for key in set(values) - set(known[section]):
+            raise ValueError(
+                f"--config {path}: unknown key {section}.{key}; keys: {', '.join(known[section])}"
+            )
+    return data
+
+
+def _given_on_command_line(ctx: typer.Context | None, names) -> set[str]:
+    """The options the user typed (or set through the environment), not those left at their default."""
+    if ctx is None:  # called from Python: every value passed counts
+        return set(names)
+    return {n for n in names if ctx.get_parameter_source(n).name in ("COMMANDLINE", "ENVIRONMENT")}
+
+
 def build_config(
-    *,
-    window: int,
-    horizon: int,
-    clusters: str,
-    hidden: int,
-    epochs: int,
-    patience: int,
-    batch_size: int,
-    lr: float,
-    device: str,
-    seed: int,
-    features: str = ",".join(WindowConfig.features),
-    fuzzifier: float = ClusterConfig.m,
-    layers: int = ExpertConfig.num_layers,
-    fine_tune_epochs: int = TrainConfig.fine_tune_epochs,
+    config_file: Path | None = None, ctx: typer.Context | None = None, **options: Any
 ) -> ForecasterConfig:
-    """The model configuration from command-line options (the one place verbs build it)."""
-    return ForecasterConfig(
-        window=WindowConfig(window=window, horizon=horizon, features=tuple(features.split(","))),
-        cluster=ClusterConfig(n_clusters=parse_clusters(clusters), m=fuzzifier, random_state=seed),
-        expert=ExpertConfig(hidden_size=hidden, num_layers=layers),
-        train=TrainConfig(
-            epochs=epochs,
-            patience=patience,
-            batch_size=batch_size,
-            lr=lr,
-            fine_tune_epochs=fine_tune_epochs,
-            device=device,
-            seed=seed,
-        ),
-    )
+    """The model configuration from command-line options, over a config file when one is given.
+
+    Without a file every option (its default too) sets its key; with one, only the options given
+    on the command line (`ctx` knows which) override the file, and keys neither sets keep the
+    dataclass defaults.
+    """
+    if options.get("window", 5) < 5:
+        raise ValueError(f"--window must be >= 5 trading days, got {options['window']}")
+    if options.get("horizon", 1) < 1:
+        raise ValueError(f"--horizon must be >= 1 trading day, got {options['horizon']}")
+    data = read_config_file(config_file) if config_file else {}
+    given = _given_on_command_line(ctx, options) if config_file else set(options)
+    for name in given:
+        value = options[name]
+        if name == "clusters":
+            value = parse_clusters(value)
+        elif name == "features":
+            value = value.split(",")
+        section, key = OPTION_KEYS[name]
+        data.setdefault(section, {})[key] = value
+        if name == "seed":
+            data.setdefault("cluster", {})["random_state"] = value
+    try:
+        return ForecasterConfig.from_dict(data)
+    except ValueError as exc:
+        raise ValueError(f"--config {config_file}: {exc}" if config_file else exc) from None
 
 
 def exec_job(module: str, *args: str) -> None:

@@ -1,17 +1,24 @@
 """The `forecaster` command: every verb, registered in the order `--help` lists them.
 
 Every verb has `--help` with examples. Bad input ends with a one-line error naming what is
-wrong and exit code 2, never a stack trace.
+wrong and exit code 2, never a stack trace (`--verbose` shows it).
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
+import typer.rich_utils
 
 from forecaster.cli import model_work, operations, registry, scale
 from forecaster.logs import setup_logging
+
+# Piped help (`forecaster train --help | less`, a README generator) would wrap at rich's 80
+# columns, the option descriptions squeezed into a narrow column; TERMINAL_WIDTH still wins.
+if not sys.stdout.isatty() and typer.rich_utils.MAX_WIDTH is None:
+    typer.rich_utils.MAX_WIDTH = 100
 
 app = typer.Typer(
     help="Stock price forecasting with fuzzy-clustering-weighted LSTM experts.",
@@ -20,11 +27,25 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from forecaster import __version__
+
+        typer.echo(f"forecaster {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log debug details; show the traceback of errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
 ) -> None:
-    setup_logging(verbose)
+    setup_logging(verbose or None)  # None: FORECASTER_VERBOSE decides
 
 
 for verb in (

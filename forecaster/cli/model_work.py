@@ -11,30 +11,46 @@ import typer
 from forecaster.cli.common import (
     EndOpt,
     EngineOpt,
+    PlotTickersOpt,
     SourceOpt,
     StartOpt,
+    StrictOpt,
     TickersOpt,
     build_config,
+    check_device,
     engine_settings,
     exec_job,
     friendly_errors,
     load,
     parse_clusters,
+    sample_tickers,
+    split_tickers,
 )
-from forecaster.cli.render import console, print_backtest, print_forecast, print_metrics
-from forecaster.config import Settings
+from forecaster.cli.render import print_backtest, print_forecast, print_metrics, say
+from forecaster.config import Settings, WindowConfig
 
 
 @friendly_errors
 def train(
+    ctx: typer.Context,
     output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write.")] = Path("model"),
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Model settings from a TOML, YAML or JSON file with the keys of a saved config.json "
+            "(a saved config.json works as is); options given on the command line override it."
+        ),
+    ] = None,
     source: SourceOpt = "sample",
     ticker: TickersOpt = None,
+    strict: StrictOpt = False,
     start: StartOpt = None,
     end: EndOpt = None,
     window: Annotated[int, typer.Option(help="Trading days of history per window (L).")] = 30,
     horizon: Annotated[int, typer.Option(help="Trading days to forecast (H).")] = 5,
-    features: Annotated[str, typer.Option(help="Comma-separated daily features.")] = "log_return,log_range",
+    features: Annotated[str, typer.Option(help="Comma-separated daily features.")] = ",".join(
+        WindowConfig.features
+    ),
     clusters: Annotated[
         str, typer.Option(help="Number of clusters (experts), or 'auto' (Xie-Beni, 2..6).")
     ] = "3",
@@ -52,31 +68,45 @@ def train(
     ] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for clustering and training.")] = 0,
+    plots: Annotated[
+        bool, typer.Option(help="Write the run's plots (fan chart, regimes, errors) to OUTPUT/plots.")
+    ] = True,
+    plot_tickers: PlotTickersOpt = None,
 ) -> None:
-    """Train a forecaster and write its model directory.
+    """Train a forecaster and write its model directory (and its plots in OUTPUT/plots).
 
     Examples:
 
       forecaster train -o models/spx --ticker ^GSPC --epochs 20
 
+      forecaster train --config model.toml --epochs 5 -o models/quick
+
+      forecaster train --config models/spx/config.json --source prices/ -o models/again
+
       forecaster train --source data/prices/ --clusters auto --device cuda -o models/universe
     """
-    from forecaster.model import FuzzyLSTMForecaster
-
     settings = Settings()
-    config = build_config(
-        window=window, horizon=horizon, features=features, clusters=clusters, fuzzifier=fuzzifier,
+    model_config = build_config(
+        config, ctx, window=window, horizon=horizon, features=features, clusters=clusters, fuzzifier=fuzzifier,
         hidden=hidden, layers=layers, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr,
         fine_tune_epochs=fine_tune_epochs, device=device, seed=seed,
     )  # fmt: skip
-    bars = load(source, ticker, start, end, settings)
+    check_device(model_config.train.device)
+    bars = load(source, ticker, start, end, settings, strict=strict)
+    from forecaster.model import FuzzyLSTMForecaster
+
     started = time.perf_counter()
-    model = FuzzyLSTMForecaster(config).fit(bars)
+    model = FuzzyLSTMForecaster(model_config).fit(bars)
     model.save(output)
     print_metrics(model.metrics_)
-    console.print(
+    say(
         f"trained on {model.device_} in {time.perf_counter() - started:.1f} s; model written to [bold]{output}[/]"
     )
+    if plots:
+        from forecaster.run_plots import write_run_plots
+
+        written = write_run_plots(model, bars, output / "plots", split_tickers(plot_tickers))
+        say(f"{len(written)} plots in {output / 'plots'}")
 
 
 @friendly_errors
@@ -84,8 +114,12 @@ def forecast(
     model_dir: Annotated[Path, typer.Argument(help="A model directory written by `forecaster train`.")],
     source: SourceOpt = "cache",
     ticker: TickersOpt = None,
+    strict: StrictOpt = False,
     csv: Annotated[
         Path | None, typer.Option(help="Bars from this CSV/Parquet file instead of --source.")
+    ] = None,
+    horizon: Annotated[
+        int | None, typer.Option(help="Trading days to show, 1 up to the model's horizon (default all).")
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Also write the table as CSV.")
@@ -97,39 +131,50 @@ def forecast(
 
       forecaster forecast .forecaster/models/quickstart --ticker ^GSPC
 
-      forecaster forecast model/ --csv AAPL.csv -o aapl_forecast.csv
+      forecaster forecast model/ --csv AAPL.csv --horizon 3 -o aapl_forecast.csv
     """
     from forecaster.model import FuzzyLSTMForecaster
 
     settings = Settings()
     model = FuzzyLSTMForecaster.load(model_dir)
-    bars = load(str(csv) if csv else source, ticker, None, None, settings)
+    most = model.config.window.horizon
+    if horizon is not None and not 1 <= horizon <= most:
+        raise ValueError(f"--horizon must be between 1 and {most} (this model's horizon), got {horizon}")
+    if csv:
+        bars = load(str(csv), ticker, None, None, settings, strict=strict, option="--csv")
+    else:
+        bars = load(source, ticker, None, None, settings, strict=strict)
     table = model.predict(bars)
-    print_forecast(table)
+    if horizon is not None:
+        table = table[table["horizon"] <= horizon].reset_index(drop=True)
+    print_forecast(table, model.regime_labels_)
     if output:
         table.to_csv(output, index=False)
-        console.print(f"written to {output}")
+        say(f"written to {output}")
 
 
 @friendly_errors
 def quickstart(
     epochs: Annotated[int, typer.Option(help="Maximum training epochs.")] = 15,
     clusters: Annotated[str, typer.Option(help="Number of clusters, or 'auto'.")] = "3",
+    plot_tickers: PlotTickersOpt = None,
 ) -> None:
     """The main job on embedded defaults: train on the bundled sample, forecast, report, plot.
 
     Stores the sample bars in the price cache, trains a small model on ^GSPC and ^IXIC
     (1999-2018), prints the next-5-day forecast and the validation/test metrics against the
-    naive last-price forecast, writes PNG plots, logs the run to MLflow and registers the model
-    (champion when it beats the current one). Everything goes under FORECASTER_HOME (default
-    ./.forecaster). Runs `python -m pipelines.quickstart`.
+    naive last-price forecast, writes PNG plots (a fan chart of the forecast per ticker, the
+    regimes, errors by horizon), logs the run to MLflow and registers the model (champion when
+    it beats the current one). Everything goes under FORECASTER_HOME (default ./.forecaster).
+    Runs `python -m pipelines.quickstart`.
 
     Example:
 
-      FORECASTER_HOME=/tmp/fc forecaster quickstart --epochs 5
+      FORECASTER_HOME=/tmp/fc forecaster quickstart --epochs 5 --plot-tickers ^GSPC
     """
     parse_clusters(clusters)  # a bad option fails here, with the CLI's message
-    exec_job("pipelines.quickstart", "--epochs", str(epochs), "--clusters", clusters)
+    extra = ["--plot-tickers", plot_tickers] if plot_tickers else []
+    exec_job("pipelines.quickstart", "--epochs", str(epochs), "--clusters", clusters, *extra)
 
 
 @friendly_errors
@@ -137,6 +182,10 @@ def backtest(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the report.")] = Path("backtest"),
     source: SourceOpt = "sample",
     ticker: TickersOpt = None,
+    strict: StrictOpt = False,
+    sample: Annotated[
+        int | None, typer.Option(help="Backtest a random sample of this many tickers of the source (seeded).")
+    ] = None,
     start: Annotated[str | None, typer.Option(help="First forecast origin (YYYY-MM-DD).")] = None,
     end: Annotated[str | None, typer.Option(help="Last forecast origin (YYYY-MM-DD).")] = None,
     refit_every: Annotated[int, typer.Option(help="Trading days between refits.")] = 250,
@@ -182,6 +231,8 @@ def backtest(
 
       forecaster backtest --source prices/ --train-days 1000 --epochs 20 --device cuda -o bt/
 
+      forecaster backtest --source us-stocks.parquet --sample 30 --start 2012-01-01 --models garch,fuzzy -o bt/
+
       RAY_ADDRESS=ray-head:6379 forecaster backtest --source cache --engine ray   # folds as Ray tasks
     """
     from forecaster.engine import use_engine
@@ -194,8 +245,11 @@ def backtest(
         window=window, horizon=horizon, clusters=clusters, hidden=hidden, epochs=epochs,
         patience=patience, batch_size=batch_size, lr=lr, device=device, seed=seed,
     )  # fmt: skip
+    check_device(device)
     # All bars are loaded: targets of the last origins lie after --end, and training before --start.
-    bars = load(source, ticker, None, None, settings)
+    bars = load(source, ticker, None, None, settings, strict=strict)
+    if sample:
+        bars = sample_tickers(bars, sample, seed)
     started = time.perf_counter()
     result = walk_forward(
         bars,
@@ -211,14 +265,14 @@ def backtest(
     paths = write_report(result, output)
     summary = summary_table(result)
     print_backtest(summary)
-    console.print(
+    say(
         f"{len(result.folds)} folds in {time.perf_counter() - started:.0f} s; "
         f"report: [bold]{paths['report']}[/], plots and CSV tables in {output}"
     )
     if track:
         from forecaster import tracking
 
-        params = {"source": source, "tickers": ",".join(ticker or []) or "all", "start": start, "end": end,
+        params = {"source": source, "tickers": ",".join(sorted(bars["ticker"].unique())), "start": start, "end": end,
                   "refit_every": refit_every, "train_days": train_days, "models": models, **config.flat()}  # fmt: skip
         run_id = tracking.log_backtest_run(summary, Path(output), params, bars, settings)
-        console.print(f"mlflow: backtest run {run_id} in {settings.tracking_uri}")
+        say(f"mlflow: backtest run {run_id} in {settings.tracking_uri}")

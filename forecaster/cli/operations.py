@@ -7,9 +7,8 @@ from typing import Annotated
 import typer
 
 from forecaster.cli.common import EngineOpt, engine_settings, exec_job, friendly_errors
-from forecaster.cli.render import console, print_runs
+from forecaster.cli.render import print_runs, say
 from forecaster.config import Settings
-from forecaster.data.universe import universe_tickers
 
 
 def serve(
@@ -53,8 +52,10 @@ def ingest(
 
       forecaster ingest --engine ray   # parallel downloads, FORECASTER_INGEST_MAX_RATE per second in all
     """
+    from forecaster.data.universe import universe_tickers  # here: `--help` need not load pandas
+
     settings = engine_settings(engine)
-    console.print(f"[dim]ingesting {len(universe_tickers(settings))} tickers into {settings.price_dir}[/]")
+    say(f"[dim]ingesting {len(universe_tickers(settings))} tickers into {settings.price_dir}[/]")
     exec_job("pipelines.ingest", *(["--full"] if full else []), *(["--engine", engine] if engine else []))
 
 
@@ -74,6 +75,8 @@ def schedule() -> None:
 
       FORECASTER_FORECAST_STORE_URL=postgresql://postgres@127.0.0.1/forecasts forecaster schedule
     """
+    from forecaster.data.universe import universe_tickers
+
     settings = Settings()
     universe_tickers(settings)  # a bad universe fails now, not at 18:30
     exec_job("pipelines.scheduler")
@@ -97,6 +100,6 @@ def runs(
     settings = Settings()
     rows = forecast_store.recent_runs(forecast_store.connect(settings.forecast_store_url), limit, job)
     if not rows:
-        console.print("no job runs recorded yet")
+        say("no job runs recorded yet")
         return
     print_runs(rows)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from forecaster.cli.common import SourceOpt, friendly_errors
-from forecaster.cli.render import console, print_versions
+from forecaster.cli.render import print_versions, say
 from forecaster.config import Settings
 
 
@@ -50,7 +50,7 @@ def promote(
     )
     decision = tracking.promote(settings, bars, metric)
     verdict = "[bold green]promoted[/]" if decision.promoted else "[bold yellow]not promoted[/]"
-    console.print(f"{settings.model_name} v{decision.challenger_version}: {verdict} ({decision.reason})")
+    say(f"{settings.model_name} v{decision.challenger_version}: {verdict} ({decision.reason})")
 
 
 @friendly_errors
@@ -66,7 +66,7 @@ def models() -> None:
     settings = Settings()
     rows = tracking.list_versions(settings)
     if not rows:
-        console.print(f"no versions of {settings.model_name!r} in {settings.tracking_uri}")
+        say(f"no versions of {settings.model_name!r} in {settings.tracking_uri}")
         return
     print_versions(rows, f"{settings.model_name} in {settings.tracking_uri}")
 
@@ -84,9 +84,13 @@ def ui(
     settings = Settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     if settings.mlflow_uri:
-        console.print(f"tracking goes to {settings.mlflow_uri}: open its UI there")
+        say(f"tracking goes to {settings.mlflow_uri}: open its UI there")
         raise typer.Exit(0)
+    from forecaster import tracking
+
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.tracking_uri]
     command += ["--host", host, "--port", str(port)]
-    console.print(f"MLflow UI on http://{host}:{port}  ({' '.join(command[1:])})")
+    say(f"[dim]{' '.join(command[1:])}[/]")
+    say(f"MLflow UI: training runs at {tracking.ui_url(settings, f'http://{host}:{port}')}")
+    sys.stdout.flush()
     os.execv(command[0], command)

@@ -1,22 +1,198 @@
-"""Tables and consoles for people: forecasts, accuracy, backtests, registry versions, job runs."""
+"""Tables and consoles for people: forecasts, accuracy, backtests, registry versions, job runs.
+
+Every table fits the console's width: optional columns go first, then the remaining columns
+are split over several tables that repeat the key columns (ticker, horizon, date; or the
+model), so no key cell is ever cut to "…". Piped output (logs, CI) gets 140 columns unless
+COLUMNS says otherwise.
+"""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-# Piped output (logs, CI) would otherwise be cut to 80 columns and truncate the tables.
-console = Console(width=None if sys.stdout.isatty() else 140)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+
+def _width(stream) -> int | None:
+    # Not COLUMNS: GNU readline exports it (80) into the environment of child processes.
+    return None if stream.isatty() else 140
 
 
-def print_backtest(summary) -> None:
+console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))
+
+
+def say(message: str, **options) -> None:
+    """A line for people, never re-wrapped: paths and URLs stay whole, for copying and grep."""
+    console.print(message, soft_wrap=True, **options)
+
+
+@dataclass
+class Column:
+    header: str
+    cells: list[str]
+    justify: str = "right"
+    drop: int = 0  # 0: always shown; when too wide, the highest numbers are dropped first
+    wrap: bool = False  # long free text (regimes, errors) may wrap; numbers and keys never do
+    style: str | None = None
+
+    @property
+    def width(self) -> int:
+        return max([len(self.header), *(len(c) for c in self.cells)])
+
+
+@dataclass
+class Layout:
+    title: str
+    keys: list[Column]  # repeated in every part when the columns are split
+    columns: list[Column]
+    section_ends: set[int] = field(default_factory=set)  # rows after which a rule is drawn
+
+
+def _table_width(columns: list[Column]) -> int:
+    # Rich's default box: one space of padding on each side and one border per column, plus one.
+    return sum(c.width for c in columns) + 3 * len(columns) + 1
+
+
+def print_table(layout: Layout, out: Console | None = None, caption: str | None = None) -> None:
+    """Print `layout` within the console's width (see the module docstring)."""
+    out = out or console
+    width = out.width
+    columns = list(layout.columns)
+    while _table_width(layout.keys + columns) > width and any(c.drop for c in columns):
+        worst = max(c.drop for c in columns)
+        columns = [c for c in columns if c.drop != worst]
+    parts: list[list[Column]] = [[]]
+    for column in columns:
+        if parts[-1] and _table_width(layout.keys + parts[-1] + [column]) > width:
+            parts.append([])
+        parts[-1].append(column)
+    for i, part in enumerate(parts):
+        title = layout.title if i == 0 else "(continued)"
+        out.print(_rich_table(title, layout.keys + part, layout.section_ends))
+    if caption:
+        out.print(f"[dim]{escape(caption)}[/]")
+
+
+def _rich_table(title: str, columns: list[Column], section_ends: set[int]) -> Table:
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(
+            c.header,
+            justify=c.justify,
+            no_wrap=not c.wrap,
+            min_width=None if c.wrap else c.width,  # never squeezed into "…"
+            overflow="fold",
+            style=c.style,
+        )
+    n_rows = len(columns[0].cells) if columns else 0
+    for r in range(n_rows):
+        table.add_row(*(escape(c.cells[r]) for c in columns), end_section=r in section_ends)
+    return table
+
+
+def _price(value: float, band: bool = False) -> str:
+    """Prices readable at a glance: 2,506.85; bands of large prices without decimals (2,442)."""
+    if value != value:
+        return "-"
+    if band and abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.4g}"
+
+
+def print_forecast(table, regime_labels: list[str] | None = None, out: Console | None = None) -> None:
+    """The forecast table (model.predict), one block of rows per ticker, and its regime per ticker."""
+    levels = sorted(int(c.split("_")[1]) for c in table.columns if c.startswith("lower_"))
+    members = sorted(c for c in table.columns if c.startswith("u_"))
+    rows = table.to_dict("records")  # grouped by ticker, horizons in order (as `predict` returns them)
+    first = [i == 0 or rows[i - 1]["ticker"] != r["ticker"] for i, r in enumerate(rows)]
+    ends = {i - 1 for i in range(1, len(rows)) if first[i]}
+    as_of = ", ".join(sorted({str(d.date()) for d in table["as_of"]}))
+    layout = Layout(
+        f"Forecast of the adjusted close, as of {as_of}",
+        keys=[
+            Column("ticker", [r["ticker"] if f else "" for r, f in zip(rows, first, strict=True)], "left"),
+            Column("h", [str(r["horizon"]) for r in rows]),
+            Column("date", [str(r["target_date"].date()) for r in rows]),
+        ],
+        columns=[
+            Column(
+                "last",
+                [_price(r["last_price"]) if f else "" for r, f in zip(rows, first, strict=True)],
+                drop=2,
+            ),
+            Column("forecast", [_price(r["forecast"]) for r in rows], style="bold"),
+            Column("change", [f"{r['forecast'] / r['last_price'] - 1:+.2%}" for r in rows], drop=1),
+            *[
+                Column(
+                    f"{p}% interval",
+                    [f"{_price(r[f'lower_{p}'], True)}–{_price(r[f'upper_{p}'], True)}" for r in rows],
+                )
+                for p in levels
+            ],
+        ],
+        section_ends=ends,
+    )
+    notes = [_regime_note(r, members, regime_labels) for r, f in zip(rows, first, strict=True) if f]
+    print_table(layout, out, caption="\n".join(notes) if members else None)
+
+
+def _regime_note(row: dict, members: list[str], labels: list[str] | None) -> str:
+    """`^GSPC: regime turbulent, falling (0.53; calm, rising 0.47)`, flagged when near uniform."""
+    u = [float(row[m]) for m in members]
+    names = labels if labels and len(labels) == len(u) else [f"cluster {k}" for k in range(len(u))]
+    order = sorted(range(len(u)), key=lambda k: -u[k])
+    others = "; ".join(f"{names[k]} {u[k]:.2f}" for k in order[1:])
+    note = f"{row['ticker']}: regime {names[order[0]]} ({u[order[0]]:.2f}; {others})"
+    # The same threshold idea as the clustering's warning: a lead this small says little.
+    if u[order[0]] - 1 / len(u) < 0.1:
+        note += ": memberships near uniform, the experts are weighted about equally"
+    return note
+
+
+def print_metrics(metrics: dict, out: Console | None = None) -> None:
+    splits = [s for s in ("val", "test") if f"{s}_rmse" in metrics]
+    by_split = [
+        {k.removeprefix(f"{s}_"): v for k, v in metrics.items() if k.startswith(f"{s}_")} for s in splits
+    ]
+    spec = [  # header, metric key, format; the distribution first: it is what the model forecasts
+        ("pinball x1e4", "pinball", "{:.2f}", 1e4),
+        ("Winkler 80 x1e4", "winkler_80", "{:.1f}", 1e4),
+        ("80% cover", "coverage_80", "{:.1%}", 1),
+        ("95% cover", "coverage_95", "{:.1%}", 1),
+        ("RMSE", "rmse", "{:.2f}", 1),
+        ("naive RMSE", "naive_rmse", "{:.2f}", 1),
+        ("Theil U", "theil_u", "{:.3f}", 1),
+        ("direction", "directional_accuracy", "{:.1%}", 1),
+    ]
+    layout = Layout(
+        "Accuracy over all horizons: the distribution (pinball, Winkler, coverage) and the median",
+        keys=[Column("split", splits, "left")],
+        columns=[
+            Column("windows", [str(metrics[f"n_windows_{s}"]) for s in splits]),
+            *[
+                Column(header, [fmt.format(scale * m.get(key, float("nan"))) for m in by_split])
+                for header, key, fmt, scale in spec
+            ],
+        ],
+    )
+    print_table(
+        layout,
+        out,
+        caption=f"{metrics['n_clusters']} clusters; FPC {metrics['cluster_fpc']:.2f} (uniform would be "
+        f"{metrics['cluster_uniform_fpc']:.2f}), mean largest membership "
+        f"{metrics['cluster_mean_max_membership']:.2f}. Pinball and Winkler on cumulative log returns, lower "
+        "is better; 80%/95% cover: measured coverage of the calibrated intervals; Theil U = RMSE / naive "
+        "RMSE of the median: below 1 beats the naive forecast.",
+    )
+
+
+def print_backtest(summary, out: Console | None = None) -> None:
     n = int(summary["n"].iloc[0]) if len(summary) else 0
-    out = Table(title=f"Walk-forward backtest: {n:,} forecasts per model (tickers x origins x horizons)")
-    columns = {  # summary column: (header, format)
-        "model": ("model", "{}"),
+    spec = {  # summary column: (header, format)
         "rmse": ("RMSE", "{:,.2f}"),
         "mase": ("MASE", "{:.3f}"),
         "theil_u": ("Theil U", "{:.4f}"),
@@ -30,112 +206,63 @@ def print_backtest(summary) -> None:
         "dm_p_pinball_vs_garch": ("pinball p vs garch", "{:.3f}"),
         "dm_p_pinball_vs_equal_weight": ("pinball p vs equal", "{:.3f}"),
     }
-    columns = {k: v for k, v in columns.items() if k in summary}
-    for header, _ in columns.values():
-        out.add_column(header, justify="right", no_wrap=True)
-    for r in summary.to_dict("records"):
-        out.add_row(*("-" if r[k] != r[k] else fmt.format(r[k]) for k, (_, fmt) in columns.items()))
-    console.print(out)
-    console.print(
-        "[dim]Theil U = RMSE / naive RMSE (price; return: on cumulative log returns); below 1 beats "
-        "the naive last-price forecast. dm p: Diebold-Mariano p-value (HLN-corrected) of the "
-        "squared log-return errors against that reference; pinball: mean pinball loss over the "
-        "quantile levels (cumulative log return) x1e4, and its DM p-values.[/]"
+    records = summary.to_dict("records")
+    layout = Layout(
+        f"Walk-forward backtest: {n:,} forecasts per model (tickers x origins x horizons)",
+        keys=[Column("model", [str(r["model"]) for r in records], "left")],
+        columns=[
+            Column(header, ["-" if r[k] != r[k] else fmt.format(r[k]) for r in records])
+            for k, (header, fmt) in spec.items()
+            if k in summary
+        ],
+    )
+    print_table(
+        layout,
+        out,
+        caption="Theil U = RMSE / naive RMSE (price; return: on cumulative log returns); below 1 beats "
+        "the naive last-price forecast. p: Diebold-Mariano p-value (HLN-corrected) of the squared "
+        "log-return errors against that reference; pinball: mean pinball loss over the quantile "
+        "levels (cumulative log return) x1e4, and its DM p-values.",
     )
 
 
-def print_forecast(table) -> None:
-    levels = sorted(int(c.split("_")[1]) for c in table.columns if c.startswith("lower_"))
-    members = [c for c in table.columns if c.startswith("u_")]
-    as_of = ", ".join(sorted({str(d.date()) for d in table["as_of"]}))
-    out = Table(title=f"Forecast of the adjusted close, as of {as_of}")
-    for name in [
-        "ticker",
-        "h",
-        "date",
-        "last",
-        "forecast",
-        *[f"{p}% interval" for p in levels],
-        "memberships",
-    ]:
-        out.add_column(name, justify="right", no_wrap=True)
-    for r in table.to_dict("records"):
-        out.add_row(
-            r["ticker"],
-            str(r["horizon"]),
-            str(r["target_date"].date()),
-            f"{r['last_price']:,.2f}",
-            f"{r['forecast']:,.2f}",
-            *[f"{r[f'lower_{p}']:,.0f}-{r[f'upper_{p}']:,.0f}" for p in levels],
-            " ".join(f"{r[m]:.2f}" for m in members),
-        )
-    console.print(out)
+def print_versions(rows: list[dict], title: str, out: Console | None = None) -> None:
+    names = list(rows[0])
+    columns = [
+        Column(n, [str(r[n]) for r in rows], "left", wrap=n in ("regimes", "promotion.decision"))
+        for n in names
+    ]
+    print_table(Layout(title, keys=columns[:1], columns=columns[1:]), out)
 
 
-def print_metrics(metrics: dict) -> None:
-    out = Table(title="Accuracy over all horizons, against the naive last-price forecast")
-    for name in [
-        "split",
-        "windows",
-        "RMSE",
-        "naive",
-        "Theil U",
-        "MAPE %",
-        "naive",
-        "direction",
-        "80%",
-        "95%",
-    ]:
-        out.add_column(name, justify="right", no_wrap=True)
-    for split in ("val", "test"):
-        if f"{split}_rmse" not in metrics:
-            continue
-        m = {k.removeprefix(f"{split}_"): v for k, v in metrics.items() if k.startswith(f"{split}_")}
-        out.add_row(
-            split,
-            str(metrics[f"n_windows_{split}"]),
-            f"{m['rmse']:.2f}",
-            f"{m['naive_rmse']:.2f}",
-            f"{m['theil_u']:.3f}",
-            f"{m['mape']:.3f}",
-            f"{m['naive_mape']:.3f}",
-            f"{m['directional_accuracy']:.1%}",
-            f"{m.get('coverage_80', float('nan')):.1%}",
-            f"{m.get('coverage_95', float('nan')):.1%}",
-        )
-    console.print(out)
-    console.print(
-        f"[dim]{metrics['n_clusters']} clusters; FPC {metrics['cluster_fpc']:.2f} (uniform would be "
-        f"{metrics['cluster_uniform_fpc']:.2f}), mean largest membership {metrics['cluster_mean_max_membership']:.2f}. "
-        "Theil U = RMSE / naive RMSE: below 1 beats the naive forecast. 80%/95%: measured "
-        "coverage of the conformal intervals.[/]"
-    )
-
-
-def print_versions(rows: list[dict], title: str) -> None:
-    out = Table(title=title)
-    for name in rows[0]:
-        out.add_column(name, no_wrap=True)
-    for row in rows:
-        out.add_row(*(str(v) for v in row.values()))
-    console.print(out)
-
-
-def print_runs(rows: list[dict]) -> None:
-    out = Table(title="Recent job runs (times UTC)")
+def print_runs(rows: list[dict], out: Console | None = None) -> None:
+    out = out or console
+    table = Table(title="Recent job runs (times UTC)")
     for name in ("id", "job", "started", "took", "status", "counts", "error"):
-        out.add_column(name, no_wrap=name not in ("counts", "error"))
+        table.add_column(name, no_wrap=name not in ("counts", "error"))
     colours = {"ok": "green", "partial": "yellow", "failed": "red", "running": "cyan"}
     for r in rows:
         took = f"{(r['finished_at'] - r['started_at']).total_seconds():.1f} s" if r["finished_at"] else "-"
         status = r["status"]
-        out.add_row(
+        table.add_row(
             str(r["id"]),
             r["job"],
             r["started_at"].strftime("%Y-%m-%d %H:%M:%S"),
             took,
             f"[{colours.get(status, 'white')}]{status}[/]",
-            ", ".join(f"{k}={v}" for k, v in (r["counts"] or {}).items()),
-            (r["error"] or "")[:300],
+            escape(", ".join(f"{k}={v}" for k, v in (r["counts"] or {}).items())),
+            escape((r["error"] or "")[:300]),
         )
-    console.print(out)
+    out.print(table)
+
+
+def promotion_line(model_name: str, decision) -> str:
+    """What a promotion did, in words: `fcm-lstm v1 is champion (first model)`."""
+    new = f"{model_name} v{decision.challenger_version}"
+    if decision.promoted and decision.champion_version is None:
+        return f"{new} is champion (first model)"
+    if decision.promoted:
+        return f"{new} is champion, replacing v{decision.champion_version} ({decision.reason})"
+    if decision.champion_version == decision.challenger_version:
+        return f"{new} is already champion"
+    return f"{new} is challenger; v{decision.champion_version} stays champion ({decision.reason})"

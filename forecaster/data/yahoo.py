@@ -142,7 +142,10 @@ def download_ticker(
         history = retrying(_history, symbol, first, last, timeout, session)
     except Exception as exc:  # yfinance's, HTTP and parsing errors alike mean no bars
         tries = f" after {retry.attempts} attempts" if retry.attempts > 1 and is_transient(exc) else ""
-        raise DataSourceError(f"{symbol}: Yahoo download failed{tries} ({_reason(exc)})") from exc
+        reason = _reason(exc)
+        if reason.startswith("could not reach"):
+            raise DataSourceError(f"{symbol}: {reason}{tries}") from exc
+        raise DataSourceError(f"{symbol}: Yahoo download failed{tries} ({reason})") from exc
     if history.empty:
         span = f"from {_day(first, 'the start')} to {_day(last, 'now')}"
         raise DataSourceError(f"{symbol}: Yahoo returned no daily bars {span}")
@@ -174,6 +177,8 @@ def _reason(exc: Exception) -> str:
     """A short account of why a download failed, for the error message."""
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
+    if status == 0 or _unreachable(exc):  # offline, curl_cffi reports "HTTP 0 OK"
+        return "could not reach Yahoo Finance (offline?)"
     if status == 404:
         return "HTTP 404 Not Found: unknown or delisted symbol?"
     if status is not None:
@@ -181,3 +186,16 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, YFException):  # yfinance's own messages are already explanations
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _unreachable(exc: Exception) -> bool:
+    """A refused, reset or unresolvable connection (not a timeout: the server may just be slow)."""
+    timeouts = (TimeoutError, requests.exceptions.Timeout)
+    connection = (ConnectionError, requests.exceptions.ConnectionError)
+    try:
+        from curl_cffi.requests import exceptions as curl
+
+        timeouts, connection = (*timeouts, curl.Timeout), (*connection, curl.ConnectionError)
+    except ImportError:
+        pass
+    return isinstance(exc, connection) and not isinstance(exc, timeouts)

@@ -249,7 +249,7 @@ def _fit_competitors(models, bars, all_bars, config, progress):
         predictors["equal_weight"] = lambda w: fuzzy.predict_windows(w, combine="equal")
         seconds["fuzzy"] = time.perf_counter() - started
     for name in models:
-        if name in ("fuzzy", "equal_weight"):
+        if name in ("fuzzy", "equal_weight", "fuzzy_aci"):  # fuzzy_aci is derived from fuzzy's rows
             continue
         started = time.perf_counter()
         if name in BASELINES:
@@ -321,7 +321,7 @@ def _aci_rows(forecasts: pd.DataFrame, config: ForecasterConfig) -> pd.DataFrame
         lo, hi = (levels.index(q) for q in interval_levels(coverage))
         pct = round(100 * coverage)
         out[f"lower_{pct}"], out[f"upper_{pct}"] = last * np.exp(served[:, lo]), last * np.exp(served[:, hi])
-    return out
+    return out.sort_index()  # the fuzzy rows' own order: fold by fold, like every competitor
 
 
 def _with_regime(forecasts: pd.DataFrame, memberships: pd.DataFrame) -> pd.DataFrame:

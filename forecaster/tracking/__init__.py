@@ -27,7 +27,7 @@ from forecaster.tracking.registry import (
 )
 from forecaster.tracking.runs import LoggedModel, log_backtest_run, log_training_run
 from forecaster.tracking.search import log_search, tag_search
-from forecaster.tracking.setup import configure
+from forecaster.tracking.setup import configure, ui_url
 
 __all__ = [
     "CHALLENGER",
@@ -52,4 +52,5 @@ __all__ = [
     "promote",
     "resolve_model_uri",
     "tag_search",
+    "ui_url",
 ]

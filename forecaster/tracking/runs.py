@@ -15,14 +15,19 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
+from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 
 from forecaster.config import Settings
+from forecaster.logs import is_verbose
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.tracking.pyfunc import ForecasterPyfunc
 from forecaster.tracking.registry import mark_challenger
 from forecaster.tracking.setup import configure
 
 log = logging.getLogger(__name__)
+
+# model.metrics_ keys that describe the clustering and the data split rather than score the model.
+DIAGNOSTICS = ("n_clusters", "xie_beni", "cluster_", "n_windows_")
 
 
 @dataclass
@@ -68,13 +73,20 @@ def log_training_run(
         mlflow.log_params({"source": settings.source, "universe": ",".join(model.fingerprint_["tickers"])})
         for stage, rows in model.history_.items():
             for row in rows:  # per-epoch losses as metric steps, so the UI draws the curves
+                # "loss/" makes the UI put the curves in a section of their own, above the
+                # section of single-value metrics.
                 mlflow.log_metrics(
-                    {f"{stage}.{k.replace('/', '.')}": v for k, v in row.items() if k != "epoch"},
+                    {f"loss/{stage}.{k.replace('/', '.')}": v for k, v in row.items() if k != "epoch"},
                     step=row["epoch"],
                 )
-        mlflow.log_metrics({k: float(v) for k, v in model.metrics_.items()})
-        for c, index in getattr(model.clusterer_, "xie_beni_", {}).items():
-            mlflow.log_metric("xie_beni_by_c", index, step=c)
+        # Single values that describe the fit go to params: as metrics the UI would draw each as a
+        # one-bar chart above the loss curves. Scores stay metrics, so runs sort and compare by them.
+        diagnostics = {k: v for k, v in model.metrics_.items() if k.startswith(DIAGNOSTICS)}
+        mlflow.log_params({k: f"{v:.4g}" if isinstance(v, float) else str(v) for k, v in diagnostics.items()})
+        xie_beni = getattr(model.clusterer_, "xie_beni_", {})
+        if xie_beni:
+            mlflow.log_param("xie_beni_by_c", ", ".join(f"{c}: {v:.4g}" for c, v in xie_beni.items()))
+        mlflow.log_metrics({k: float(v) for k, v in model.metrics_.items() if k not in diagnostics})
         fingerprint = model.fingerprint_
         mlflow.set_tags(
             {
@@ -86,6 +98,10 @@ def log_training_run(
             }
         )
         mlflow.log_dict(fingerprint, "data_fingerprint.json")
+        quarantine = bars.attrs.get("quarantine")
+        if quarantine is not None and not quarantine.empty:  # tickers left out of the training data, and why
+            mlflow.log_table(quarantine.to_frame().astype(str), "quarantine.json")
+            mlflow.set_tag("data.quarantined", ",".join(quarantine.tickers))
         mlflow.log_dict(model.config.to_dict(), "config.json")
         mlflow.log_dict(
             {
@@ -166,6 +182,9 @@ def _quiet_mlflow():
     logger = logging.getLogger("mlflow")
     level = logger.level
     logger.setLevel(logging.ERROR)
+    # "Successfully registered model ..." is printed, not logged; registry.py logs the version.
+    stream = MLFLOW_LOGGING_STREAM.enabled
+    MLFLOW_LOGGING_STREAM.enabled = is_verbose()
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings(
@@ -174,6 +193,7 @@ def _quiet_mlflow():
             yield
     finally:
         logger.setLevel(level)
+        MLFLOW_LOGGING_STREAM.enabled = stream
 
 
 def regime_summary(model: FuzzyLSTMForecaster) -> str:

@@ -1,0 +1,37 @@
+"""The training loop: the bf16 path CUDA takes, exercised on the CPU; devices that are not there."""
+
+import numpy as np
+import pytest
+import torch
+
+from forecaster.config import TrainConfig
+from forecaster.experts import ExpertEnsemble
+from forecaster.training import DeviceUnavailable, resolve_device, train_experts
+
+
+def test_bf16_autocast_path_trains_on_the_cpu_with_float32_losses():
+    torch.manual_seed(0)
+    features = torch.randn(400, 3)  # one lazy [T, F] array; windows are gathered by end row
+    offsets = torch.arange(-9, 1)
+    gather = lambda end: features[end[:, None] + offsets]  # noqa: E731
+    ends = torch.arange(9, 390)
+    y = features[ends + 1, :1].repeat(1, 2) * 0.5  # [N, H=2] a learnable target
+    weights = torch.ones(len(ends), 2)
+    ensemble = ExpertEnsemble(2, 3, 2, n_outputs=3, median_index=1, hidden_size=8)
+    levels = torch.tensor([0.1, 0.5, 0.9])
+    data = (ends, y, weights)
+    history = train_experts(
+        ensemble, data, data, TrainConfig(epochs=3, batch_size=64, precision="bf16"), gather, levels, False
+    )
+    losses = [row["expert_0/train_loss"] for row in history]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert all(p.dtype == torch.float32 for p in ensemble.parameters())  # autocast never casts weights
+
+
+def test_an_unavailable_device_names_what_is_available():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(DeviceUnavailable, match="available: cpu"):
+        resolve_device("cuda")
+    with pytest.raises(DeviceUnavailable, match="unknown device"):
+        resolve_device("tpu")
