@@ -214,6 +214,17 @@ class Settings(BaseSettings):
     job_lock_ttl_s: int = 600  # a lock not renewed for this long is free (its holder died)
     job_heartbeat_s: int = 30  # a running job updates its job_runs row this often
     job_stale_after_s: int = 300  # a running run without heartbeat this long is marked interrupted
+    # Engine (forecaster/engine.py): `local` runs everything in this process and starts no Ray;
+    # `ray` runs backtest folds, batch-forecast shards, downloads, searches and distributed
+    # training as Ray tasks: on the cluster at RAY_ADDRESS, else on a Ray started on this machine.
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(
+        None, validation_alias=AliasChoices("RAY_ADDRESS", "FORECASTER_RAY_ADDRESS")
+    )
+    ray_num_cpus: int | None = None  # CPUs of a Ray started here (no RAY_ADDRESS); None: all
+    ingest_max_rate: float = 5.0  # Yahoo downloads per second across all Ray workers together
+    train_workers: int = 2  # Ray Train workers (DDP) of the retrain job on the `ray` engine
+    train_use_gpu: bool = False  # one GPU per Ray Train worker (nccl) instead of CPUs (gloo)
 
     @property
     def price_dir(self) -> Path:

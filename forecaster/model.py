@@ -133,15 +133,18 @@ class FuzzyLSTMForecaster:
             else None
         )
 
-        def tensors(ws: WindowSet, weights: np.ndarray):
+        def tensors(ws: WindowSet, weights: np.ndarray, rows=slice(None)):
             z = standardized_targets(ws)[0].astype(np.float32)
-            return tuple(torch.as_tensor(a, device=device) for a in (ws.end, z, weights))
+            return tuple(torch.as_tensor(a[rows], device=device) for a in (ws.end, z, weights))
 
         gate = cfg.cluster.gate
+        # One process trains on every window; under distributed training (forecaster.distributed)
+        # each worker gets its share of the rows and a DDP wrapper that all-reduces the gradients.
+        rows, module = self._train_share(len(train)), self._train_module(self.experts_)
         self.history_ = {
             "experts": train_experts(
-                self.experts_,
-                tensors(train, self._training_weights(u_train)),
+                module,
+                tensors(train, self._training_weights(u_train), rows),
                 tensors(val, self._training_weights(u_val)),
                 cfg.train,
                 gather,
@@ -151,8 +154,8 @@ class FuzzyLSTMForecaster:
         }
         if cfg.train.fine_tune_epochs > 0:
             self.history_["fine_tune"] = fine_tune(
-                self.experts_,
-                tensors(train, fusion_weights(u_train, gate)),
+                module,
+                tensors(train, fusion_weights(u_train, gate), rows),
                 tensors(val, fusion_weights(u_val, gate)),
                 cfg.train,
                 gather,
@@ -202,6 +205,14 @@ class FuzzyLSTMForecaster:
             num_layers=e.num_layers,
             dropout=e.dropout,
         )
+
+    def _train_share(self, n_windows: int):
+        """Rows of the training windows this process trains on: all of them."""
+        return slice(None)
+
+    def _train_module(self, experts: ExpertEnsemble) -> torch.nn.Module:
+        """The module the training loops run: the ensemble itself."""
+        return experts
 
     def _training_weights(self, memberships: np.ndarray) -> np.ndarray:
         return training_weights(memberships, self.config.cluster.gate, self.config.cluster.m)

@@ -12,9 +12,11 @@ w_ik (from u_ik^m); the fine-tune scores the fused output sum_k u_k y_k, which i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 
 import torch
 from torch import nn
@@ -26,6 +28,24 @@ from forecaster.progress import Progress
 log = logging.getLogger(__name__)
 
 Tensors = tuple[torch.Tensor, ...]
+
+# Called with (stage, row) after every epoch of every loop in this context (`on_epoch`).
+_epoch_listener: ContextVar[Callable[[str, dict], None] | None] = ContextVar("epoch_listener", default=None)
+
+
+@contextlib.contextmanager
+def on_epoch(listener: Callable[[str, dict[str, float]], None]):
+    """Call `listener(stage, row)` after every epoch trained inside this block.
+
+    `stage` is "experts" or "fine-tune"; `row` is the epoch's row of `history_` (per-track
+    train and validation losses). A hyperparameter search reports from here, so a scheduler
+    such as ASHA can stop a weak trial after a few epochs.
+    """
+    token = _epoch_listener.set(listener)
+    try:
+        yield
+    finally:
+        _epoch_listener.reset(token)
 
 
 class DeviceUnavailable(ValueError):
@@ -149,6 +169,8 @@ def _fit(
             else:
                 stale[k] += 1
         history.append(row)
+        if (listener := _epoch_listener.get()) is not None:
+            listener(desc, row)
         bar.note(
             f"epoch {epoch}: val {sum(val_losses) / len(val_losses):.4f}, {sum(s < config.patience for s in stale)} active"
         )

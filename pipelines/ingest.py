@@ -3,6 +3,7 @@
 Usage:
     python -m pipelines.ingest             # incremental: the days after what the store holds
     python -m pipelines.ingest --full      # re-download every ticker's whole history
+    python -m pipelines.ingest --engine ray   # tickers in parallel Ray tasks, one rate limit for all
     FORECASTER_UNIVERSE_FILE=universe.txt python -m pipelines.ingest
 
 Incremental runs re-read `ingest_overlap_days` calendar days before each ticker's last stored
@@ -18,6 +19,8 @@ data) is reported and the others go on; the exit code is 1 when more than
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import logging
 import sys
 import time
@@ -33,6 +36,7 @@ from forecaster.config import Settings
 from forecaster.data import DataSourceError, DataValidationError, PriceStore
 from forecaster.data.universe import universe_tickers
 from forecaster.data.yahoo import NO_RETRY, RetryPolicy, download_ticker
+from forecaster.engine import ENGINES, RateLimit, map_tasks, use_engine
 from forecaster.logs import setup_logging
 from forecaster.paths import NotWritableError, ensure_writable
 
@@ -107,31 +111,42 @@ def ingest(
     timeout: float = 30,
     retry: RetryPolicy = NO_RETRY,
     session=None,
+    engine: str = "local",
+    max_rate: float | None = None,
 ) -> IngestReport:
-    """Bring the store's bars of `tickers` up to `end` (default today); one outcome per ticker."""
-    fetch: Callable = lambda t, start: download_ticker(  # noqa: E731
-        t, start, end, timeout=timeout, session=session, retry=retry
-    )
+    """Bring the store's bars of `tickers` up to `end` (default today); one outcome per ticker.
+
+    `engine="ray"` downloads each batch's tickers in parallel Ray tasks, all under one rate
+    limit of `max_rate` downloads per second (a Ray actor; retries take a slot too); the store
+    is read and written here, in this process, as with the local engine.
+    """
     stored = set(store.tickers())
+    limit = RateLimit(max_rate, engine) if max_rate and engine == "ray" else None
+    options = dict(overlap_days=overlap_days, end=end, timeout=timeout, retry=retry, session=session)
     report = IngestReport()
     for i in range(0, len(tickers), batch_size):
         batch = tickers[i : i + batch_size]
-        replace, merge = [], []
+        jobs, done = [], {}
         for ticker in batch:
             try:
-                last = store.last_date(ticker) if ticker in stored and not full else None
-                bars = fetch(ticker, download_start(last, overlap_days))
-                whole = last is None
-                if not whole and history_revised(store.read(ticker), bars):
-                    log.info("%s: adjusted history changed; downloading it all again", ticker)
-                    bars, whole = fetch(ticker, None), True
+                jobs.append(
+                    (ticker, *_stored_state(store, ticker, full or ticker not in stored, overlap_days))
+                )
             except (DataSourceError, DataValidationError) as exc:
-                report.outcomes.append(TickerOutcome(ticker, False, error=str(exc)))
-                log.warning("%s", exc)
+                done[ticker] = Download(None, error=str(exc))
+        last_days = {ticker: last for ticker, last, _ in jobs}
+        shared = options | {"limit": limit}
+        done |= dict(zip(last_days, map_tasks(download, jobs, engine, shared=shared), strict=True))
+        replace, merge = [], []
+        for ticker in batch:
+            bars, last = done[ticker].bars, last_days.get(ticker)
+            if bars is None:
+                report.outcomes.append(TickerOutcome(ticker, False, error=done[ticker].error))
+                log.warning("%s", done[ticker].error)
                 continue
-            (replace if whole else merge).append(bars)
+            (replace if done[ticker].whole else merge).append(bars)
             new = int((bars["date"] > last).sum()) if last is not None else len(bars)
-            report.outcomes.append(TickerOutcome(ticker, True, new, bars["date"].max(), whole))
+            report.outcomes.append(TickerOutcome(ticker, True, new, bars["date"].max(), done[ticker].whole))
         # Each file is replaced atomically; a crash mid-batch leaves every file whole.
         if replace:
             store.write(pd.concat(replace))
@@ -139,6 +154,66 @@ def ingest(
             store.upsert(pd.concat(merge))
         log.info("batch of %d: %s", len(batch), ", ".join(batch))
     return report
+
+
+def _stored_state(store: PriceStore, ticker: str, fresh: bool, overlap_days: int):
+    """(last stored day, stored bars from the overlap on), or (None, None) for a whole download.
+
+    The overlap is all the revision check compares, so a task is sent no more than that.
+    """
+    last = None if fresh else store.last_date(ticker)
+    if last is None:
+        return None, None
+    bars = store.read(ticker)
+    return last, bars[bars["date"] >= download_start(last, overlap_days)]
+
+
+@dataclass
+class Download:
+    """What one ticker's download brought: its bars (the whole history when `whole`), or why not."""
+
+    bars: pd.DataFrame | None
+    whole: bool = False
+    error: str | None = None
+
+
+def download(
+    job: tuple[str, pd.Timestamp | None, pd.DataFrame | None],
+    *,
+    overlap_days: int,
+    end,
+    timeout: float,
+    retry: RetryPolicy,
+    session,
+    limit: RateLimit | None = None,
+) -> Download:
+    """Download one ticker: (ticker, last stored day or None, stored bars from the overlap on).
+
+    The days after the last stored one (and the overlap); everything when new, or when the
+    overlap's adjusted closes changed. Touches no store, so it runs here or as a Ray task.
+    """
+    ticker, last, stored_tail = job
+    if limit is not None:  # every attempt takes a slot: the first here, each retry after its backoff
+        retry = dataclasses.replace(retry, sleep=functools.partial(_sleep_then_wait, retry.sleep, limit))
+
+    def fetch(start):
+        if limit is not None:
+            limit.wait()
+        return download_ticker(ticker, start, end, timeout=timeout, session=session, retry=retry)
+
+    try:
+        bars = fetch(download_start(last, overlap_days))
+        if last is not None and history_revised(stored_tail, bars):
+            log.info("%s: adjusted history changed; downloading it all again", ticker)
+            return Download(fetch(None), whole=True)
+    except (DataSourceError, DataValidationError) as exc:
+        return Download(None, error=str(exc))
+    return Download(bars, whole=last is None)
+
+
+def _sleep_then_wait(sleep: Callable[[float], None], limit: RateLimit, seconds: float) -> None:
+    sleep(seconds)
+    limit.wait()
 
 
 def run(
@@ -152,6 +227,7 @@ def run(
 ) -> IngestReport:
     """The job: the universe from Yahoo into the price store, recorded in job_runs."""
     ensure_writable(settings.price_dir)  # before any download: a read-only folder fails now
+    use_engine(settings)  # FORECASTER_ENGINE=ray: a cluster that cannot be reached fails now too
     store = PriceStore(settings.price_dir)
     store.remove_orphans()  # temporary files of an earlier ingest killed mid-write
     engine = engine or forecast_store.connect(settings.forecast_store_url)
@@ -169,6 +245,8 @@ def run(
             timeout=settings.ingest_timeout,
             retry=retry,
             session=session,
+            engine=settings.engine,
+            max_rate=settings.ingest_max_rate,
         )
         record.counts = report.counts()
         if report.failed:
@@ -191,10 +269,13 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--full", action="store_true", help="re-download every ticker's whole history")
+    parser.add_argument(
+        "--engine", choices=ENGINES, help="local or ray (default FORECASTER_ENGINE, else local)"
+    )
     args = parser.parse_args(argv)
     setup_logging()  # forecaster.logs: plain lines, or JSON with FORECASTER_LOG_FORMAT=json
     try:
-        settings = Settings()
+        settings = Settings(**({"engine": args.engine} if args.engine else {}))
         sys.exit(run(settings, full=args.full).exit_code(settings.ingest_max_failure_share))
     # Expected failures: one line, no traceback.
     except (ValueError, DataSourceError, NotWritableError, forecast_store.SchemaVersionError) as exc:

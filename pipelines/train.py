@@ -3,6 +3,7 @@
 Usage:
     python -m pipelines.train                     # embedded defaults: bundled sample, ./.forecaster
     python -m pipelines.train --epochs 5 --name nightly
+    python -m pipelines.train --engine ray --workers 4   # Ray Train: DDP on 4 workers (RAY_ADDRESS)
     FORECASTER_SOURCE=yahoo python -m pipelines.train      # ingest first, then train on the price store
     FORECASTER_SOURCE=prices/ FORECASTER_UNIVERSE='["AAPL","MSFT"]' python -m pipelines.train
 
@@ -30,6 +31,7 @@ from forecaster.cli.common import EXPECTED_ERRORS, fail, split_tickers
 from forecaster.config import ForecasterConfig, Settings, TrainConfig
 from forecaster.data import DataSourceError, load_bars
 from forecaster.data.universe import universe_tickers
+from forecaster.engine import ENGINES, use_engine
 from forecaster.logs import setup_logging
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.run_plots import write_run_plots
@@ -56,8 +58,22 @@ def train(bars: pd.DataFrame, config: ForecasterConfig) -> FuzzyLSTMForecaster:
 
 
 def fit_and_save(bars: pd.DataFrame, config: ForecasterConfig, settings: Settings, name: str):
-    """Fit on `bars` and write the model directory FORECASTER_HOME/models/<name>: (model, path)."""
-    model = train(bars, config)
+    """Fit on `bars` and write the model directory FORECASTER_HOME/models/<name>: (model, path).
+
+    On the `ray` engine the fit is distributed: DDP on `settings.train_workers` Ray Train workers.
+    """
+    if settings.engine == "ray":
+        from forecaster.distributed import fit_distributed
+
+        model = fit_distributed(
+            bars,
+            config,
+            workers=settings.train_workers,
+            use_gpu=settings.train_use_gpu,
+            storage=settings.home / "ray_results",
+        )
+    else:
+        model = train(bars, config)
     return model, model.save(settings.models_dir / name)
 
 
@@ -89,6 +105,7 @@ def run(
     first tickers of the universe) in FORECASTER_HOME/reports/<name>, logged with the run.
     """
 
+    use_engine(settings)  # FORECASTER_ENGINE=ray: a cluster that cannot be reached fails now
     engine = engine or forecast_store.connect(settings.forecast_store_url)
     with forecast_store.record_run(engine, "retrain") as record:
         source = settings.source
@@ -144,14 +161,19 @@ def main(argv: list[str] | None = None) -> None:
         help="run the ingest job first (default: for sources yahoo and cache)",
     )
     parser.add_argument("--no-register", action="store_true", help="only write the model directory")
+    parser.add_argument(
+        "--engine", choices=ENGINES, help="local or ray (default FORECASTER_ENGINE, else local)"
+    )
+    parser.add_argument("--workers", type=int, help="Ray Train workers on the ray engine (default 2)")
     parser.add_argument("--plot-tickers", help="comma-separated tickers to plot (default: the first 10)")
     args = parser.parse_args(argv)
     setup_logging()
     config = ForecasterConfig(train=TrainConfig(epochs=args.epochs))
     tickers = split_tickers(args.plot_tickers)
+    overrides = {"engine": args.engine, "train_workers": args.workers}
     try:
         result = run(
-            Settings(),
+            Settings(**{k: v for k, v in overrides.items() if v is not None}),
             config,
             args.name,
             ingest=args.ingest,

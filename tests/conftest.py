@@ -126,3 +126,32 @@ def regime_switching_setup() -> tuple[pd.DataFrame, np.ndarray, ForecasterConfig
         train=TrainConfig(epochs=8, batch_size=64, lr=3e-3, patience=8, device="cpu"),
     )
     return bars_from_returns(returns[1:]), regime, config
+
+
+@pytest.fixture(scope="session")
+def ray_runtime(tmp_path_factory):
+    """One local Ray for the whole session (2 CPUs, no dashboard), started on first use.
+
+    Ray is a pinned dependency, so a missing install fails; a Ray that cannot start on this
+    machine (no shared memory, no free ports, ...) skips the tests that need it, saying why.
+    """
+    from forecaster.engine import EngineUnavailable, start_ray
+
+    try:
+        import ray  # noqa: F401
+    except ImportError as exc:
+        pytest.fail(f"Ray is a pinned dependency but is not installed: {exc}")
+    # Workers inherit this process's environment: keep yfinance's disk caches out of the user's.
+    cache, saved = tmp_path_factory.mktemp("ray-worker-cache"), os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    try:
+        ray = start_ray("", num_cpus=2)
+    except EngineUnavailable as exc:
+        pytest.skip(f"Ray cannot start on this machine: {exc}")
+    finally:
+        if saved is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = saved
+    yield ray
+    ray.shutdown()

@@ -214,6 +214,7 @@ def test_console_script_is_installed_with_help_for_every_verb():
         "train",
         "forecast",
         "backtest",
+        "tune",
         "promote",
         "models",
         "serve",

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,7 +38,16 @@ def compose_config(tmp_path: Path) -> dict:
 def test_compose_file_declares_the_topology(tmp_path):
     config = compose_config(tmp_path)
     services = config["services"]
-    assert set(services) == {"postgres", "mlflow", "api", "scheduler", "train", "train-gpu"}
+    assert set(services) == {
+        "postgres",
+        "mlflow",
+        "api",
+        "scheduler",
+        "train",
+        "train-gpu",
+        "ray-head",
+        "ray-worker",
+    }
     ports = {name: {p["published"] for p in s.get("ports", [])} for name, s in services.items()}
     assert ports["mlflow"] == {5000} and ports["api"] == {8000}
     for name in ("postgres", "mlflow"):
@@ -53,6 +63,18 @@ def test_compose_file_declares_the_topology(tmp_path):
         and "postgresql://" in services["mlflow"]["command"]
     )
     assert services["train"]["profiles"] == ["train"]
+    # The Ray cluster (profile ray); the scheduler and the train job attach to it through RAY_ADDRESS.
+    assert services["ray-head"]["profiles"] == services["ray-worker"]["profiles"] == ["ray"]
+    assert (
+        "ray start --head" in services["ray-head"]["command"]
+        and "--port 6379" in services["ray-head"]["command"]
+    )
+    assert services["ray-worker"]["command"].startswith("ray start --address ray-head:6379")
+    assert services["ray-worker"]["depends_on"]["ray-head"]["condition"] == "service_healthy"
+    for name in ("scheduler", "train"):
+        assert services[name]["environment"]["RAY_ADDRESS"] == "ray-head:6379", name
+    for name in ("ray-head", "ray-worker", "scheduler", "train"):
+        assert services[name]["environment"]["RAY_AUTH_MODE"] == "token", name
     (device,) = services["train-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
@@ -163,3 +185,47 @@ def test_topology_end_to_end_as_local_processes(tmp_path):
         assert info["registry"] == "ok"
         forecast = requests.post(f"{api}/v1/forecast", json={"ticker": "^GSPC"}, timeout=30)
         assert forecast.json()["model"]["version"] == "2"
+
+
+def test_jobs_attach_to_a_ray_head_started_as_a_process(tmp_path):
+    """`ray start --head` as docker-compose's ray-head runs it; the train and batch forecast jobs
+    attach through RAY_ADDRESS with the cluster's token, train with DDP and forecast on it."""
+    home, logs = tmp_path / "home", tmp_path / "logs"
+    logs.mkdir()
+    PriceStore(home / "prices").write(load_sample(["^GSPC"]))
+    port = free_port()
+    token = os.urandom(16).hex()
+    ray_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "FORECASTER_", "RAY_"))},
+        "PYTHONPATH": str(ROOT),  # the head's workers import this checkout, as the image's would
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": token,
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    head = [
+        str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--port", str(port),
+        "--num-cpus", "2", "--disable-usage-stats", "--include-dashboard=false",
+    ]  # fmt: skip
+    env = ray_env | {
+        "RAY_ADDRESS": f"127.0.0.1:{port}",
+        "FORECASTER_HOME": str(home),
+        "FORECASTER_SOURCE": "cache",
+        "FORECASTER_UNIVERSE": '["^GSPC"]',
+        "FORECASTER_ENGINE": "ray",
+    }
+    # Ray's socket paths must stay under 108 bytes: a short temporary folder, not tmp_path.
+    with (
+        tempfile.TemporaryDirectory(prefix="ray-", dir="/tmp") as ray_dir,
+        process([*head, "--temp-dir", ray_dir], logs / "ray-head.log", env=ray_env),
+    ):
+        wait_for(lambda: subprocess.run(
+            [head[0], "health-check", "--address", f"127.0.0.1:{port}"], env=ray_env, capture_output=True
+        ).returncode == 0, 120, "the Ray head")  # fmt: skip
+        run_job(["pipelines.train", "--epochs", "1", "--no-ingest", "--workers", "2", "--name", "ddp"],
+                env, logs / "train.log")  # fmt: skip
+        run_job(["pipelines.batch_forecast"], env, logs / "batch.log")
+
+    assert (home / "models" / "ddp" / "weights.pt").is_file()
+    train_log = (logs / "train.log").read_text()
+    assert "trained on 2 CPU workers (DDP)" in train_log and "attached to 127.0.0.1" in train_log
+    assert "1 tickers forecast, 0 skipped; 5 new rows" in (logs / "batch.log").read_text()

@@ -69,6 +69,20 @@ TickersOpt = Annotated[
 ]
 StartOpt = Annotated[str | None, typer.Option(help="First date (YYYY-MM-DD).")]
 EndOpt = Annotated[str | None, typer.Option(help="Last date (YYYY-MM-DD).")]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Where the work runs: 'local' (this process) or 'ray' (the cluster at RAY_ADDRESS, "
+        "else a Ray started here). Default FORECASTER_ENGINE, else local."
+    ),
+]
+
+
+def engine_settings(engine: str | None) -> Settings:
+    """Settings with --engine (when given) over FORECASTER_ENGINE."""
+    return Settings(engine=engine) if engine else Settings()
+
+
 PlotTickersOpt = Annotated[
     str | None,
     typer.Option(help="Comma-separated tickers to plot (default: every ticker, at most the first 10)."),

@@ -10,6 +10,7 @@ import typer
 
 from forecaster.cli.common import (
     EndOpt,
+    EngineOpt,
     PlotTickersOpt,
     SourceOpt,
     StartOpt,
@@ -17,6 +18,7 @@ from forecaster.cli.common import (
     TickersOpt,
     build_config,
     check_device,
+    engine_settings,
     exec_job,
     friendly_errors,
     load,
@@ -205,6 +207,7 @@ def backtest(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for clustering and training.")] = 0,
     track: Annotated[bool, typer.Option(help="Log the run, its metrics and the report to MLflow.")] = True,
+    engine: EngineOpt = None,
 ) -> None:
     """Walk-forward backtest of the fuzzy quantile ensemble against statistical and LSTM baselines.
 
@@ -229,11 +232,15 @@ def backtest(
       forecaster backtest --source prices/ --train-days 1000 --epochs 20 --device cuda -o bt/
 
       forecaster backtest --source us-stocks.parquet --sample 30 --start 2012-01-01 --models garch,fuzzy -o bt/
+
+      RAY_ADDRESS=ray-head:6379 forecaster backtest --source cache --engine ray   # folds as Ray tasks
     """
+    from forecaster.engine import use_engine
     from forecaster.evaluation.backtest import walk_forward
     from forecaster.evaluation.report import summary_table, write_report
 
-    settings = Settings()
+    settings = engine_settings(engine)
+    engine = use_engine(settings)  # an unreachable cluster fails now, before any work
     config = build_config(
         window=window, horizon=horizon, clusters=clusters, hidden=hidden, epochs=epochs,
         patience=patience, batch_size=batch_size, lr=lr, device=device, seed=seed,
@@ -253,6 +260,7 @@ def backtest(
         train_days=train_days,
         models=[m.strip() for m in models.split(",") if m.strip()],
         progress=None,
+        engine=engine,
     )
     paths = write_report(result, output)
     summary = summary_table(result)

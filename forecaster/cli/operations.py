@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from forecaster.cli.common import exec_job, friendly_errors
+from forecaster.cli.common import EngineOpt, engine_settings, exec_job, friendly_errors
 from forecaster.cli.render import print_runs, say
 from forecaster.config import Settings
 
@@ -35,6 +35,7 @@ def serve(
 @friendly_errors
 def ingest(
     full: Annotated[bool, typer.Option("--full", help="Re-download every ticker's whole history.")] = False,
+    engine: EngineOpt = None,
 ) -> None:
     """Download the universe's daily bars from Yahoo Finance into the price store.
 
@@ -48,12 +49,14 @@ def ingest(
       FORECASTER_UNIVERSE='["AAPL","MSFT","^GSPC"]' forecaster ingest
 
       FORECASTER_UNIVERSE_FILE=universe.txt forecaster ingest --full
+
+      forecaster ingest --engine ray   # parallel downloads, FORECASTER_INGEST_MAX_RATE per second in all
     """
     from forecaster.data.universe import universe_tickers  # here: `--help` need not load pandas
 
-    settings = Settings()
+    settings = engine_settings(engine)
     say(f"[dim]ingesting {len(universe_tickers(settings))} tickers into {settings.price_dir}[/]")
-    exec_job("pipelines.ingest", *(["--full"] if full else []))
+    exec_job("pipelines.ingest", *(["--full"] if full else []), *(["--engine", engine] if engine else []))
 
 
 @friendly_errors

@@ -20,6 +20,7 @@ import pandas as pd
 
 from forecaster.aci import run_aci
 from forecaster.config import ForecasterConfig
+from forecaster.engine import map_tasks
 from forecaster.evaluation.baselines import ArimaForecaster, DriftForecaster, NaiveForecaster
 from forecaster.evaluation.baselines_vol import EwmaForecaster, GarchForecaster, HistoricalForecaster
 from forecaster.evaluation.metrics import naive_scale
@@ -75,6 +76,7 @@ def walk_forward(
     train_days: int | None = None,
     models: Sequence[str] = COMPETITORS,
     progress: bool | None = False,
+    engine: str = "local",
 ) -> BacktestResult:
     """Rolling-origin backtest of every competitor on the same origins and targets.
 
@@ -87,6 +89,9 @@ def walk_forward(
     the window ending there. The volatility baselines (garch, ewma, historical) get the full
     `bars` and filter their state through the returns dated up to each origin. Nothing after an
     origin reaches the forecast made at it.
+
+    `engine="ray"` runs every fold's competitors as Ray tasks (`forecaster.engine`); the
+    result is the same as with the local engine, row for row.
     """
     config = config or ForecasterConfig()
     config = dataclasses.replace(config, window=dataclasses.replace(config.window, test_fraction=0.0))
@@ -109,39 +114,30 @@ def walk_forward(
             f"no origin between {lo} and {hi} with {config.window.horizon} trading days of data after it"
         )
     refits = origins[::refit_every]
+    stops = [*refits[1:], origins[-1] + 1]
+    # One task per fold and competitor (fuzzy and equal_weight share a fit): each is a pure
+    # function of its fold's bars, so the engine may run them in any order, anywhere.
+    tasks = [
+        FoldTask(fold, refit, stop, group)
+        for fold, (refit, stop) in enumerate(zip(refits, stops, strict=True))
+        for group in _task_groups(models)
+    ]
+    shared = {"bars": bars, "windows": windows, "span": (lo, hi), "config": config, "train_days": train_days}
+    outputs = map_tasks(run_fold_task, tasks, engine, shared=shared | {"progress": progress})
     parts, members, folds = [], [], []
     for fold, refit in enumerate(refits):
-        stop = refits[fold + 1] if fold + 1 < len(refits) else origins[-1] + 1
-        test = windows.subset(in_range & (windows.origin >= refit) & (windows.origin < stop))
-        train_bars = bars[bars["date"].to_numpy("datetime64[D]") <= refit]
-        if train_days is not None:
-            train_bars = train_bars.groupby("ticker", sort=False).tail(train_days + 1)
-        scales = {
-            t: naive_scale(one["adj_close"].to_numpy(), config.window.horizon)
-            for t, one in train_bars.groupby("ticker")
-        }
-        row = {
-            "fold": fold,
-            "refit_date": pd.Timestamp(refit),
-            "first_origin": pd.Timestamp(test.origin.min()),
-            "last_origin": pd.Timestamp(test.origin.max()),
-            "train_bars": len(train_bars),
-        }
-        try:
-            predictors, seconds, fuzzy = _fit_competitors(models, train_bars, bars, config, progress)
-        except ValueError as exc:
-            raise ValueError(f"fold {fold} (refit on {refit}): {exc}") from exc
-        for name in (m for m in models if m != "fuzzy_aci"):
-            parts.append(_forecast_rows(name, fold, test, predictors[name](test), scales, config))
-        if fuzzy is not None:
-            members.append(_membership_rows(fuzzy, fold, test))
-        folds.append({**row, **{f"{name}_seconds": s for name, s in seconds.items()}})
+        done = [out for task, out in zip(tasks, outputs, strict=True) if task.fold == fold]
+        frames = {name: frame for out in done for name, frame in out.frames.items()}
+        parts.extend(frames[name] for name in models if name != "fuzzy_aci")
+        members.extend(out.memberships for out in done if out.memberships is not None)
+        seconds = {name: s for out in done for name, s in out.seconds.items()}
+        folds.append({**done[0].fold_row, **{f"{name}_seconds": s for name, s in seconds.items()}})
         log.info(
             "fold %d/%d: refit on %s, %d origins, fit %s",
             fold + 1,
             len(refits),
             refit,
-            len(np.unique(test.origin)),
+            done[0].n_origins,
             ", ".join(f"{k} {v:.0f}s" for k, v in seconds.items()),
         )
     forecasts = pd.concat(parts, ignore_index=True)
@@ -154,6 +150,72 @@ def walk_forward(
         forecasts=forecasts,
         memberships=pd.concat(members, ignore_index=True) if members else pd.DataFrame(),
         folds=pd.DataFrame(folds),
+    )
+
+
+@dataclass(frozen=True)
+class FoldTask:
+    """One unit of backtest work: fit `models` on the bars up to `refit`, forecast origins in [refit, stop)."""
+
+    fold: int
+    refit: np.datetime64
+    stop: np.datetime64
+    models: tuple[str, ...]
+
+
+@dataclass
+class FoldOutput:
+    frames: dict[str, pd.DataFrame]  # forecast rows per model
+    memberships: pd.DataFrame | None  # the fuzzy fit's, when this task made it
+    seconds: dict[str, float]  # fit time per model
+    fold_row: dict  # fold, refit_date, first_origin, last_origin, train_bars
+    n_origins: int
+
+
+def _task_groups(models: Sequence[str]) -> list[tuple[str, ...]]:
+    """Competitors fitted together: fuzzy and equal_weight share one fit; every other one alone."""
+    shared = tuple(m for m in models if m in ("fuzzy", "equal_weight"))
+    alone = [(m,) for m in models if m not in ("fuzzy", "equal_weight", "fuzzy_aci")]
+    return ([shared] if shared else []) + alone
+
+
+def run_fold_task(
+    task: FoldTask, *, bars, windows: WindowSet, span, config, train_days, progress
+) -> FoldOutput:
+    """Fit one task's competitors on the fold's bars and forecast the fold's origins.
+
+    A pure function of its arguments, so it runs the same in this process or as a Ray task.
+    """
+    lo, hi = span
+    origin = windows.origin
+    test = windows.subset((origin >= lo) & (origin <= hi) & (origin >= task.refit) & (origin < task.stop))
+    train_bars = bars[bars["date"].to_numpy("datetime64[D]") <= task.refit]
+    if train_days is not None:
+        train_bars = train_bars.groupby("ticker", sort=False).tail(train_days + 1)
+    scales = {
+        t: naive_scale(one["adj_close"].to_numpy(), config.window.horizon)
+        for t, one in train_bars.groupby("ticker")
+    }
+    try:
+        predictors, seconds, fuzzy = _fit_competitors(task.models, train_bars, bars, config, progress)
+    except ValueError as exc:
+        raise ValueError(f"fold {task.fold} (refit on {task.refit}): {exc}") from exc
+    frames = {
+        name: _forecast_rows(name, task.fold, test, predictors[name](test), scales, config)
+        for name in task.models
+    }
+    return FoldOutput(
+        frames=frames,
+        memberships=_membership_rows(fuzzy, task.fold, test) if fuzzy is not None else None,
+        seconds=seconds,
+        fold_row={
+            "fold": task.fold,
+            "refit_date": pd.Timestamp(task.refit),
+            "first_origin": pd.Timestamp(test.origin.min()),
+            "last_origin": pd.Timestamp(test.origin.max()),
+            "train_bars": len(train_bars),
+        },
+        n_origins=len(np.unique(test.origin)),
     )
 
 

@@ -6,6 +6,7 @@
   verified whenever a registered version is loaded
 - `registry`: champion / challenger aliases, promotion, listing and loading versions
 - `promotion`: the promotion decision, a plain function of two score sets
+- `search`: a hyperparameter search as a parent run with nested trial runs
 
 The names below are the package's public surface, so callers write `tracking.promote(...)`.
 """
@@ -26,6 +27,7 @@ from forecaster.tracking.registry import (
     resolve_model_uri,
 )
 from forecaster.tracking.runs import LoggedModel, log_backtest_run, log_training_run
+from forecaster.tracking.search import log_search, tag_search
 from forecaster.tracking.setup import configure, ui_url
 
 __all__ = [
@@ -47,9 +49,11 @@ __all__ = [
     "load_model",
     "load_registered",
     "log_backtest_run",
+    "log_search",
     "log_training_run",
     "mark_challenger",
     "promote",
     "resolve_model_uri",
+    "tag_search",
     "ui_url",
 ]

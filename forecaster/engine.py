@@ -1,0 +1,220 @@
+"""Where work runs: `local` (this process, the default) or `ray` (tasks on a Ray cluster).
+
+The jobs never write Ray plumbing of their own: they hand a pure function and its items to
+`map_tasks`, which runs them one after another here, or as one Ray task each (in order, the
+same results). Ray is imported only when the `ray` engine is asked for, so the local engine
+starts no Ray process and does not even import it.
+
+    results = map_tasks(fit_one_fold, folds, "ray", shared={"bars": bars})
+
+`shared` values go to the object store once and every task reads them from there. With
+`RAY_ADDRESS` (Settings.ray_address) set, `start_ray` attaches to that cluster; without it,
+it starts a Ray on this machine with `FORECASTER_RAY_NUM_CPUS` CPUs (default all) and no
+dashboard. Ray missing or failing to start is one `EngineUnavailable` error naming the setting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+
+
+class EngineUnavailable(ValueError):
+    """The `ray` engine was asked for but Ray is not installed or cannot start or attach."""
+
+
+def check_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise ValueError(
+            f"engine must be one of {', '.join(ENGINES)} (FORECASTER_ENGINE / --engine), got {engine!r}"
+        )
+    return engine
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None):
+    """The `ray` module, initialised once per process: attached to `address`, or started here.
+
+    `address=None` reads RAY_ADDRESS (as Settings does); an empty one starts a local Ray.
+    """
+    try:
+        import ray
+    except ImportError as exc:
+        raise EngineUnavailable(
+            f"FORECASTER_ENGINE=ray (--engine ray) needs Ray, which is not installed ({exc}); "
+            "install the project with `make install`, or use FORECASTER_ENGINE=local"
+        ) from None
+    if ray.is_initialized():
+        return ray
+    address = os.environ.get("RAY_ADDRESS") if address is None else address
+    started = time.perf_counter()
+    if address:
+        _check_reachable(address)  # ray.init would retry an unreachable address for minutes
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        else:
+            # address="local": a fresh Ray here even when a RAY_ADDRESS is set for someone else.
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+    except Exception as exc:  # ConnectionError, RuntimeError, TimeoutError, ...: all mean "no Ray"
+        where = f"the Ray cluster at RAY_ADDRESS={address}" if address else "a local Ray (RAY_ADDRESS unset)"
+        cause = exc.__cause__ or exc.__context__
+        because = f" ({type(cause).__name__}: {str(cause).splitlines()[0][:300]})" if cause else ""
+        if "auth" in f"{exc} {cause}".lower():
+            because += (
+                "; a cluster with token authentication needs RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN"
+            )
+        raise EngineUnavailable(
+            f"FORECASTER_ENGINE=ray: cannot start or attach to {where}: {type(exc).__name__}: {exc}{because}"
+        ) from None
+    resources = ray.cluster_resources()
+    log.info(
+        "ray: %s, %d CPUs, %d GPUs, ready in %.1f s",
+        f"attached to {address}" if address else "started on this machine",
+        int(resources.get("CPU", 0)),
+        int(resources.get("GPU", 0)),
+        time.perf_counter() - started,
+    )
+    return ray
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast, naming RAY_ADDRESS, when nothing listens at `address` (host:port or ray://host:port)."""
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        raise EngineUnavailable(
+            f"FORECASTER_ENGINE=ray: cannot start or attach to the Ray cluster at RAY_ADDRESS={address}: "
+            f"nothing answers there ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def use_engine(settings) -> str:
+    """The engine of `settings` (FORECASTER_ENGINE), with Ray started or attached when it is `ray`.
+
+    Jobs call this first, so a cluster that cannot be reached fails before any work.
+    """
+    engine = check_engine(settings.engine)
+    if engine == "ray":
+        start_ray(settings.ray_address or "", settings.ray_num_cpus)
+    return engine
+
+
+def map_tasks(
+    fn: Callable,
+    items: Iterable,
+    engine: str = "local",
+    *,
+    shared: dict[str, Any] | None = None,
+    num_cpus: float = 1,
+    num_gpus: float = 0,
+) -> list:
+    """`[fn(item, **shared) for item in items]`, here or as one Ray task per item; results in order.
+
+    `fn` must be importable (a module-level function) and pure: on Ray it runs in another
+    process, perhaps on another machine, and sees only its arguments.
+    """
+    items, shared = list(items), shared or {}
+    if check_engine(engine) == "local":
+        return [fn(item, **shared) for item in items]
+    ray = start_ray()
+    refs = {name: ray.put(value) for name, value in shared.items()}  # once, not once per task
+    remote = ray.remote(fn).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)
+    return ray.get([remote.remote(item, **refs) for item in items])
+
+
+class RateLimit:
+    """One rate limit for every process of a job: `wait()` blocks until the caller may go.
+
+    Local (engine `local`) it spaces the calls of this process; on Ray it is one actor that
+    hands out reservations (a token bucket with no burst), so all workers together stay under
+    `per_second`. The actor only says how long to wait; callers sleep on their own side.
+    """
+
+    def __init__(self, per_second: float, engine: str = "local"):
+        if per_second <= 0:
+            raise ValueError(f"rate limit must be > 0 per second, got {per_second}")
+        self.per_second, self.engine = per_second, check_engine(engine)
+        self._actor = None
+        self._next, self._granted = 0.0, 0  # the local clock (engine `local`)
+        if engine == "ray":
+            ray = start_ray()
+            self._actor = ray.remote(_Reservations).options(num_cpus=0).remote(per_second)
+
+    def wait(self, sleep: Callable[[float], None] = time.sleep) -> float:
+        """Sleep until this call's slot; returns the seconds waited."""
+        if self._actor is not None:
+            import ray
+
+            delay = ray.get(self._actor.reserve.remote())
+        else:
+            delay = _reserve(self, self.per_second)
+        if delay > 0:
+            sleep(delay)
+        return delay
+
+    def granted(self) -> int:
+        """How many slots were handed out (on Ray: by the actor, to every worker)."""
+        if self._actor is not None:
+            import ray
+
+            return ray.get(self._actor.granted.remote())
+        return self._granted
+
+
+def _reserve(state, per_second: float) -> float:
+    """Reserve the next free slot of a bucket without burst: the delay until it starts."""
+    now = time.monotonic()
+    start = max(now, state._next)
+    state._next = start + 1.0 / per_second
+    state._granted += 1
+    return start - now
+
+
+class _Reservations:
+    """The rate limit's Ray actor: one clock for the whole cluster."""
+
+    def __init__(self, per_second: float):
+        self.per_second, self._next, self._granted = per_second, 0.0, 0
+
+    def reserve(self) -> float:
+        return _reserve(self, self.per_second)
+
+    def granted(self) -> int:
+        return self._granted
+
+
+def shards(items: Sequence, n: int) -> list[list]:
+    """`items` cut into at most `n` contiguous, nearly equal parts (none empty), in order."""
+    n = max(1, min(n, len(items)))
+    size, extra = divmod(len(items), n)
+    out, start = [], 0
+    for i in range(n):
+        stop = start + size + (i < extra)
+        out.append(list(items[start:stop]))
+        start = stop
+    return out
+
+
+def cluster_cpus(engine: str) -> int:
+    """CPUs the engine can use at once: this machine's locally, the cluster's on Ray."""
+    if check_engine(engine) == "local":
+        return os.cpu_count() or 1
+    return int(start_ray().cluster_resources().get("CPU", 1))
