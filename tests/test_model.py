@@ -109,7 +109,7 @@ def test_regimes_separate_and_fuzzy_quantiles_beat_equal_weights_and_a_single_ls
     assert model.regime_labels_[turbulent].startswith("turbulent")
 
     actual = np.cumsum(test.y, axis=1)
-    loss = lambda p: pinball_loss(actual, p.quantiles, p.levels).mean()  # noqa: E731
+    loss = lambda p: pinball_loss(actual, p.quantiles, p.levels)  # noqa: E731
     fuzzy, equal = loss(pred), loss(model.predict_windows(test, combine="equal"))
     alone = loss(single.predict_windows(test))
     print(f"agreement {agreement.mean():.3f} pinball fuzzy {fuzzy:.3e} equal {equal:.3e} single {alone:.3e}")
