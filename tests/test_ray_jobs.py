@@ -39,7 +39,10 @@ def test_ingest_on_ray_reports_what_the_local_engine_reports_under_one_rate_limi
     seconds = time.perf_counter() - started
     local = ingest.ingest(PriceStore(tmp_path / "local"), tickers, session=yahoo.session, **options)
 
-    assert distributed.outcomes == local.outcomes
+    # yfinance words an unknown symbol two ways (an HTTP 404, or "possibly delisted") from run to run,
+    # so errors are compared by who failed, not by their wording.
+    same = lambda o: (o.ticker, o.ok, o.new_rows, o.last_date, o.full, o.error is None)  # noqa: E731
+    assert [same(o) for o in distributed.outcomes] == [same(o) for o in local.outcomes]
     assert [o.ticker for o in distributed.failed] == ["EMPTY", "NOSUCH", "NOCLOSE"]
     assert on_ray.tickers() == ["GS", "LIMITED"]
     pd.testing.assert_frame_equal(on_ray.read("GS"), PriceStore(tmp_path / "local").read("GS"))
