@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from forecaster.data.errors import DataValidationError
+
 
 @dataclass(frozen=True)
 class QuarantineEntry:
@@ -32,8 +34,6 @@ class QuarantineEntry:
 
     def error(self):
         """The `DataValidationError` a strict load raises for this problem."""
-        from forecaster.data.validation import DataValidationError
-
         return DataValidationError(str(self), ticker=self.ticker, date=self.date, row=self.row)
 
 

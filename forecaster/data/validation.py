@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from forecaster.data.errors import DataSourceError, DataValidationError
 from forecaster.data.quarantine import QuarantineEntry, QuarantineReport
 
 BAR_COLUMNS = ("ticker", "date", "open", "high", "low", "close", "adj_close", "volume")
@@ -32,18 +33,6 @@ JUMP_TOLERANCE = 0.25
 # path separator, and a symbol may not start with '.' or '-', so '.', '..' and hidden files
 # are out and a symbol is always a safe file name stem.
 _TICKER_RE = re.compile(r"[A-Z0-9^][A-Z0-9.^=&-]{0,31}")
-
-
-class DataValidationError(ValueError):
-    """Bars break the data contract; `ticker`, `date` and `row` say where, when known."""
-
-    def __init__(self, message: str, *, ticker=None, date=None, row: int | None = None):
-        super().__init__(message)
-        self.ticker, self.date, self.row = ticker, date, row
-
-
-class DataSourceError(RuntimeError):
-    """A source cannot deliver the bars asked for: unknown ticker, no file, HTTP failure."""
 
 
 def validate_ticker(symbol: str) -> str:
