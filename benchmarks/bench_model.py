@@ -4,12 +4,13 @@
     python benchmarks/bench_model.py --threads 2 --experts 3 4 --batches 256 1024 4096
     python benchmarks/bench_model.py --source ../shared/data/us-stocks-2000-2017.parquet --tickers 20
 
-Prints, per K and batch size: training windows/s of the block-diagonal wide LSTM
-(`forecaster.experts.ExpertEnsemble`, what the model trains and serves) and of K separate
-nn.LSTM experts run one after another (the wave-1 design), both with the quantile head, the
-pinball loss and Adam on the same windows; then the single-window latency p50/p99 of the
-model's `predict_windows` on one thread, and per window in a batch of 256. Figures depend on
-the machine: rerun rather than quote.
+Prints, per K and batch size: training windows/s of `forecaster.experts.ExpertEnsemble` (what
+the model trains and serves) in its two layouts, one block-diagonal wide LSTM call ("wide", the
+GPU's) and K calls on each expert's slice of the same weights ("split", the CPU's), and of K
+separate nn.LSTM modules (the wave-1 design), all with the quantile head, the pinball loss and
+Adam on the same windows; then the single-window latency p50/p99 of the model's
+`predict_windows` on one thread in both layouts, and per window in a batch of 256. Figures
+depend on the machine: rerun rather than quote.
 """
 
 from __future__ import annotations
@@ -147,17 +148,20 @@ def main() -> None:
             for batch in batches:
                 torch.manual_seed(0)
                 n_features, h, q = train.features.shape[1], config.window.horizon, len(levels_list)
-                wide = ExpertEnsemble(
-                    k, n_features, h, n_outputs=q, median_index=q // 2, hidden_size=args.hidden
-                )
-                separate = SeparateExperts(k, n_features, h, q, args.hidden)
+                modules = {"separate": SeparateExperts(k, n_features, h, q, args.hidden)}
+                for layout in ("wide", "split"):
+                    modules[layout] = ExpertEnsemble(
+                        k, n_features, h, n_outputs=q, median_index=q // 2, hidden_size=args.hidden
+                    )
+                    modules[layout].layout = layout
                 rates = {
                     name: windows_per_second(m, features, ends, targets, levels, batch, device, args.seconds)
-                    for name, m in (("wide", wide), ("separate", separate))
+                    for name, m in modules.items()
                 }
                 print(
-                    f"training [{device_name(device)}] K={k} batch {batch:>6}: wide {rates['wide']:>10,.0f} windows/s, "
-                    f"K separate {rates['separate']:>10,.0f} windows/s ({rates['wide'] / rates['separate']:.2f}x)"
+                    f"training [{device_name(device)}] K={k} batch {batch:>6}: "
+                    + ", ".join(f"{name} {rate:>9,.0f}" for name, rate in rates.items())
+                    + " windows/s"
                 )
 
     torch.set_num_threads(1)
@@ -168,11 +172,14 @@ def main() -> None:
             train=TrainConfig(epochs=1, fine_tune_epochs=0, device="cpu"),
         )
     ).fit(bars, progress=False)
-    single, batched = bench_inference(
-        model, splits["test"] if len(splits["test"]) else splits["val"], args.repeats
-    )
-    print(f"inference [cpu, 1 thread] K={args.experts[-1]}: single window {percentiles(single)}")
-    print(f"inference [cpu, 1 thread] K={args.experts[-1]}: batch of 256 {percentiles(batched)} per window")
+    for layout in ("wide", "split"):
+        model.experts_.layout = layout
+        single, batched = bench_inference(
+            model, splits["test"] if len(splits["test"]) else splits["val"], args.repeats
+        )
+        where = f"inference [cpu, 1 thread, {layout}] K={args.experts[-1]}"
+        print(f"{where}: single window {percentiles(single)}")
+        print(f"{where}: batch of 256 {percentiles(batched)} per window")
 
 
 if __name__ == "__main__":

@@ -222,6 +222,7 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("RAY_ADDRESS", "FORECASTER_RAY_ADDRESS")
     )
     ray_num_cpus: int | None = None  # CPUs of a Ray started here (no RAY_ADDRESS); None: all
+    batch_shard_size: int = Field(64, ge=1)  # tickers per Ray Data block of the batch forecast
     ingest_max_rate: float = 5.0  # Yahoo downloads per second across all Ray workers together
     train_workers: int = 2  # Ray Train workers (DDP) of the retrain job on the `ray` engine
     train_use_gpu: bool = False  # one GPU per Ray Train worker (nccl) instead of CPUs (gloo)

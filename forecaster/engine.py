@@ -7,7 +7,9 @@ starts no Ray process and does not even import it.
 
     results = map_tasks(fit_one_fold, folds, "ray", shared={"bars": bars})
 
-`shared` values go to the object store once and every task reads them from there. With
+`shared` values go to the object store once and every task reads them from there.
+`map_frames` is the same for work that should load something heavy once per worker (a model):
+a callable class over pandas frames, one instance here, a pool of Ray Data actors on Ray. With
 `RAY_ADDRESS` (Settings.ray_address) set, `start_ray` attaches to that cluster; without it,
 it starts a Ray on this machine with `FORECASTER_RAY_NUM_CPUS` CPUs (default all) and no
 dashboard. Ray missing or failing to start is one `EngineUnavailable` error naming the setting.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -199,6 +202,48 @@ class _Reservations:
 
     def granted(self) -> int:
         return self._granted
+
+
+def map_frames(
+    worker: Callable[..., Callable[[Any], Any]],
+    frames: Sequence,
+    engine: str = "local",
+    *,
+    init: dict[str, Any] | None = None,
+    actors: int | None = None,
+    num_cpus: float = 1,
+):
+    """`worker(**init)` applied to every pandas frame, the results concatenated (a pandas frame).
+
+    Locally one worker is built and called frame by frame. On Ray the frames become the blocks
+    of a Ray Data dataset, mapped by a fixed pool of `actors` actors (default: one per frame, at
+    most the cluster's CPUs), each built once with `init` and called with whole blocks, so a
+    frame is never cut. Rows come back in the frames' order on both engines.
+    """
+    import pandas as pd
+
+    init = init or {}
+    if not frames:
+        raise ValueError("map_frames needs at least one frame")
+    if check_engine(engine) == "local":
+        apply = worker(**init)
+        return pd.concat([apply(frame) for frame in frames], ignore_index=True)
+    start_ray()
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # rows in the frames' order, as locally
+    context.enable_progress_bars = sys.stderr.isatty()
+    pool = actors or min(len(frames), cluster_cpus(engine))
+    mapped = ray.data.from_pandas(list(frames)).map_batches(
+        worker,
+        batch_size=None,  # whole blocks: one frame per call
+        batch_format="pandas",
+        fn_constructor_kwargs=init,
+        compute=ray.data.ActorPoolStrategy(size=pool),
+        num_cpus=num_cpus,
+    )
+    return mapped.to_pandas()
 
 
 def shards(items: Sequence, n: int) -> list[list]:

@@ -2,9 +2,13 @@
 
 All K experts run in one recurrent pass: one wide LSTM of K*h units whose recurrent (and, from
 the second layer on, input) weights are block-diagonal, so unit blocks never see each other and
-the network equals K separate LSTMs of h units (tests/test_experts.py checks it). One call of
-the fused LSTM kernel beats K small ones on the CPU and removes K-fold kernel launches on a GPU.
-Off-block weights start at zero and their gradients are masked to zero, so Adam never moves them.
+the network equals K separate LSTMs of h units (tests/test_experts.py checks it). Off-block
+weights start at zero and their gradients are masked to zero, so Adam never moves them.
+
+How the pass runs depends on the device (`layout`), measured with benchmarks/bench_model.py:
+on a GPU one wide call removes K-fold kernel launches; on a CPU the wide call does K times the
+recurrent arithmetic (the zero blocks are multiplied too) and K calls on each expert's slice of
+the same weights train 1.7x faster, so the CPU runs the slices. Both give the same outputs.
 
 Each expert's head maps its last hidden state to H x Q outputs. The quantile head is
 non-crossing by construction: the median plus cumulative softplus steps up and down.
@@ -66,6 +70,12 @@ class ExpertEnsemble(nn.Module):
         self.head_weight = nn.Parameter(torch.empty(n_experts, hidden_size, horizon * n_outputs))
         self.head_bias = nn.Parameter(torch.zeros(n_experts, horizon * n_outputs))
         self.register_buffer("mask", block_mask(n_experts, hidden_size), persistent=False)
+        # Expert k's rows of every gate block ([K, 4h]) and its units ([K, h]) in the wide weights.
+        units = torch.arange(width).reshape(n_experts, hidden_size)
+        rows = torch.cat([gate * width + units for gate in range(4)], dim=1)
+        self.register_buffer("expert_rows", rows, persistent=False)
+        self.register_buffer("expert_units", units, persistent=False)
+        self.layout = "auto"  # "wide", "split" (K calls on the slices), or "auto": split on the CPU
         # Initialise like K separate nn.LSTM(h) / nn.Linear(h): uniform(+-1/sqrt(h)), not 1/sqrt(K*h).
         bound = 1 / math.sqrt(hidden_size)
         for name, weight in self.lstm.named_parameters():
@@ -83,18 +93,44 @@ class ExpertEnsemble(nn.Module):
         return name.startswith("weight_hh") or (name.startswith("weight_ih") and not name.endswith("_l0"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._split(x):
+            return self._head(self.dropout(self._last_split(x, self.training)))
         out, _ = self.lstm(x)  # [B, L, F] -> [B, L, K*h]
         return self._head(self.dropout(out[:, -1]))
 
     @torch.inference_mode()
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         """`forward` in eval mode without the nn.Module call overhead (serving is mostly batch 1)."""
+        if self._split(x):
+            return self._head(self._last_split(x, False))
         lstm = self.lstm
         h0 = torch.zeros(lstm.num_layers, x.shape[0], lstm.hidden_size, dtype=x.dtype, device=x.device)
         out, _, _ = torch.lstm(
             x, (h0, h0), lstm._flat_weights, True, lstm.num_layers, 0.0, False, False, True
         )
         return self._head(out[:, -1])
+
+    def _split(self, x: torch.Tensor) -> bool:
+        return self.layout == "split" or (self.layout == "auto" and x.device.type == "cpu")
+
+    def _last_split(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        """Last hidden state [B, K*h], one LSTM call per expert on its slice of the wide weights.
+
+        The slices are gathered from the wide parameters, so gradients land in their blocks.
+        """
+        lstm, layers = self.lstm, self.lstm.num_layers
+        dropout = lstm.dropout if train else 0.0
+        h0 = torch.zeros(layers, x.shape[0], self.hidden_size, dtype=x.dtype, device=x.device)
+        last = []
+        for rows, units in zip(self.expert_rows, self.expert_units, strict=True):
+            flat = []
+            for layer in range(layers):
+                w_ih, w_hh, b_ih, b_hh = lstm._flat_weights[4 * layer : 4 * layer + 4]
+                w_ih = w_ih[rows] if layer == 0 else w_ih[rows][:, units]
+                flat += [w_ih, w_hh[rows][:, units], b_ih[rows], b_hh[rows]]
+            out, _, _ = torch.lstm(x, (h0, h0), flat, True, layers, dropout, train, False, True)
+            last.append(out[:, -1])
+        return torch.cat(last, dim=1)
 
     def _head(self, last: torch.Tensor) -> torch.Tensor:
         b = last.shape[0]

@@ -5,7 +5,9 @@
 - `quantiles_at`: quantiles at other levels inside the model's range (an API request's `levels`);
 - `trailing_memberships` / `regime_fields`: the dominant regime, its label and the regime-shift
   flag of a ticker, from its last `TRAILING + 1` windows;
-- `aci_outcomes`: what stored forecasts teach the ACI state once their target dates have passed.
+- `aci_outcomes`: what stored forecasts teach the ACI state once their target dates have passed;
+- `forecast_frame` / `ShardForecaster`: the served forecast of every ticker's latest window with its
+  regime, what the batch job stores (one call here, or one Ray actor per shard of tickers).
 
 The point forecast stays the model's (the fused median); ACI moves the quantiles and intervals only.
 Quantile levels are named by `level_key` ("0.025") in response bodies and in the forecast store.
@@ -18,12 +20,13 @@ import math
 from collections.abc import Iterable, Mapping
 
 import numpy as np
+import pandas as pd
 
 from forecaster.aci import ACIState, interpolate_quantiles
 from forecaster.intervals import interval_levels
 from forecaster.prediction import Prediction
 from forecaster.regimes import regime_shift
-from forecaster.windows import WindowSet, regime_descriptors
+from forecaster.windows import WindowSet, history_needed, latest_windows, regime_descriptors
 
 TRAILING = 20  # days of memberships today's regime is compared with
 SHIFT_MARGIN = 0.1  # today's dominant regime must lead the usual one by this much to count as a shift
@@ -137,3 +140,46 @@ def aci_outcomes(
     outcomes = np.array([f[4] for f in found], dtype=np.float64)
     served = np.array([f[5] for f in found], dtype=np.float64).reshape(len(found), len(levels))
     return tickers, horizons, outcomes, served
+
+
+REGIME_COLUMNS = ("regime", "regime_label", "regime_shift")
+
+
+def history_to_serve(model) -> int:
+    """Bars per ticker that `forecast_frame` reads: the latest window's features and the regime history."""
+    window = model.config.window
+    return max(history_needed(window.features, window.window), window.window + TRAILING + 1)
+
+
+def forecast_frame(model, bars: pd.DataFrame, state: ACIState) -> pd.DataFrame:
+    """The served forecast of the latest window of every ticker in `bars`, one row per horizon.
+
+    `model.to_frame` columns (quantiles at the tickers' ACI working levels in `state`, intervals
+    read off them) plus the ticker's regime (`REGIME_COLUMNS`, see `regime_fields`). Each
+    ticker's rows depend on its own bars only, so shards of tickers give the same rows.
+    """
+    windows = latest_windows(bars, model.config.window)
+    pred = serve(model.predict_windows(windows), windows, state, model.config.train.coverage)
+    frame = model.to_frame(windows, pred)
+    closes = bars.groupby("ticker")["adj_close"]
+    regimes = {
+        str(t): regime_fields(
+            pred.memberships[i],
+            trailing_memberships(model, closes.get_group(t).to_numpy()),
+            model.regime_labels_,
+        )
+        for i, t in enumerate(windows.ticker)
+    }
+    for name in REGIME_COLUMNS:
+        frame[name] = [regimes[str(t)][name] for t in frame["ticker"]]
+    return frame
+
+
+class ShardForecaster:
+    """`forecast_frame` as a callable holding the model: built once per Ray actor, called per shard."""
+
+    def __init__(self, model, state: ACIState):
+        self.model, self.state = model, state
+
+    def __call__(self, bars: pd.DataFrame) -> pd.DataFrame:
+        return forecast_frame(self.model, bars, self.state)

@@ -3,6 +3,7 @@
 Usage:
     python -m pipelines.batch_forecast                    # embedded defaults (after `forecaster quickstart`)
     python -m pipelines.batch_forecast --as-of 2018-12-28
+    python -m pipelines.batch_forecast --engine ray        # ticker shards on Ray Data actors (RAY_ADDRESS)
     FORECASTER_FORECAST_STORE_URL=postgresql://postgres@127.0.0.1/forecasts python -m pipelines.batch_forecast
 
 Reads the universe's bars from the price store (FORECASTER_HOME/prices), forecasts the latest
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from dataclasses import dataclass, field
 from datetime import date
@@ -37,9 +39,9 @@ from forecaster.config import Settings
 from forecaster.data import DataSourceError, PriceStore
 from forecaster.data.universe import universe_tickers
 from forecaster.data.validation import as_day
+from forecaster.engine import ENGINES, map_frames, shards, use_engine
 from forecaster.logs import setup_logging
 from forecaster.paths import NotWritableError, ensure_writable
-from forecaster.windows import latest_windows
 
 log = logging.getLogger("pipelines.batch_forecast")
 
@@ -93,19 +95,18 @@ def forecast_rows(
     run_id: str | None,
     created_at,
     levels: tuple[float, ...] = (),
-    regimes: dict[str, dict] | None = None,
 ) -> list[dict]:
-    """`FuzzyLSTMForecaster.predict` output as rows of the `forecasts` table.
+    """`serving.forecast_frame` output as rows of the `forecasts` table.
 
     `levels` are the model's quantile levels (their `quantile_<level>` columns go to the
-    `quantiles` JSON); `regimes` maps a ticker to its `serving.regime_fields`.
+    `quantiles` JSON); the regime columns are stored as they are, when present.
     """
     out = pd.DataFrame(
         {
             "ticker": frame["ticker"].astype(str),
-            "as_of": frame["as_of"].dt.date,
+            "as_of": pd.to_datetime(frame["as_of"]).dt.date,
             "horizon": frame["horizon"].astype(int),
-            "target_date": frame["target_date"].dt.date,
+            "target_date": pd.to_datetime(frame["target_date"]).dt.date,
             "last_price": frame["last_price"],
             "forecast": frame["forecast"],
         }
@@ -116,10 +117,14 @@ def forecast_rows(
     columns = {serving.level_key(q): f"quantile_{q:g}" for q in levels if f"quantile_{q:g}" in frame}
     prices = frame[list(columns.values())].to_numpy(float)
     out["quantiles"] = [dict(zip(columns, row.tolist(), strict=True)) for row in prices] if columns else None
-    none = {"regime": None, "regime_label": None, "regime_shift": None}
-    for name in none:
-        out[name] = [(regimes or {}).get(t, none)[name] for t in out["ticker"]]
-    return out.astype(object).where(out.notna(), None).to_dict("records")
+    for name in serving.REGIME_COLUMNS:
+        out[name] = frame[name] if name in frame else None
+    rows = out.astype(object).where(out.notna(), None).to_dict("records")
+    for row in rows:  # numpy scalars (from frames that crossed Arrow) as the plain values the store takes
+        for name in ("regime", "regime_shift"):
+            if row[name] is not None:
+                row[name] = int(row[name]) if name == "regime" else bool(row[name])
+    return rows
 
 
 def fresh_bars(bars: pd.DataFrame, as_of, min_bars: int) -> tuple[pd.DataFrame, BatchResult]:
@@ -177,33 +182,29 @@ def forecast(
     model_version: str,
     run_id: str | None = None,
     state: ACIState | None = None,
+    compute: str = "local",
+    shard_size: int = 64,
 ) -> tuple[list[dict], BatchResult]:
-    """Forecast rows of every fresh ticker in `bars` in one model call, and what was skipped.
+    """Forecast rows of every fresh ticker in `bars`, and what was skipped.
 
-    Quantiles are served at the working levels of `state` (none: the nominal levels).
+    Quantiles are served at the working levels of `state` (none: the nominal levels). Locally
+    the latest windows of all tickers go through the model in one batched call; on Ray
+    (`compute="ray"`) shards of `shard_size` tickers go to a pool of actors that each hold the
+    model (`engine.map_frames`). A ticker's rows depend on its own bars only: same rows.
     """
     config = model.config
     fresh, result = fresh_bars(bars, as_of, config.window.window + 1)
-    windows = latest_windows(fresh, config.window)  # the latest window of every ticker, one batched call
-    pred = serving.serve(
-        model.predict_windows(windows),
-        windows,
-        state or ACIState(model.levels, config.window.horizon),
-        config.train.coverage,
-    )
-    closes = fresh.groupby("ticker")["adj_close"]
-    regimes = {
-        str(t): serving.regime_fields(
-            pred.memberships[i],
-            serving.trailing_memberships(model, closes.get_group(t).to_numpy()),
-            model.regime_labels_,
-        )
-        for i, t in enumerate(windows.ticker)
-    }
+    state = state or ACIState(model.levels, config.window.horizon)
+    if compute == "local":
+        frame = serving.forecast_frame(model, fresh, state)
+    else:
+        tail = fresh.groupby("ticker", sort=True).tail(serving.history_to_serve(model))
+        tickers = sorted(tail["ticker"].unique())
+        parts = shards(tickers, math.ceil(len(tickers) / shard_size))
+        frames = [tail[tail["ticker"].isin(part)].reset_index(drop=True) for part in parts]
+        frame = map_frames(serving.ShardForecaster, frames, compute, init={"model": model, "state": state})
     created = forecast_store.utcnow()
-    rows = forecast_rows(
-        model.to_frame(windows, pred), model_name, model_version, run_id, created, model.levels, regimes
-    )
+    rows = forecast_rows(frame, model_name, model_version, run_id, created, model.levels)
     result.rows_total = len(rows)
     return rows, result
 
@@ -222,6 +223,7 @@ def run(
     """
     from forecaster import tracking
 
+    compute = use_engine(settings)  # FORECASTER_ENGINE=ray: a cluster that cannot be reached fails now
     # The data folder holds the SQLite store and MLflow's local files: check it before loading.
     ensure_writable(settings.home)
     engine = engine or forecast_store.connect(settings.forecast_store_url)
@@ -245,6 +247,8 @@ def run(
             model_version=champion.version,
             run_id=champion.run_id,
             state=state,
+            compute=compute,
+            shard_size=settings.batch_shard_size,
         )
         result.rows_total = len(rows)
         result.skipped = missing | result.skipped
@@ -282,10 +286,13 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--as-of", help="forecast from the bars of this day (YYYY-MM-DD); default the latest")
+    parser.add_argument(
+        "--engine", choices=ENGINES, help="local or ray (default FORECASTER_ENGINE, else local)"
+    )
     args = parser.parse_args(argv)
     setup_logging()  # forecaster.logs: plain lines, or JSON with FORECASTER_LOG_FORMAT=json
     try:
-        run(Settings(), args.as_of)
+        run(Settings(**({"engine": args.engine} if args.engine else {})), args.as_of)
     # Expected failures: one line, no traceback.
     except (
         ValueError,

@@ -1,5 +1,6 @@
 """The K experts as one network: equal to K separate LSTMs, non-crossing quantiles, exact fusion."""
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,10 +26,15 @@ def separate_experts(ensemble: ExpertEnsemble) -> list[tuple[nn.LSTM, torch.Tens
     return experts
 
 
-def test_one_wide_network_equals_k_separate_lstms():
+LAYOUTS = ("wide", "split")  # one wide call (GPUs) or K calls on each expert's slice (the CPU)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_one_network_equals_k_separate_lstms(layout):
     torch.manual_seed(0)
     for layers in (1, 2):
         ensemble = ExpertEnsemble(3, 2, 4, n_outputs=1, hidden_size=8, num_layers=layers).eval()
+        ensemble.layout = layout
         x = torch.randn(5, 12, 2)
         with torch.no_grad():
             wide = ensemble(x)  # [B, K, H, 1]
@@ -38,9 +44,25 @@ def test_one_wide_network_equals_k_separate_lstms():
                 torch.testing.assert_close(wide[:, k], alone, rtol=0, atol=1e-6)
 
 
-def test_off_block_weights_stay_zero_through_training():
+def test_both_layouts_give_the_same_gradients():
+    torch.manual_seed(0)
+    ensemble = ExpertEnsemble(3, 2, 2, n_outputs=3, median_index=1, hidden_size=4, num_layers=2, dropout=0)
+    x = torch.randn(8, 6, 2)
+    grads = {}
+    for layout in LAYOUTS:
+        ensemble.zero_grad()
+        ensemble.layout = layout
+        ensemble(x).pow(2).mean().backward()
+        grads[layout] = {name: p.grad.clone() for name, p in ensemble.named_parameters()}
+    for name, grad in grads["wide"].items():
+        torch.testing.assert_close(grads["split"][name], grad, rtol=1e-5, atol=1e-7, msg=name)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_off_block_weights_stay_zero_through_training(layout):
     torch.manual_seed(0)
     ensemble = ExpertEnsemble(3, 2, 2, n_outputs=3, median_index=1, hidden_size=4, num_layers=2)
+    ensemble.layout = layout
     optimizer = torch.optim.Adam(ensemble.parameters(), lr=0.05, weight_decay=0.01)
     for _ in range(5):
         optimizer.zero_grad()
@@ -74,12 +96,14 @@ def test_fused_quantiles_are_the_membership_weighted_sum_and_stay_ordered():
     assert torch.all(fused[..., 1:] >= fused[..., :-1])
 
 
-def test_fast_inference_path_equals_forward():
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_fast_inference_path_equals_forward(layout):
     torch.manual_seed(0)
     for layers in (1, 2):
         ensemble = ExpertEnsemble(
             3, 2, 4, n_outputs=3, median_index=1, hidden_size=8, num_layers=layers
         ).eval()
+        ensemble.layout = layout
         x = torch.randn(5, 12, 2)
         with torch.no_grad():
             torch.testing.assert_close(ensemble.infer(x), ensemble(x), rtol=0, atol=1e-6)
