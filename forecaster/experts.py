@@ -76,6 +76,7 @@ class ExpertEnsemble(nn.Module):
         self.register_buffer("expert_rows", rows, persistent=False)
         self.register_buffer("expert_units", units, persistent=False)
         self.layout = "auto"  # "wide", "split" (K calls on the slices), or "auto": split on the CPU
+        self._slices: tuple[tuple, list[list[torch.Tensor]]] | None = None  # serving's cache of the slices
         # Initialise like K separate nn.LSTM(h) / nn.Linear(h): uniform(+-1/sqrt(h)), not 1/sqrt(K*h).
         bound = 1 / math.sqrt(hidden_size)
         for name, weight in self.lstm.named_parameters():
@@ -114,23 +115,41 @@ class ExpertEnsemble(nn.Module):
         return self.layout == "split" or (self.layout == "auto" and x.device.type == "cpu")
 
     def _last_split(self, x: torch.Tensor, train: bool) -> torch.Tensor:
-        """Last hidden state [B, K*h], one LSTM call per expert on its slice of the wide weights.
-
-        The slices are gathered from the wide parameters, so gradients land in their blocks.
-        """
-        lstm, layers = self.lstm, self.lstm.num_layers
-        dropout = lstm.dropout if train else 0.0
+        """Last hidden state [B, K*h], one LSTM call per expert on its slice of the wide weights."""
+        layers = self.lstm.num_layers
+        dropout = self.lstm.dropout if train else 0.0
         h0 = torch.zeros(layers, x.shape[0], self.hidden_size, dtype=x.dtype, device=x.device)
-        last = []
+        last = [
+            torch.lstm(x, (h0, h0), flat, True, layers, dropout, train, False, True)[0][:, -1]
+            for flat in self._expert_weights()
+        ]
+        return torch.cat(last, dim=1)
+
+    def _expert_weights(self) -> list[list[torch.Tensor]]:
+        """Each expert's slice of the wide weights, in torch.lstm's order.
+
+        Gathered from the wide parameters, so in training their gradients land in the blocks.
+        Without gradients (serving) the slices are kept until a parameter changes: gathering
+        them costs as much as a batch-1 forecast.
+        """
+        weights = self.lstm._flat_weights
+        if torch.is_grad_enabled():
+            return self._slice(weights)
+        key = tuple((w.data_ptr(), w._version) for w in weights)
+        if self._slices is None or self._slices[0] != key:
+            self._slices = (key, self._slice(weights))
+        return self._slices[1]
+
+    def _slice(self, weights: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+        experts = []
         for rows, units in zip(self.expert_rows, self.expert_units, strict=True):
             flat = []
-            for layer in range(layers):
-                w_ih, w_hh, b_ih, b_hh = lstm._flat_weights[4 * layer : 4 * layer + 4]
+            for layer in range(self.lstm.num_layers):
+                w_ih, w_hh, b_ih, b_hh = weights[4 * layer : 4 * layer + 4]
                 w_ih = w_ih[rows] if layer == 0 else w_ih[rows][:, units]
                 flat += [w_ih, w_hh[rows][:, units], b_ih[rows], b_hh[rows]]
-            out, _, _ = torch.lstm(x, (h0, h0), flat, True, layers, dropout, train, False, True)
-            last.append(out[:, -1])
-        return torch.cat(last, dim=1)
+            experts.append(flat)
+        return experts
 
     def _head(self, last: torch.Tensor) -> torch.Tensor:
         b = last.shape[0]
