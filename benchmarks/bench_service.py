@@ -127,6 +127,8 @@ def main() -> None:
 
     settings = Settings()
     env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri, "FORECASTER_HOME": str(settings.home)}
+    # `mlflow models serve` starts the `uvicorn` script of its environment: this one's, not another on PATH.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     ours_body, theirs_body = bodies(settings, args.ticker)
     servers = {
         "fastapi (this service)": (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -57,6 +58,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         # Never raises for the registry; raises (the start fails) for a model directory that does not load.
         await asyncio.to_thread(state.load_initial)
         _publish_version(state)
+        _freeze_heap()
         poller = asyncio.create_task(_poll(state, s)) if state.uses_registry else None
         yield
         if poller:
@@ -85,6 +87,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     return app
 
 
+def _freeze_heap() -> None:
+    """Move what is loaded (torch, pandas, MLflow, the model) out of the garbage collector's sight.
+
+    Those are millions of long-lived objects; without this, every full collection walks them all
+    and stalls the event loop for 100+ ms, which was the API's p99 at 32 concurrent requests.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def _poll(state: ModelState, settings: ServiceSettings) -> None:
     """Ask the registry where the URI points; load, warm and swap when it moved.
 
@@ -100,6 +112,7 @@ async def _poll(state: ModelState, settings: ServiceSettings) -> None:
         try:
             if await asyncio.to_thread(state.check_once):
                 _publish_version(state)
+                _freeze_heap()
         except Exception as exc:  # nothing may stop the service or the polling
             version = state.current and state.current.version
             log.error("registry check failed; still serving v%s: %s", version, mask_credentials(exc))
