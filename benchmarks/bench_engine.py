@@ -24,9 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DEFAULT = (
-    Path(__file__).resolve().parents[1] / ".." / ".." / "shared" / "data" / "us-stocks-2000-2017.parquet"
-)
+DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "us-stocks-2000-2017.parquet"
 MODELS = "naive,drift,arima,garch,ewma,historical,equal_weight,fuzzy"
 
 

@@ -21,9 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT = (
-    Path(__file__).resolve().parents[1] / ".." / ".." / "shared" / "data" / "us-stocks-2000-2017.parquet"
-)
+DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "us-stocks-2000-2017.parquet"
 STAGES = ("load", "windows", "scaler", "x")
 WINDOW_FEATURES = ("log_return", "log_range")  # WindowConfig's default
 

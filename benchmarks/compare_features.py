@@ -23,7 +23,7 @@ FEATURES = {
     "vol": ("log_return", "log_range", "norm_return", "ewma_vol", "rv_22"),
     "har": ("log_return", "log_range", "norm_return", "ewma_vol", "rv_5", "rv_22", "rv_66"),
 }
-DATA = Path(__file__).resolve().parents[1] / ".." / ".." / "shared" / "data" / "us-stocks-2000-2017.parquet"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "us-stocks-2000-2017.parquet"
 
 name = sys.argv[1] if len(sys.argv) > 1 else "har"
 epochs = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 5
