@@ -4,6 +4,9 @@ champion registered in a temporary SQLite MLflow store."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -194,3 +197,27 @@ def test_runs_command_lists_the_recorded_runs(settings, engine, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "batch_forecast" in result.output and "partial" in result.output
     assert "rows_written=6" in result.output
+
+
+def test_the_batch_forecast_verb_runs_the_job_and_names_a_bad_date(home, tmp_path):
+    store_url = f"sqlite:///{tmp_path / 'forecasts.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "FORECASTER_"))}
+    env |= {
+        "FORECASTER_HOME": str(home),
+        "FORECASTER_UNIVERSE": '["AAA", "BBB"]',
+        "FORECASTER_FORECAST_STORE_URL": store_url,
+    }
+    verb = [sys.executable, "-m", "forecaster.cli", "batch-forecast"]
+    done = subprocess.run([*verb, "--as-of", "2011-02-24"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    engine = forecast_store.connect(store_url)
+    rows = stored_rows(engine)
+    engine.dispose()
+    assert {(r["ticker"], r["as_of"]) for r in rows} == {
+        ("AAA", dt.date(2011, 2, 24)),
+        ("BBB", dt.date(2011, 2, 24)),
+    }
+
+    bad = subprocess.run([*verb, "--as-of", "2011-02-30"], env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "as_of" in bad.stderr and "2011-02-30" in bad.stderr, bad.stderr

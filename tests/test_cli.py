@@ -219,6 +219,7 @@ def test_console_script_is_installed_with_help_for_every_verb():
         "models",
         "serve",
         "ingest",
+        "batch-forecast",
         "runs",
     ):
         result = subprocess.run(

@@ -59,6 +59,7 @@ for verb in (
     registry.ui,
     operations.serve,
     operations.ingest,
+    operations.batch_forecast,
     operations.schedule,
     operations.runs,
 ):

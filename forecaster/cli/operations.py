@@ -60,6 +60,32 @@ def ingest(
 
 
 @friendly_errors
+def batch_forecast(
+    as_of: Annotated[
+        str | None, typer.Option(help="Forecast from the bars of this day (YYYY-MM-DD); default the latest.")
+    ] = None,
+    engine: EngineOpt = None,
+) -> None:
+    """Forecast every ticker of the universe with the champion into the forecast store.
+
+    What the scheduler runs after ingest: one row per ticker and horizon, every quantile at the
+    ticker's adaptive-conformal levels, its regime; a stale ticker is skipped and reported, a
+    re-run of a day writes nothing new. Runs `python -m pipelines.batch_forecast`.
+
+    Examples:
+
+      forecaster batch-forecast
+
+      forecaster batch-forecast --as-of 2018-12-28
+
+      RAY_ADDRESS=ray-head:6379 forecaster batch-forecast --engine ray   # shards on Ray actors
+    """
+    engine_settings(engine)  # a bad FORECASTER_ENGINE fails here, in one line
+    args = (["--as-of", as_of] if as_of else []) + (["--engine", engine] if engine else [])
+    exec_job("pipelines.batch_forecast", *args)
+
+
+@friendly_errors
 def schedule() -> None:
     """Run the scheduler: ingest + batch forecast after the US close on trading days, retrain weekly.
 
