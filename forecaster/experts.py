@@ -8,7 +8,7 @@ weights start at zero and their gradients are masked to zero, so Adam never move
 How the pass runs depends on the device (`layout`), measured with benchmarks/bench_model.py:
 on a GPU one wide call removes K-fold kernel launches; on a CPU the wide call does K times the
 recurrent arithmetic (the zero blocks are multiplied too) and K calls on each expert's slice of
-the same weights train 1.7x faster, so the CPU runs the slices. Both give the same outputs.
+the same weights train about 2x faster, so the CPU runs the slices. Both give the same outputs.
 
 Each expert's head maps its last hidden state to H x Q outputs. The quantile head is
 non-crossing by construction: the median plus cumulative softplus steps up and down.
