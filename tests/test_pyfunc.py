@@ -9,6 +9,7 @@ import pickle
 
 import cloudpickle
 import mlflow
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -21,7 +22,7 @@ from test_service import (  # noqa: F401  (module fixtures: a registry of its ow
     two_ticker_bars_module,
 )
 
-from forecaster import tracking
+from forecaster import serving, tracking
 from forecaster.config import Settings
 from forecaster.tracking.pyfunc import model_checksum
 from pipelines import batch_forecast
@@ -65,10 +66,15 @@ def test_the_logged_model_is_code_plus_the_model_directory_without_any_pickle(se
 def test_the_champion_loads_and_predicts_with_pickle_disallowed(
     settings, monkeypatch, two_ticker_bars_module
 ):
-    expected = tracking.load_model("models:/fcm-lstm/1").predict(two_ticker_bars_module)
+    model = tracking.load_model("models:/fcm-lstm/1")
+    expected = model.predict(two_ticker_bars_module)
     no_pickle(monkeypatch)
     pyfunc = mlflow.pyfunc.load_model("models:/fcm-lstm@champion")
-    assert pyfunc.predict(two_ticker_bars_module).equals(expected)
+    served = pyfunc.predict(two_ticker_bars_module)
+    # The model's forecast at the nominal levels, and each ticker's regime as the API and batch job give it.
+    pd.testing.assert_frame_equal(served.drop(columns=list(serving.REGIME_COLUMNS)), expected)
+    assert set(served["regime_label"]) <= set(model.regime_labels_)
+    assert served["regime_shift"].isin([True, False]).all()  # enough history for the trailing 20 days
     assert tracking.load_model("models:/fcm-lstm@champion").predict(two_ticker_bars_module).equals(expected)
     assert tracking.load_registered(settings).version == "1"
 

@@ -23,6 +23,8 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
+from forecaster import serving
+from forecaster.aci import ACIState
 from forecaster.data import validate_bars
 from forecaster.model import FuzzyLSTMForecaster
 
@@ -42,15 +44,22 @@ class ForecasterPyfunc(mlflow.pyfunc.PythonModel):
 
     Input: a frame of daily bars (`ticker, date, open, high, low, close, adj_close, volume`), one or
     more tickers with at least `window + 1` bars each. Output: one row per ticker and horizon with
-    target date, point forecast, every quantile, interval bounds, memberships `u_k` and per-expert
-    forecasts.
+    target date, point forecast, every quantile, interval bounds, memberships `u_k`, per-expert
+    forecasts and the regime (`regime`, `regime_label`, `regime_shift`; the shift needs 20 more
+    bars than the window, else it is empty). Quantiles are at the nominal levels: adaptive
+    conformal levels live in the forecast store, which a pyfunc does not read.
     """
 
     def load_context(self, context) -> None:
         self.model = FuzzyLSTMForecaster.load(context.artifacts["model_dir"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return self.model.predict(validate_bars(pd.DataFrame(model_input)))
+        return pyfunc_output(self.model, validate_bars(pd.DataFrame(model_input)))
+
+
+def pyfunc_output(model: FuzzyLSTMForecaster, bars: pd.DataFrame) -> pd.DataFrame:
+    """What the pyfunc returns for validated `bars`: the served forecast at the nominal levels."""
+    return serving.forecast_frame(model, bars, ACIState(model.levels, model.config.window.horizon))
 
 
 def signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:

@@ -19,7 +19,7 @@ from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 from forecaster.config import Settings
 from forecaster.logs import is_verbose
 from forecaster.model import FuzzyLSTMForecaster
-from forecaster.tracking.pyfunc import CODE_FILE, record_checksum, signature
+from forecaster.tracking.pyfunc import CODE_FILE, pyfunc_output, record_checksum, signature
 from forecaster.tracking.registry import mark_challenger
 from forecaster.tracking.setup import configure
 
@@ -128,7 +128,7 @@ def log_training_run(
                 name="model",
                 python_model=str(CODE_FILE),  # models-from-code: the logged model holds no pickle
                 artifacts={"model_dir": str(model_dir)},
-                signature=signature(example, model.predict(example)),
+                signature=signature(example, pyfunc_output(model, example)),
                 input_example=example,
                 pip_requirements=_requirements(),
                 registered_model_name=settings.model_name if register else None,
