@@ -89,6 +89,17 @@ def setup_logging(verbose: bool | None = None, *, fmt: str | None = None) -> Non
     global _configured
     verbose = is_verbose() if verbose is None else verbose
     os.environ["FORECASTER_VERBOSE"] = "1" if verbose else "0"  # exec'd jobs inherit it
+    handler = stderr_handler(fmt)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+    logging.captureWarnings(True)
+    # MLflow reads this when it is imported (later, lazily); `adopt_library_loggers` covers the rest.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    _configured = True
+    adopt_library_loggers()
+
+
+def stderr_handler(fmt: str | None = None) -> logging.Handler:
+    """The handler of `setup_logging`: rich, plain or JSON lines on stderr (None: from the environment)."""
     fmt = (fmt or os.environ.get("FORECASTER_LOG_FORMAT") or "").lower()
     if fmt not in ("json", "plain", "rich"):
         fmt = "rich" if sys.stderr.isatty() else "plain"
@@ -98,19 +109,36 @@ def setup_logging(verbose: bool | None = None, *, fmt: str | None = None) -> Non
 
         handler: logging.Handler = RichHandler(console=Console(stderr=True), show_path=False)
         handler.setFormatter(_Rounded("%(message)s"))
-    else:
-        handler = _StderrHandler()
-        handler.setFormatter(
-            JsonFormatter()
-            if fmt == "json"
-            else _Rounded("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
-        )
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
-    logging.captureWarnings(True)
-    # MLflow reads this when it is imported (later, lazily); `adopt_library_loggers` covers the rest.
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
-    _configured = True
-    adopt_library_loggers()
+        return handler
+    handler = _StderrHandler()
+    handler.setFormatter(
+        JsonFormatter()
+        if fmt == "json"
+        else _Rounded("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+    )
+    return handler
+
+
+def server_logging_config() -> dict:
+    """`setup_logging` as a `logging.config.dictConfig` dict, for uvicorn's `log_config`.
+
+    uvicorn applies it in every worker process (workers are spawned: a set-up made in the parent
+    would not reach them), so the API's own lines, uvicorn's and its access log share one format.
+    """
+    verbose = is_verbose()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"stderr": {"()": stderr_handler}},
+        "root": {"handlers": ["stderr"], "level": "DEBUG" if verbose else "INFO"},
+        "loggers": {
+            **{
+                name: {"handlers": [], "propagate": True}
+                for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            },
+            **{name: {"level": "INFO" if verbose else level} for name, level in QUIET_LOGGERS.items()},
+        },
+    }
 
 
 def adopt_library_loggers() -> None:

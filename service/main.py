@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from forecaster import forecast_store
+from forecaster.logs import server_logging_config
 from forecaster.redact import mask_credentials
 from service.bars import BarSource
 from service.deps import require_api_key
@@ -134,7 +135,12 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
         print(f"forecaster serve: cannot serve: {problem}", file=sys.stderr)
         raise SystemExit(2)
     config = uvicorn.Config(
-        "service.main:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"
+        "service.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=server_logging_config(),  # FORECASTER_LOG_FORMAT=json: JSON lines, access log too
     )
     if workers > 1:
         supervisor = Multiprocess(config, sockets=[config.bind_socket()])

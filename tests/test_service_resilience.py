@@ -232,3 +232,30 @@ def test_serve_exits_non_zero_when_it_can_never_serve(tmp_path, registry):  # no
     env["FORECASTER_MODEL_URI"] = str(broken)
     done = subprocess.run(serve_command(free_port(), 2), env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stderr[-2000:]
+
+
+def test_served_logs_are_json_lines_in_every_worker_access_log_included(tmp_path, registry):  # noqa: F811
+    """FORECASTER_LOG_FORMAT=json reaches uvicorn's spawned workers: their start-up, the service's own
+    lines and the access log come out as one JSON object per line."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        tracking.configure(Settings(home=registry))
+        model_dir = tracking.load_model("models:/fcm-lstm/1").save(tmp_path / "model")
+    home = tmp_path / "home"
+    shutil.copytree(registry / "prices", home / "prices")
+    log = tmp_path / "api.log"
+    with api_process(home, log, workers=2, FORECASTER_MODEL_URI=str(model_dir),
+                     FORECASTER_LOG_FORMAT="json") as (url, proc):  # fmt: skip
+        wait_for(f"{url}/readyz", proc, log)
+        assert requests.post(f"{url}/v1/forecast", json={"ticker": "AAA"}, timeout=30).status_code == 200
+        time.sleep(0.5)
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert records and {"time", "level", "logger", "message"} <= set(records[0])
+    loggers = {r["logger"] for r in records}
+    assert "uvicorn.error" in loggers and "uvicorn.access" in loggers, loggers
+    assert any("POST /v1/forecast" in r["message"] for r in records if r["logger"] == "uvicorn.access")
+    assert any(r["logger"].startswith("service") for r in records), loggers
+    assert not [
+        line for line in lines if line.startswith(("INFO:", "WARNING:", "ERROR:"))
+    ]  # uvicorn's own format
