@@ -38,7 +38,9 @@ def interpolate_quantiles(quantiles: np.ndarray, levels, targets: np.ndarray) ->
     lo = np.take_along_axis(quantiles, i, axis=-1) if quantiles.ndim == t.ndim else quantiles[..., i]
     hi = np.take_along_axis(quantiles, i + 1, axis=-1) if quantiles.ndim == t.ndim else quantiles[..., i + 1]
     weight = (t - x[i]) / (x[i + 1] - x[i])
-    return lo + weight * (hi - lo)
+    # This form gives a known level's quantile exactly (weight 0 or 1): at the nominal levels
+    # ACI serves the model's own numbers, bit for bit.
+    return (1 - weight) * lo + weight * hi
 
 
 @dataclass

@@ -72,7 +72,9 @@ def test_the_champion_loads_and_predicts_with_pickle_disallowed(
     pyfunc = mlflow.pyfunc.load_model("models:/fcm-lstm@champion")
     served = pyfunc.predict(two_ticker_bars_module)
     # The model's forecast at the nominal levels, and each ticker's regime as the API and batch job give it.
-    pd.testing.assert_frame_equal(served.drop(columns=list(serving.REGIME_COLUMNS)), expected)
+    pd.testing.assert_frame_equal(
+        served.drop(columns=list(serving.REGIME_COLUMNS)), expected, check_exact=True
+    )
     assert set(served["regime_label"]) <= set(model.regime_labels_)
     assert served["regime_shift"].isin([True, False]).all()  # enough history for the trailing 20 days
     assert tracking.load_model("models:/fcm-lstm@champion").predict(two_ticker_bars_module).equals(expected)

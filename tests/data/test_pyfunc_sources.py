@@ -78,7 +78,9 @@ def test_pyfunc_accepts_the_frames_real_sources_give(champion, yahoo, tmp_path):
         got = pyfunc.predict(frame)
         expected = model.predict(validate_bars(frame))
         assert len(got) == 2, source
-        pd.testing.assert_frame_equal(got.drop(columns=list(serving.REGIME_COLUMNS)), expected, obj=source)
+        pd.testing.assert_frame_equal(
+            got.drop(columns=list(serving.REGIME_COLUMNS)), expected, check_exact=True, obj=source
+        )
 
 
 def test_bad_values_are_still_refused_naming_ticker_date_and_row(champion):
