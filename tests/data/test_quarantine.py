@@ -17,7 +17,7 @@ from forecaster.data import (
 )
 
 UNIVERSE = (
-    Path(__file__).resolve().parents[2] / ".." / ".." / "shared" / "data" / "us-stocks-2000-2017.parquet"
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "us-stocks-2000-2017.parquet"  # ../shared of the repo
 )
 
 
