@@ -16,9 +16,8 @@ from forecaster.data import (
     validate_bars,
 )
 
-UNIVERSE = (
-    Path(__file__).resolve().parents[3] / "shared" / "data" / "us-stocks-2000-2017.parquet"  # ../shared of the repo
-)
+# ../shared/data beside the checkout
+UNIVERSE = Path(__file__).resolve().parents[3] / "shared" / "data" / "us-stocks-2000-2017.parquet"
 
 
 @pytest.fixture
