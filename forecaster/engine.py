@@ -210,15 +210,13 @@ def map_frames(
     engine: str = "local",
     *,
     init: dict[str, Any] | None = None,
-    actors: int | None = None,
-    num_cpus: float = 1,
 ):
     """`worker(**init)` applied to every pandas frame, the results concatenated (a pandas frame).
 
     Locally one worker is built and called frame by frame. On Ray the frames become the blocks
-    of a Ray Data dataset, mapped by a fixed pool of `actors` actors (default: one per frame, at
-    most the cluster's CPUs), each built once with `init` and called with whole blocks, so a
-    frame is never cut. Rows come back in the frames' order on both engines.
+    of a Ray Data dataset, mapped by a fixed pool of actors (one per frame, at most the cluster's
+    CPUs, one CPU each), each built once with `init` and called with whole blocks, so a frame is
+    never cut. Rows come back in the frames' order on both engines.
     """
     import pandas as pd
 
@@ -234,14 +232,14 @@ def map_frames(
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # rows in the frames' order, as locally
     context.enable_progress_bars = sys.stderr.isatty()
-    pool = actors or min(len(frames), cluster_cpus(engine))
+    pool = min(len(frames), cluster_cpus(engine))
     mapped = ray.data.from_pandas(list(frames)).map_batches(
         worker,
         batch_size=None,  # whole blocks: one frame per call
         batch_format="pandas",
         fn_constructor_kwargs=init,
         compute=ray.data.ActorPoolStrategy(size=pool),
-        num_cpus=num_cpus,
+        num_cpus=1,
     )
     return mapped.to_pandas()
 

@@ -119,12 +119,7 @@ def forecast_rows(
     out["quantiles"] = [dict(zip(columns, row.tolist(), strict=True)) for row in prices] if columns else None
     for name in serving.REGIME_COLUMNS:
         out[name] = frame[name] if name in frame else None
-    rows = out.astype(object).where(out.notna(), None).to_dict("records")
-    for row in rows:  # numpy scalars (from frames that crossed Arrow) as the plain values the store takes
-        for name in ("regime", "regime_shift"):
-            if row[name] is not None:
-                row[name] = int(row[name]) if name == "regime" else bool(row[name])
-    return rows
+    return out.astype(object).where(out.notna(), None).to_dict("records")
 
 
 def fresh_bars(bars: pd.DataFrame, as_of, min_bars: int) -> tuple[pd.DataFrame, BatchResult]:
