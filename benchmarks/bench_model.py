@@ -83,6 +83,46 @@ def windows_per_second(module, features, ends, targets, levels, batch: int, devi
     return steps * batch / (time.perf_counter() - start)
 
 
+def lstm_floor_us(n_features: int, hidden: int, repeats: int) -> float:
+    """Microseconds of one batch-1, 30-step LSTM call of one expert: the floor of a forecast per expert."""
+    lstm = nn.LSTM(n_features, hidden, batch_first=True).eval()
+    x, h0 = torch.randn(1, 30, n_features), torch.zeros(1, 1, hidden)
+    call = lambda: torch.lstm(x, (h0, h0), lstm._flat_weights, True, 1, 0.0, False, False, True)  # noqa: E731
+    with torch.inference_mode():
+        for _ in range(50):
+            call()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            call()
+    return (time.perf_counter() - start) / repeats * 1e6
+
+
+def lstm_share(module, features, ends, targets, levels, batch: int, steps: int = 10) -> float:
+    """Share of a training step's CPU time spent in the LSTM kernels (torch.profiler, self time)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    module.train()
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+    offsets = torch.arange(1 - 30, 1)
+    idx = torch.arange(batch) % len(ends)
+
+    def step():
+        loss = pinball(
+            module(features[ends[idx][:, None] + offsets]), targets[idx][:, None, :], levels
+        ).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    return sum(e.self_cpu_time_total for e in events if "rnn" in e.key or "lstm" in e.key) / total
+
+
 def bench_inference(model: FuzzyLSTMForecaster, windows, repeats: int) -> tuple[list[float], list[float]]:
     one, batch = windows.subset(np.arange(1)), windows.subset(np.arange(256))
     for _ in range(20):
@@ -163,6 +203,11 @@ def main() -> None:
                     + ", ".join(f"{name} {rate:>9,.0f}" for name, rate in rates.items())
                     + " windows/s"
                 )
+        if device.type == "cpu":
+            share = lstm_share(modules["split"], features, ends, targets, levels, args.batches[0])
+            print(
+                f"training [cpu] K={k} batch {args.batches[0]}, split: {share:.0%} of a step in LSTM kernels"
+            )
 
     torch.set_num_threads(1)
     model = FuzzyLSTMForecaster(
@@ -180,6 +225,10 @@ def main() -> None:
         where = f"inference [cpu, 1 thread, {layout}] K={args.experts[-1]}"
         print(f"{where}: single window {percentiles(single)}")
         print(f"{where}: batch of 256 {percentiles(batched)} per window")
+    floor = lstm_floor_us(train.features.shape[1], args.hidden, args.repeats)
+    print(
+        f"inference [cpu, 1 thread] one expert's batch-1 LSTM call (h={args.hidden}, 30 steps): {floor:.0f} us"
+    )
 
 
 if __name__ == "__main__":
