@@ -35,8 +35,8 @@ def run_engine(args, engine: str, out: Path) -> dict:
 
     from forecaster.config import ClusterConfig, ExpertConfig, ForecasterConfig, TrainConfig, WindowConfig
     from forecaster.data import load_bars
-    from forecaster.engine import start_ray
     from forecaster.evaluation.backtest import walk_forward
+    from forecaster.runtime.engine import start_ray
 
     names = pd.read_parquet(args.source, columns=["ticker"])["ticker"].unique()
     names = sorted(set(names) - {"NUE"})

@@ -25,10 +25,14 @@ from torch import nn
 
 from forecaster.config import ClusterConfig, ExpertConfig, ForecasterConfig, TrainConfig, WindowConfig
 from forecaster.data import load_bars
-from forecaster.experts import ExpertEnsemble, monotone_quantiles
-from forecaster.model import FuzzyLSTMForecaster, standardized_targets
-from forecaster.training import device_name, pinball
-from forecaster.windows import FeatureScaler, make_windows, split_windows
+from forecaster.experts.devices import device_name
+from forecaster.experts.losses import pinball
+from forecaster.experts.network import ExpertEnsemble, monotone_quantiles
+from forecaster.features.scaler import FeatureScaler
+from forecaster.features.splits import split_windows
+from forecaster.features.volatility import standardized_targets
+from forecaster.features.windows import make_windows
+from forecaster.model import FuzzyLSTMForecaster
 
 
 class SeparateExperts(nn.Module):

@@ -19,14 +19,17 @@ import time
 import numpy as np
 import torch
 
-from forecaster.clustering import FuzzyCMeans
 from forecaster.config import ClusterConfig, ExpertConfig, ForecasterConfig, TrainConfig
 from forecaster.data import load_bars
-from forecaster.experts import ExpertEnsemble
-from forecaster.gating import membership_weights
-from forecaster.model import standardized_targets
-from forecaster.training import train_experts
-from forecaster.windows import FeatureScaler, make_windows, regime_descriptors, split_windows
+from forecaster.experts.network import ExpertEnsemble
+from forecaster.experts.training import train_experts
+from forecaster.features.scaler import FeatureScaler
+from forecaster.features.splits import split_windows
+from forecaster.features.volatility import standardized_targets
+from forecaster.features.windows import make_windows
+from forecaster.regimes.descriptors import regime_descriptors
+from forecaster.regimes.fcm import FuzzyCMeans
+from forecaster.regimes.gates import membership_weights
 
 
 def peak_rss_mb() -> float:

@@ -35,7 +35,9 @@ def run_stage(stage: str, source: str, features: str) -> dict:
 
     from forecaster.config import WindowConfig
     from forecaster.data import DataValidationError, load_bars, validate_bars
-    from forecaster.windows import FeatureScaler, make_windows, split_windows
+    from forecaster.features.scaler import FeatureScaler
+    from forecaster.features.splits import split_windows
+    from forecaster.features.windows import make_windows
 
     out: dict = {"stage": stage, "baseline_mb": round(_peak_mb())}
     t0 = time.perf_counter()

@@ -23,8 +23,8 @@ import pandas as pd
 from forecaster.config import DEFAULT_LEVELS, WindowConfig
 from forecaster.evaluation.baselines import NaiveForecaster, level_index
 from forecaster.evaluation.baselines_vol import EwmaForecaster, GarchForecaster, HistoricalForecaster
-from forecaster.evaluation.metrics import coverage, pinball_loss
-from forecaster.windows import make_windows
+from forecaster.features.windows import make_windows
+from forecaster.metrics import coverage, pinball_loss
 
 BASELINES = {
     "garch": GarchForecaster,  # GARCH(1,1)-t

@@ -27,7 +27,7 @@ except _metadata.PackageNotFoundError:  # a source tree that was never installed
 # Lazy, so `forecaster --help` and settings do not pay for importing torch: name -> module.
 _LAZY = {
     "FuzzyLSTMForecaster": "forecaster.model",
-    "FuzzyCMeans": "forecaster.clustering",
+    "FuzzyCMeans": "forecaster.regimes.fcm",
     "load_bars": "forecaster.data",
     "load_sample": "forecaster.data",
 }

@@ -1,4 +1,4 @@
-"""Configuration: model hyperparameters as small dataclasses, runtime settings in one class.
+"""Configuration: model hyperparameters as small frozen dataclasses, runtime settings in one class.
 
 Hyperparameters travel with a saved model (`config.json`); runtime settings (paths, URIs)
 belong to the machine and come from `FORECASTER_*` environment variables or a config file.
@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Per-day inputs, see forecaster/features.py; the volatility ones (ewma_vol .. norm_return) are causal.
+# Per-day inputs, see forecaster/features/daily.py; the volatility ones (ewma_vol .. norm_return) are causal.
 FEATURES = (
     "log_return",
     "log_range",
@@ -30,7 +30,7 @@ DEFAULT_LEVELS = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975)
 DESCRIPTORS = ("cum_return", "log_volatility", "last5_return", "max_abs_move", "trend_strength")
 
 
-@dataclass
+@dataclass(frozen=True)
 class WindowConfig:
     window: int = 30  # L: trading days of history the experts read
     horizon: int = 5  # H: trading days forecast ahead (direct multi-output)
@@ -54,7 +54,7 @@ class WindowConfig:
     calendar: str = "XNYS"  # exchange calendar (exchange_calendars code) for future target dates
 
     def __post_init__(self) -> None:
-        self.features = tuple(self.features)
+        object.__setattr__(self, "features", tuple(self.features))  # frozen: set once, here
         unknown = set(self.features) - set(FEATURES)
         if unknown:
             raise ValueError(f"unknown feature(s) {sorted(unknown)}; choose from {FEATURES}")
@@ -72,7 +72,7 @@ class WindowConfig:
         return self.horizon if self.gap is None else self.gap
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClusterConfig:
     n_clusters: int | Literal["auto"] = 3  # c, or "auto": 2..6 chosen by the Xie-Beni index
     m: float = 2.0  # fuzzifier; 1 would be hard k-means, larger blurs the regimes
@@ -87,7 +87,7 @@ class ClusterConfig:
     gate: Literal["fuzzy", "hard", "single"] = "fuzzy"
 
     def __post_init__(self) -> None:
-        self.descriptors = tuple(self.descriptors)
+        object.__setattr__(self, "descriptors", tuple(self.descriptors))
         if self.gate not in ("fuzzy", "hard", "single"):
             raise ValueError(f"gate must be 'fuzzy', 'hard' or 'single', got {self.gate!r}")
         unknown = set(self.descriptors) - set(DESCRIPTORS)
@@ -99,7 +99,7 @@ class ClusterConfig:
             raise ValueError(f"fuzzifier m must be > 1, got {self.m}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExpertConfig:
     hidden_size: int = 64
     num_layers: int = 1
@@ -111,7 +111,7 @@ class ExpertConfig:
     levels: tuple[float, ...] = DEFAULT_LEVELS
 
     def __post_init__(self) -> None:
-        self.levels = tuple(float(q) for q in self.levels)
+        object.__setattr__(self, "levels", tuple(float(q) for q in self.levels))
         if self.head not in ("quantile", "mse"):
             raise ValueError(f"head must be 'quantile' or 'mse', got {self.head!r}")
         if list(self.levels) != sorted(set(self.levels)) or not all(0 < q < 1 for q in self.levels):
@@ -120,7 +120,7 @@ class ExpertConfig:
             raise ValueError("levels must include 0.5: the median is the point forecast")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 30
     batch_size: int = 256
@@ -137,12 +137,12 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.coverage = tuple(self.coverage)
+        object.__setattr__(self, "coverage", tuple(self.coverage))
         if any(not 0 < c < 1 for c in self.coverage):
             raise ValueError(f"coverage levels must lie in (0, 1), got {self.coverage}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ForecasterConfig:
     window: WindowConfig = field(default_factory=WindowConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
@@ -167,6 +167,19 @@ class ForecasterConfig:
             cluster=ClusterConfig(**data.get("cluster", {})),
             expert=ExpertConfig(**data.get("expert", {})),
             train=TrainConfig(**data.get("train", {})),
+        )
+
+    def with_(self, **sections: dict[str, Any]) -> ForecasterConfig:
+        """A variant with some fields of some sections changed; the configs are frozen.
+
+        `config.with_(train={"epochs": 5}, cluster={"gate": "single"})` is
+        `dataclasses.replace` applied section by section, with every check run again.
+        """
+        unknown = set(sections) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"unknown config section(s) {sorted(unknown)}: window, cluster, expert, train")
+        return dataclasses.replace(
+            self, **{name: dataclasses.replace(getattr(self, name), **changes) for name, changes in sections.items()}
         )
 
     def flat(self) -> dict[str, Any]:
@@ -214,7 +227,7 @@ class Settings(BaseSettings):
     job_lock_ttl_s: int = 600  # a lock not renewed for this long is free (its holder died)
     job_heartbeat_s: int = 30  # a running job updates its job_runs row this often
     job_stale_after_s: int = 300  # a running run without heartbeat this long is marked interrupted
-    # Engine (forecaster/engine.py): `local` runs everything in this process and starts no Ray;
+    # Engine (forecaster/runtime/engine.py): `local` runs everything in this process and starts no Ray;
     # `ray` runs backtest folds, batch-forecast shards, downloads, searches and distributed
     # training as Ray tasks: on the cluster at RAY_ADDRESS, else on a Ray started on this machine.
     engine: Literal["local", "ray"] = "local"

@@ -3,7 +3,7 @@
 The method of patent CN110348608A: cluster the training windows with fuzzy c-means, train one
 LSTM expert per cluster, and forecast with y = sum_k u_k * y_k where u are the memberships of
 the new window. Since wave 2 the experts forecast distributions: every expert gives quantiles of
-the next H cumulative log returns in units of the origin's volatility (`forecaster.scaling`),
+the next H cumulative log returns in units of the origin's volatility (`forecaster.features.volatility`),
 the fusion rule is applied to every quantile, the median is the point forecast, and the fused
 quantiles are calibrated on a block of their own (`intervals.QuantileCalibrator`).
 
@@ -24,26 +24,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-from forecaster.clustering import FuzzyCMeans
+from forecaster.calibration.cqr import QuantileCalibrator, interval_levels
 from forecaster.config import ForecasterConfig
-from forecaster.evaluation.metrics import quantile_summary, summarize
-from forecaster.experts import ExpertEnsemble, fuse, matched_hidden_size
-from forecaster.gating import fusion_weights, training_weights
-from forecaster.historical import historical_forecasts
-from forecaster.intervals import QuantileCalibrator, interval_levels
+from forecaster.experts.devices import device_name, resolve_device
+from forecaster.experts.network import ExpertEnsemble, fuse, matched_hidden_size
+from forecaster.experts.training import fine_tune, train_experts
+from forecaster.features.scaler import FeatureScaler
+from forecaster.features.splits import split_windows
+from forecaster.features.volatility import horizon_scale, origin_volatility, standardized_targets
+from forecaster.features.windows import WindowSet, latest_windows, make_windows
+from forecaster.metrics import quantile_summary, summarize
 from forecaster.persistence import ModelFiles, read_model_dir, write_model_dir
 from forecaster.prediction import Prediction, prediction_frame
-from forecaster.regimes import cluster_labels
-from forecaster.scaling import horizon_scale, origin_volatility
-from forecaster.training import device_name, fine_tune, resolve_device, train_experts
-from forecaster.windows import (
-    FeatureScaler,
-    WindowSet,
-    latest_windows,
-    make_windows,
-    regime_descriptors,
-    split_windows,
-)
+from forecaster.regimes.descriptors import regime_descriptors
+from forecaster.regimes.fcm import FuzzyCMeans
+from forecaster.regimes.gates import fusion_weights, training_weights
+from forecaster.regimes.labels import cluster_labels
+from forecaster.walkforward import historical_forecasts
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +56,6 @@ def data_fingerprint(bars: pd.DataFrame) -> dict:
         "rows_per_ticker": {str(t): int(n) for t, n in bars.groupby("ticker").size().items()},
         "sha256": digest,
     }
-
-
-def standardized_targets(windows: WindowSet) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative log returns in units of sigma_t * sqrt(h), and that scale: both [N, H]."""
-    scale = horizon_scale(origin_volatility(windows.returns), windows.y.shape[1])
-    return np.cumsum(windows.y.astype(np.float64), axis=1) / scale, scale
 
 
 class FuzzyLSTMForecaster:
@@ -138,7 +129,7 @@ class FuzzyLSTMForecaster:
             return tuple(torch.as_tensor(a[rows], device=device) for a in (ws.end, z, weights))
 
         gate = cfg.cluster.gate
-        # One process trains on every window; under distributed training (forecaster.distributed)
+        # One process trains on every window; under distributed training (forecaster.scale.distributed)
         # each worker gets its share of the rows and a DDP wrapper that all-reduces the gradients.
         rows, module = self._train_share(len(train)), self._train_module(self.experts_)
         self.history_ = {
@@ -327,7 +318,7 @@ class FuzzyLSTMForecaster:
         """What this configuration would have forecast at every past origin, refitted on the past only.
 
         A long frame (ticker, origin, horizon, target_date, forecast, quantiles, actual, ...); the
-        options (`train_days`, `progress`) and the refit rules are in `forecaster.historical`.
+        options (`train_days`, `progress`) and the refit rules are in `forecaster.walkforward`.
         """
         return historical_forecasts(self, bars, start=start, end=end, refit_every=refit_every, **options)
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecaster.sessions import target_dates
-from forecaster.windows import WindowSet
+from forecaster.data.sessions import target_dates
+from forecaster.features.windows import WindowSet
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """What is served from a `Prediction`, in one place so the batch job and the API serve the same numbers.
 
-- `serve`: each ticker's quantiles at its adaptive-conformal working levels (`forecaster.aci`), and
+- `serve`: each ticker's quantiles at its adaptive-conformal working levels (`forecaster.calibration.aci`), and
   the interval bounds read off those served quantiles;
 - `quantiles_at`: quantiles at other levels inside the model's range (an API request's `levels`);
 - `trailing_memberships` / `regime_fields`: the dominant regime, its label and the regime-shift
@@ -22,11 +22,12 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from forecaster.aci import ACIState, interpolate_quantiles
-from forecaster.intervals import interval_levels
+from forecaster.calibration.aci import ACIState, interpolate_quantiles
+from forecaster.calibration.cqr import interval_levels
+from forecaster.features.windows import WindowSet, history_needed, latest_windows
 from forecaster.prediction import Prediction
-from forecaster.regimes import regime_shift
-from forecaster.windows import WindowSet, history_needed, latest_windows, regime_descriptors
+from forecaster.regimes.descriptors import regime_descriptors
+from forecaster.regimes.labels import regime_shift
 
 TRAILING = 20  # days of memberships today's regime is compared with
 SHIFT_MARGIN = 0.1  # today's dominant regime must lead the usual one by this much to count as a shift

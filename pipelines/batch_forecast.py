@@ -34,14 +34,14 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from forecaster import forecast_store, serving
-from forecaster.aci import ACIState
+from forecaster.calibration.aci import ACIState
 from forecaster.config import Settings
 from forecaster.data import DataSourceError, PriceStore
 from forecaster.data.universe import universe_tickers
 from forecaster.data.validation import as_day
-from forecaster.engine import ENGINES, map_frames, shards, use_engine
-from forecaster.logs import setup_logging
-from forecaster.paths import NotWritableError, ensure_writable
+from forecaster.runtime.engine import ENGINES, map_frames, shards, use_engine
+from forecaster.runtime.logs import setup_logging
+from forecaster.runtime.paths import NotWritableError, ensure_writable
 
 log = logging.getLogger("pipelines.batch_forecast")
 
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
         "--engine", choices=ENGINES, help="local or ray (default FORECASTER_ENGINE, else local)"
     )
     args = parser.parse_args(argv)
-    setup_logging()  # forecaster.logs: plain lines, or JSON with FORECASTER_LOG_FORMAT=json
+    setup_logging()  # forecaster.runtime.logs: plain lines, or JSON with FORECASTER_LOG_FORMAT=json
     try:
         run(Settings(**({"engine": args.engine} if args.engine else {})), args.as_of)
     # Expected failures: one line, no traceback.

@@ -36,9 +36,9 @@ from forecaster.config import Settings
 from forecaster.data import DataSourceError, DataValidationError, PriceStore
 from forecaster.data.universe import universe_tickers
 from forecaster.data.yahoo import NO_RETRY, RetryPolicy, download_ticker
-from forecaster.engine import ENGINES, RateLimit, map_tasks, use_engine
-from forecaster.logs import setup_logging
-from forecaster.paths import NotWritableError, ensure_writable
+from forecaster.runtime.engine import ENGINES, RateLimit, map_tasks, use_engine
+from forecaster.runtime.logs import setup_logging
+from forecaster.runtime.paths import NotWritableError, ensure_writable
 
 log = logging.getLogger("pipelines.ingest")
 
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
         "--engine", choices=ENGINES, help="local or ray (default FORECASTER_ENGINE, else local)"
     )
     args = parser.parse_args(argv)
-    setup_logging()  # forecaster.logs: plain lines, or JSON with FORECASTER_LOG_FORMAT=json
+    setup_logging()  # forecaster.runtime.logs: plain lines, or JSON with FORECASTER_LOG_FORMAT=json
     try:
         settings = Settings(**({"engine": args.engine} if args.engine else {}))
         sys.exit(run(settings, full=args.full).exit_code(settings.ingest_max_failure_share))

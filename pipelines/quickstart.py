@@ -24,9 +24,9 @@ from forecaster.cli.common import EXPECTED_ERRORS, fail, parse_clusters, split_t
 from forecaster.cli.render import print_forecast, print_metrics, promotion_line, say
 from forecaster.config import ClusterConfig, ForecasterConfig, Settings, TrainConfig
 from forecaster.data import DataSourceError, PriceStore, load_sample
-from forecaster.logs import setup_logging
+from forecaster.evaluation.run_plots import write_run_plots
 from forecaster.model import FuzzyLSTMForecaster
-from forecaster.run_plots import write_run_plots
+from forecaster.runtime.logs import setup_logging
 from forecaster.tracking import PromotionDecision
 from pipelines.train import fit_and_save, register_and_promote
 

@@ -41,7 +41,7 @@ from sqlalchemy.engine import Engine
 
 from forecaster import forecast_store
 from forecaster.config import Settings
-from forecaster.logs import setup_logging
+from forecaster.runtime.logs import setup_logging
 
 log = logging.getLogger("pipelines.scheduler")
 
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     ).parse_args(argv)
-    setup_logging()  # forecaster.logs: plain lines, or JSON with FORECASTER_LOG_FORMAT=json
+    setup_logging()  # forecaster.runtime.logs: plain lines, or JSON with FORECASTER_LOG_FORMAT=json
     serve(Settings())
 
 

@@ -31,10 +31,10 @@ from forecaster.cli.common import EXPECTED_ERRORS, fail, split_tickers
 from forecaster.config import ForecasterConfig, Settings, TrainConfig
 from forecaster.data import DataSourceError, load_bars
 from forecaster.data.universe import universe_tickers
-from forecaster.engine import ENGINES, use_engine
-from forecaster.logs import setup_logging
+from forecaster.evaluation.run_plots import write_run_plots
 from forecaster.model import FuzzyLSTMForecaster
-from forecaster.run_plots import write_run_plots
+from forecaster.runtime.engine import ENGINES, use_engine
+from forecaster.runtime.logs import setup_logging
 from pipelines import ingest as ingest_job
 
 log = logging.getLogger("pipelines.train")
@@ -63,7 +63,7 @@ def fit_and_save(bars: pd.DataFrame, config: ForecasterConfig, settings: Setting
     On the `ray` engine the fit is distributed: DDP on `settings.train_workers` Ray Train workers.
     """
     if settings.engine == "ray":
-        from forecaster.distributed import fit_distributed
+        from forecaster.scale.distributed import fit_distributed
 
         model = fit_distributed(
             bars,
@@ -101,7 +101,7 @@ def run(
 ) -> RetrainResult:
     """The job; `ingest=None` ingests when the source is `yahoo` or `cache`.
 
-    A registered run gets the plots of `forecaster.run_plots` for `plot_tickers` (default: the
+    A registered run gets the plots of `forecaster.evaluation.run_plots` for `plot_tickers` (default: the
     first tickers of the universe) in FORECASTER_HOME/reports/<name>, logged with the run.
     """
 

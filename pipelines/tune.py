@@ -6,7 +6,7 @@ Usage:
     RAY_ADDRESS=ray-head:6379 python -m pipelines.tune --gpus-per-trial 1
 
 Draws `--trials` configurations of clusters, fuzzifier m, hidden size, learning rate, window
-length and head (quantile / mse) (forecaster/tuning.py), fits each on the universe's bars as a
+length and head (quantile / mse) (forecaster/scale/tuning.py), fits each on the universe's bars as a
 Ray Tune trial under the ASHA scheduler (weak trials stop after a few epochs), and logs the
 search to MLflow: one parent run, each trial a nested run with its curves. The best finished
 trial's configuration is then fitted again on the same bars, written to
@@ -28,9 +28,9 @@ from forecaster import forecast_store, tracking
 from forecaster.cli.common import EXPECTED_ERRORS, fail
 from forecaster.config import ForecasterConfig, Settings, TrainConfig
 from forecaster.data import DataSourceError
-from forecaster.engine import start_ray
-from forecaster.logs import setup_logging
-from forecaster.tuning import search
+from forecaster.runtime.engine import start_ray
+from forecaster.runtime.logs import setup_logging
+from forecaster.scale.tuning import search
 from pipelines.train import RetrainResult, fit_and_save, load_universe, register_and_promote
 
 log = logging.getLogger("pipelines.tune")

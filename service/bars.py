@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.data import DataSourceError, PriceStore, download_bars
-from forecaster.sessions import last_closed_session, last_session_closed_by
+from forecaster.data.sessions import last_closed_session, last_session_closed_by
 from service.settings import ServiceSettings
 
 log = logging.getLogger("service.bars")

@@ -10,11 +10,11 @@ from datetime import UTC, date, datetime
 import numpy as np
 
 from forecaster import serving
-from forecaster.aci import ACIState
-from forecaster.features import history_needed
+from forecaster.calibration.aci import ACIState
+from forecaster.data.sessions import last_closed_session, target_dates
+from forecaster.features.daily import history_needed
+from forecaster.features.windows import WindowSet, concat_windows, window_from_arrays
 from forecaster.model import Prediction
-from forecaster.sessions import last_closed_session, target_dates
-from forecaster.windows import WindowSet, concat_windows, window_from_arrays
 from service.model_state import LoadedModel
 from service.schemas import Bar
 

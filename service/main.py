@@ -22,8 +22,8 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from forecaster import forecast_store
-from forecaster.logs import server_logging_config
-from forecaster.redact import mask_credentials
+from forecaster.runtime.logs import server_logging_config
+from forecaster.runtime.redact import mask_credentials
 from service.bars import BarSource
 from service.deps import require_api_key
 from service.forecasting import InputError, MicroBatcher

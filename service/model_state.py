@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from forecaster.data.sessions import future_sessions
 from forecaster.model import FuzzyLSTMForecaster
-from forecaster.redact import mask_credentials
-from forecaster.sessions import future_sessions
+from forecaster.runtime.redact import mask_credentials
 
 log = logging.getLogger("service.model")
 
@@ -145,7 +145,7 @@ def load_cached(cache_dir: Path, uri: str) -> LoadedModel | None:
 
 def warm_up(model: FuzzyLSTMForecaster) -> None:
     """One prediction on a synthetic window: first-call costs (allocations, the calendar) happen now."""
-    from forecaster.windows import window_from_arrays
+    from forecaster.features.windows import window_from_arrays
 
     n = model.config.window.window + 1
     rng = np.random.default_rng(0)

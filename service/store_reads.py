@@ -21,8 +21,8 @@ import numpy as np
 from sqlalchemy.engine import Engine
 
 from forecaster import forecast_store
-from forecaster.aci import ACIState
-from forecaster.redact import mask_credentials
+from forecaster.calibration.aci import ACIState
+from forecaster.runtime.redact import mask_credentials
 
 log = logging.getLogger("service.store")
 

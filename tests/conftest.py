@@ -135,7 +135,7 @@ def ray_runtime(tmp_path_factory):
     Ray is a pinned dependency, so a missing install fails; a Ray that cannot start on this
     machine (no shared memory, no free ports, ...) skips the tests that need it, saying why.
     """
-    from forecaster.engine import EngineUnavailable, start_ray
+    from forecaster.runtime.engine import EngineUnavailable, start_ray
 
     try:
         import ray  # noqa: F401

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import stats
 
-from forecaster.aci import ACIState, interpolate_quantiles, run_aci
+from forecaster.calibration.aci import ACIState, interpolate_quantiles, run_aci
 from forecaster.config import DEFAULT_LEVELS
 
 LEVELS = DEFAULT_LEVELS

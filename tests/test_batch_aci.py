@@ -11,7 +11,7 @@ from test_batch_forecast import bars, home, without_mlflow_env  # noqa: F401  (m
 
 from conftest import bars_from_returns, random_walk_bars
 from forecaster import forecast_store, tracking
-from forecaster.aci import DEFAULT_GAMMA
+from forecaster.calibration.aci import DEFAULT_GAMMA
 from forecaster.config import Settings
 from forecaster.data import PriceStore
 from pipelines import batch_forecast

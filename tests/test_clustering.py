@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import skfuzzy
 
-from forecaster.clustering import FuzzyCMeans, membership_diagnostics, xie_beni
+from forecaster.regimes.fcm import FuzzyCMeans, membership_diagnostics, xie_beni
 
 
 def three_blobs(seed=0, n=60):

@@ -13,13 +13,8 @@ import pandas as pd
 import pytest
 
 from forecaster.config import Settings
-from forecaster.engine import (
-    RateLimit,
-    check_engine,
-    map_tasks,
-    shards,
-)
 from forecaster.evaluation.backtest import walk_forward
+from forecaster.runtime.engine import RateLimit, check_engine, map_tasks, shards
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("naive", "drift", "ewma", "equal_weight", "fuzzy", "fuzzy_aci")
@@ -41,7 +36,7 @@ def test_the_local_engine_never_imports_ray():
         import pandas as pd
         from conftest import random_walk_bars
         from forecaster.config import ClusterConfig, ExpertConfig, ForecasterConfig, Settings, TrainConfig, WindowConfig
-        from forecaster.engine import map_tasks, use_engine
+        from forecaster.runtime.engine import map_tasks, use_engine
         from forecaster.evaluation.backtest import walk_forward
         import forecaster.cli, pipelines.batch_forecast, pipelines.ingest, pipelines.train
 
@@ -72,7 +67,7 @@ def test_ray_missing_is_one_clear_error_naming_the_setting():
         """
         import sys
         sys.modules["ray"] = None  # as if Ray were not installed
-        from forecaster.engine import EngineUnavailable, map_tasks
+        from forecaster.runtime.engine import EngineUnavailable, map_tasks
         try:
             map_tasks(abs, [1], "ray")
         except EngineUnavailable as exc:
@@ -87,7 +82,7 @@ def test_an_unreachable_cluster_is_one_clear_error_naming_ray_address():
     done = run_python(
         """
         from forecaster.config import Settings
-        from forecaster.engine import EngineUnavailable, use_engine
+        from forecaster.runtime.engine import EngineUnavailable, use_engine
         try:
             use_engine(Settings(engine="ray"))
         except EngineUnavailable as exc:

@@ -13,19 +13,12 @@ from forecaster.cli import app
 from forecaster.config import ClusterConfig, ExpertConfig, ForecasterConfig, TrainConfig, WindowConfig
 from forecaster.evaluation.backtest import COMPETITORS, walk_forward
 from forecaster.evaluation.baselines import ArimaForecaster
-from forecaster.evaluation.metrics import (
-    diebold_mariano,
-    direction_hit_rate,
-    mase,
-    naive_scale,
-    point_metrics,
-    theil_u,
-)
 from forecaster.evaluation.report import write_report
 from forecaster.evaluation.scoring import dm_tests, score
-from forecaster.experts import expert_parameters, matched_hidden_size
+from forecaster.experts.network import expert_parameters, matched_hidden_size
+from forecaster.features.windows import make_windows
+from forecaster.metrics import diebold_mariano, direction_hit_rate, mase, naive_scale, point_metrics, theil_u
 from forecaster.model import FuzzyLSTMForecaster
-from forecaster.windows import make_windows
 
 
 def tiny(**train) -> ForecasterConfig:
@@ -144,8 +137,7 @@ def test_equal_and_hard_combinations_weigh_experts_one_over_k_and_argmax(two_tic
 
 def test_hard_and_single_gates_train_save_and_load(two_ticker_bars, tmp_path):
     for gate in ("hard", "single"):
-        config = tiny()
-        config.cluster.gate = gate
+        config = tiny().with_(cluster={"gate": gate})
         model = FuzzyLSTMForecaster(config).fit(two_ticker_bars, progress=False)
         n_experts = 1 if gate == "single" else 2
         assert model.experts_.n_experts == n_experts

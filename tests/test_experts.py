@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from forecaster.experts import ExpertEnsemble, expert_parameters, fuse, monotone_quantiles
+from forecaster.experts.network import ExpertEnsemble, expert_parameters, fuse, monotone_quantiles
 
 
 def separate_experts(ensemble: ExpertEnsemble) -> list[tuple[nn.LSTM, torch.Tensor, torch.Tensor]]:

@@ -3,8 +3,8 @@ import pytest
 
 from conftest import random_walk_bars
 from forecaster.config import FEATURES
-from forecaster.features import VOLATILITY_FEATURES, daily_features, history_needed
-from forecaster.volatility import PRIOR_VOL, ewma_volatility, realized_volatility
+from forecaster.features.daily import VOLATILITY_FEATURES, daily_features, history_needed
+from forecaster.features.volatility import PRIOR_VOL, ewma_volatility, realized_volatility
 
 
 def test_every_feature_has_one_row_per_day_after_the_first_and_log_return_first():

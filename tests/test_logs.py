@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from forecaster.logs import round_numbers
+from forecaster.runtime.logs import round_numbers
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -30,16 +30,16 @@ def test_long_floats_in_messages_are_rounded():
 def test_json_format_writes_one_parseable_object_per_line():
     code = (
         "import logging, warnings\n"
-        "from forecaster.logs import setup_logging\n"
+        "from forecaster.runtime.logs import setup_logging\n"
         "setup_logging()\n"
-        "logging.getLogger('forecaster.clustering').info('diagnostics %s', {'fpc': 0.43883557224151015})\n"
+        "logging.getLogger('forecaster.regimes.fcm').info('diagnostics %s', {'fpc': 0.43883557224151015})\n"
         "logging.getLogger('mlflow.store.db.utils').info('Creating initial MLflow database tables...')\n"
         "try:\n    1 / 0\nexcept ZeroDivisionError:\n    logging.getLogger('x').exception('failed')\n"
     )
     result = run_python(code, FORECASTER_LOG_FORMAT="json")
     lines = [json.loads(line) for line in result.stderr.splitlines()]
     assert [r["message"] for r in lines] == ["diagnostics {'fpc': 0.4388}", "failed"]
-    assert lines[0]["level"] == "INFO" and lines[0]["logger"] == "forecaster.clustering"
+    assert lines[0]["level"] == "INFO" and lines[0]["logger"] == "forecaster.regimes.fcm"
     assert lines[0]["time"].endswith("+00:00") and "ZeroDivisionError" in lines[1]["exc_info"]
 
 
@@ -64,7 +64,7 @@ def test_training_without_a_terminal_logs_progress_lines(tiny_csv, tmp_path):
     )
     result = run_python(code, FORECASTER_PROGRESS_INTERVAL_S="0")
     assert result.returncode == 0, result.stderr
-    progress = [line for line in result.stderr.splitlines() if "forecaster.progress" in line]
+    progress = [line for line in result.stderr.splitlines() if "forecaster.runtime.progress" in line]
     assert progress, result.stderr
     assert any("epoch 2" in line and "loss" in line and "ETA" in line for line in progress), progress
     assert all(" INFO " in line for line in progress)  # plain lines, not a live bar

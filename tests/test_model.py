@@ -1,4 +1,3 @@
-import copy
 import json
 import warnings
 
@@ -7,9 +6,10 @@ import pandas as pd
 import pytest
 
 from conftest import regime_switching_setup
-from forecaster.evaluation.metrics import pinball_loss
+from forecaster.features.splits import split_windows
+from forecaster.features.windows import make_windows
+from forecaster.metrics import pinball_loss
 from forecaster.model import FuzzyLSTMForecaster
-from forecaster.windows import make_windows, split_windows
 
 
 def test_forecast_table_has_paths_intervals_and_memberships(tiny_config, two_ticker_bars):
@@ -80,21 +80,20 @@ def test_loading_a_newer_format_is_a_clear_error(tiny_config, two_ticker_bars, t
 
 
 def test_joint_fine_tune_records_fused_history(tiny_config, two_ticker_bars):
-    tiny_config.train.fine_tune_epochs = 1
-    model = FuzzyLSTMForecaster(tiny_config).fit(two_ticker_bars, progress=False)
+    model = FuzzyLSTMForecaster(tiny_config.with_(train={"fine_tune_epochs": 1})).fit(two_ticker_bars, progress=False)
     assert [set(r) for r in model.history_["fine_tune"]] == [{"epoch", "fused/train_loss", "fused/val_loss"}]
 
 
 def test_regimes_separate_and_fuzzy_quantiles_beat_equal_weights_and_a_single_lstm():
     bars, regime, config = regime_switching_setup()
     # A test block of 30% so the coverage of each regime is measured on a few hundred windows.
-    config.window.test_fraction, config.window.calib_fraction = 0.3, 0.15
-    config.train.epochs, config.train.fine_tune_epochs = 5, 1
+    config = config.with_(
+        window={"test_fraction": 0.3, "calib_fraction": 0.15}, train={"epochs": 5, "fine_tune_epochs": 1}
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # memberships must not be near uniform here
         model = FuzzyLSTMForecaster(config).fit(bars, progress=False)
-    single_config = copy.deepcopy(config)
-    single_config.cluster.gate = "single"
+    single_config = config.with_(cluster={"gate": "single"})
     single = FuzzyLSTMForecaster(single_config).fit(bars, progress=False)
 
     windows = make_windows(bars, config.window)

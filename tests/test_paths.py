@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from forecaster.paths import NotWritableError, ensure_writable
+from forecaster.runtime.paths import NotWritableError, ensure_writable
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,7 @@ def in_tmpfs(tmp_path: Path, options: str, shell: str) -> subprocess.CompletedPr
 
 
 CHECK = (
-    'import os; from forecaster.paths import ensure_writable; ensure_writable(os.environ["MNT"] + "/prices")'
+    'import os; from forecaster.runtime.paths import ensure_writable; ensure_writable(os.environ["MNT"] + "/prices")'
 )
 
 

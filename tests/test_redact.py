@@ -2,7 +2,7 @@
 
 import pytest
 
-from forecaster.redact import mask_credentials
+from forecaster.runtime.redact import mask_credentials
 
 
 @pytest.mark.parametrize(

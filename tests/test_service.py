@@ -311,7 +311,7 @@ def test_micro_batcher_answers_concurrent_requests_with_one_model_call(registry,
         tracking.configure(Settings(home=registry))
         loaded = load("models:/fcm-lstm@champion", "fcm-lstm")
     model = loaded.forecaster
-    from forecaster.windows import make_windows
+    from forecaster.features.windows import make_windows
 
     windows = make_windows(two_ticker_bars_module, model.config.window)
     picks = [windows.subset(np.array([i])) for i in (0, 50, 100, 150, 200)]

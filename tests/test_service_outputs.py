@@ -17,7 +17,7 @@ from test_service import (  # noqa: F401  (module fixtures: a registry of its ow
 from conftest import mlflow_environment_restored
 from forecaster import forecast_store, serving, tracking
 from forecaster.config import Settings
-from forecaster.windows import latest_windows
+from forecaster.features.windows import latest_windows
 from pipelines import batch_forecast
 from service.main import create_app
 
@@ -183,7 +183,7 @@ def test_model_info_lists_regime_labels_and_levels(client, model):
 
 def test_the_quantiles_match_a_direct_serving_of_the_window(model, two_ticker_bars_module):  # noqa: F811
     """The helper the API and the batch job share, on a frame: nominal state = calibrated quantiles."""
-    from forecaster.aci import ACIState
+    from forecaster.calibration.aci import ACIState
 
     windows = latest_windows(two_ticker_bars_module, model.config.window)
     pred = model.predict_windows(windows)

@@ -28,7 +28,7 @@ from test_service import (  # noqa: F401  (module fixtures: a SQLite registry wi
 
 from forecaster import tracking
 from forecaster.config import Settings
-from forecaster.windows import window_from_arrays
+from forecaster.features.windows import window_from_arrays
 from service.forecasting import MicroBatcher
 from service.main import create_app
 from service.model_state import load

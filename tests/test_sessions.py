@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from forecaster import sessions
-from forecaster.sessions import target_dates
+from forecaster.data import sessions
+from forecaster.data.sessions import target_dates
 
 
 def days(*values):

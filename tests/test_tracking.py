@@ -14,9 +14,9 @@ from servers import fresh_postgres_database, mlflow_server
 
 from forecaster import serving, tracking
 from forecaster.config import Settings
+from forecaster.evaluation.plots import plot_memberships
+from forecaster.features.windows import make_windows
 from forecaster.model import FuzzyLSTMForecaster
-from forecaster.plots import plot_memberships
-from forecaster.windows import make_windows
 
 
 @pytest.fixture

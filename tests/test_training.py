@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from forecaster.config import TrainConfig
-from forecaster.experts import ExpertEnsemble
-from forecaster.training import DeviceUnavailable, resolve_device, train_experts
+from forecaster.experts.devices import DeviceUnavailable, resolve_device
+from forecaster.experts.network import ExpertEnsemble
+from forecaster.experts.training import train_experts
 
 
 def test_bf16_autocast_path_trains_on_the_cpu_with_float32_losses():

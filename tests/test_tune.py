@@ -7,7 +7,7 @@ from mlflow.tracking import MlflowClient
 
 from forecaster.config import Settings
 from forecaster.data import PriceStore
-from forecaster.tuning import comparable_score
+from forecaster.scale.tuning import comparable_score
 from pipelines import tune as tune_job
 
 TINY_SPACE = {  # every draw fits in seconds on tiny data

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from forecaster.volatility import PRIOR_VOL, VOL_FLOOR, ewma_volatility, realized_volatility
+from forecaster.features.volatility import PRIOR_VOL, VOL_FLOOR, ewma_volatility, realized_volatility
 
 
 def _ewma_loop(r: np.ndarray, lam: float, warmup: int) -> np.ndarray:

@@ -4,17 +4,12 @@ import pytest
 
 from conftest import bars_from_returns, random_walk_bars
 from forecaster.config import WindowConfig
-from forecaster.sessions import future_sessions
-from forecaster.windows import (
-    FeatureScaler,
-    concat_windows,
-    daily_features,
-    latest_windows,
-    make_windows,
-    regime_descriptors,
-    split_windows,
-    window_from_arrays,
-)
+from forecaster.data.sessions import future_sessions
+from forecaster.features.daily import daily_features
+from forecaster.features.scaler import FeatureScaler
+from forecaster.features.splits import split_windows
+from forecaster.features.windows import concat_windows, latest_windows, make_windows, window_from_arrays
+from forecaster.regimes.descriptors import regime_descriptors
 
 
 def test_window_holds_past_features_and_target_is_next_horizon_returns():

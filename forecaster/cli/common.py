@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from forecaster.cli.render import err_console, say
 from forecaster.config import ForecasterConfig, Settings
-from forecaster.logs import is_verbose
+from forecaster.runtime.logs import is_verbose
 
 # Mistakes a user can fix (bad data, options, files, devices): one line and exit code 2.
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError, KeyError)
@@ -152,7 +152,7 @@ def parse_clusters(value: str) -> int | str:
 def check_device(device: str) -> None:
     """Fail now, before any data is read or clusters fitted, when the device cannot be used."""
     if device != "auto":
-        from forecaster.training import resolve_device  # imports torch: only when a device is named
+        from forecaster.experts.devices import resolve_device  # imports torch: only when a device is named
 
         resolve_device(device)
 

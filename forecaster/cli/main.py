@@ -13,7 +13,7 @@ import typer
 import typer.rich_utils
 
 from forecaster.cli import model_work, operations, registry, scale
-from forecaster.logs import setup_logging
+from forecaster.runtime.logs import setup_logging
 
 # Piped help (`forecaster train --help | less`, a README generator) would wrap at rich's 80
 # columns, the option descriptions squeezed into a narrow column; TERMINAL_WIDTH still wins.

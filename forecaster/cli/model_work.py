@@ -103,7 +103,7 @@ def train(
         f"trained on {model.device_} in {time.perf_counter() - started:.1f} s; model written to [bold]{output}[/]"
     )
     if plots:
-        from forecaster.run_plots import write_run_plots
+        from forecaster.evaluation.run_plots import write_run_plots
 
         written = write_run_plots(model, bars, output / "plots", split_tickers(plot_tickers))
         say(f"{len(written)} plots in {output / 'plots'}")
@@ -235,9 +235,9 @@ def backtest(
 
       RAY_ADDRESS=ray-head:6379 forecaster backtest --source cache --engine ray   # folds as Ray tasks
     """
-    from forecaster.engine import use_engine
     from forecaster.evaluation.backtest import walk_forward
     from forecaster.evaluation.report import summary_table, write_report
+    from forecaster.runtime.engine import use_engine
 
     settings = engine_settings(engine)
     engine = use_engine(settings)  # an unreachable cluster fails now, before any work

@@ -34,7 +34,7 @@ from forecaster.data.validation import (
     validate_bars,
     validate_ticker,
 )
-from forecaster.paths import ensure_writable
+from forecaster.runtime.paths import ensure_writable
 
 log = logging.getLogger(__name__)
 

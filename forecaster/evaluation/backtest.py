@@ -18,15 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecaster.aci import run_aci
+from forecaster.calibration.aci import run_aci
+from forecaster.calibration.cqr import interval_levels
 from forecaster.config import ForecasterConfig
-from forecaster.engine import map_tasks
 from forecaster.evaluation.baselines import ArimaForecaster, DriftForecaster, NaiveForecaster
 from forecaster.evaluation.baselines_vol import EwmaForecaster, GarchForecaster, HistoricalForecaster
-from forecaster.evaluation.metrics import naive_scale
-from forecaster.intervals import interval_levels
+from forecaster.features.windows import WindowSet, make_windows
+from forecaster.metrics import naive_scale
 from forecaster.model import FuzzyLSTMForecaster
-from forecaster.windows import WindowSet, make_windows
+from forecaster.runtime.engine import map_tasks
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def walk_forward(
     `bars` and filter their state through the returns dated up to each origin. Nothing after an
     origin reaches the forecast made at it.
 
-    `engine="ray"` runs every fold's competitors as Ray tasks (`forecaster.engine`); the
+    `engine="ray"` runs every fold's competitors as Ray tasks (`forecaster.runtime.engine`); the
     result is the same as with the local engine, row for row.
     """
     config = config or ForecasterConfig()

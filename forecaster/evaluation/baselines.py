@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from forecaster.calibration.conformal import ConformalCalibrator
 from forecaster.config import DEFAULT_LEVELS, WindowConfig
-from forecaster.intervals import ConformalCalibrator
-from forecaster.windows import WindowSet, make_windows
+from forecaster.features.windows import WindowSet, make_windows
 
 
 @dataclass

@@ -22,7 +22,7 @@ from scipy import signal, stats
 
 from forecaster.config import DEFAULT_LEVELS, WindowConfig
 from forecaster.evaluation.baselines import BaselineForecast, check_levels, forecast_from_quantiles
-from forecaster.windows import WindowSet
+from forecaster.features.windows import WindowSet
 
 
 class _VolatilityBaseline:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecaster import plots
+from forecaster.evaluation import plots
 from forecaster.evaluation.scoring import conditional_coverage, dm_tests, reliability, score
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from forecaster.evaluation.metrics import (
+from forecaster.metrics import (
     diebold_mariano,
     direction_hit_rate,
     mase,

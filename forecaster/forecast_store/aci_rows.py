@@ -1,7 +1,7 @@
 """The ACI state beside the forecasts: read by the API and the batch job, written with the forecasts.
 
 `aci_state` holds, per ticker, model name, horizon and nominal level, the working level that
-adaptive conformal inference (`forecaster.aci`) serves, and `updated_through`: the last day whose
+adaptive conformal inference (`forecaster.calibration.aci`) serves, and `updated_through`: the last day whose
 outcomes it has learnt. The batch job reads the state and the stored forecasts that came due
 since (`forecasts_due`), updates the state, and writes it in the transaction of its forecasts
 (`write_forecasts(..., aci_state=...)`): a re-run of a day finds nothing due and writes nothing,

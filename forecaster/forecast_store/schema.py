@@ -85,7 +85,7 @@ def _create_engine(url: str) -> Engine:
         sa_url = sa_url.set(drivername="postgresql+psycopg")
     elif sa_url.get_backend_name() == "sqlite":
         if sa_url.database and sa_url.database != ":memory:":
-            from forecaster.paths import ensure_writable
+            from forecaster.runtime.paths import ensure_writable
 
             # SQLite writes its journal beside the file: the folder itself must be writable.
             ensure_writable(Path(sa_url.database).parent)

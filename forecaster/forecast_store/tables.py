@@ -65,7 +65,7 @@ job_locks = sa.Table(
     sa.Column("token", sa.String(32)),  # new per acquisition: the fencing token
 )
 
-# Adaptive conformal inference (forecaster.aci) per ticker, model, horizon and level: the working
+# Adaptive conformal inference (forecaster.calibration.aci) per ticker, model, horizon and level: the working
 # level served instead of the nominal one, learnt from the outcomes of stored forecasts whose
 # target dates are on or before `updated_through` (later runs learn only from later ones).
 aci_state = sa.Table(

@@ -24,7 +24,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from forecaster import serving
-from forecaster.aci import ACIState
+from forecaster.calibration.aci import ACIState
 from forecaster.data import validate_bars
 from forecaster.model import FuzzyLSTMForecaster
 

@@ -12,11 +12,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from forecaster.config import Settings
+from forecaster.features.splits import split_windows
+from forecaster.features.windows import make_windows
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.tracking.promotion import PROMOTION_METRICS, PromotionDecision, decide
 from forecaster.tracking.pyfunc import load_model
 from forecaster.tracking.setup import configure
-from forecaster.windows import make_windows, split_windows
 
 log = logging.getLogger(__name__)
 

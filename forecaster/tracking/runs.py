@@ -17,8 +17,8 @@ import pandas as pd
 from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 
 from forecaster.config import Settings
-from forecaster.logs import is_verbose
 from forecaster.model import FuzzyLSTMForecaster
+from forecaster.runtime.logs import is_verbose
 from forecaster.tracking.pyfunc import CODE_FILE, pyfunc_output, record_checksum, signature
 from forecaster.tracking.registry import mark_challenger
 from forecaster.tracking.setup import configure

@@ -8,7 +8,7 @@ import sys
 import mlflow
 
 from forecaster.config import Settings
-from forecaster.logs import adopt_library_loggers
+from forecaster.runtime.logs import adopt_library_loggers
 
 # MLflow 3's UI opens an experiment by its kind: without this tag it guesses, and an experiment
 # with no traces may open on the GenAI overview instead of its training runs.

@@ -1,6 +1,6 @@
 from fastapi import APIRouter
 
-from forecaster.redact import mask_credentials
+from forecaster.runtime.redact import mask_credentials
 from service.deps import ModelDep, StateDep
 from service.schemas import AUTH_ERRORS, ErrorPublic, ModelPublic
 

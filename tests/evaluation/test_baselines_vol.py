@@ -9,7 +9,7 @@ from conftest import bars_from_returns
 from forecaster.config import DEFAULT_LEVELS, WindowConfig
 from forecaster.evaluation.baselines import NaiveForecaster
 from forecaster.evaluation.baselines_vol import EwmaForecaster, GarchForecaster, HistoricalForecaster
-from forecaster.windows import make_windows
+from forecaster.features.windows import make_windows
 
 WINDOW = WindowConfig(window=10, horizon=3)
 

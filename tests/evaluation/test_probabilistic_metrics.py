@@ -4,13 +4,7 @@ import numpy as np
 import pytest
 import scoringrules as sr
 
-from forecaster.evaluation.metrics import (
-    coverage,
-    pinball_loss,
-    pinball_losses,
-    quantile_hit_rates,
-    winkler_score,
-)
+from forecaster.metrics import coverage, pinball_loss, pinball_losses, quantile_hit_rates, winkler_score
 
 LEVELS = [0.1, 0.5, 0.9]
 Y = np.array([0.0, 3.0])

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecaster import plots
+from forecaster.evaluation import plots
+from forecaster.features.splits import split_windows
+from forecaster.features.windows import make_windows
 from forecaster.model import FuzzyLSTMForecaster
-from forecaster.windows import make_windows, split_windows
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from tqdm import tqdm  # plain: tqdm.auto warns in a notebook without ipywidgets
 
-log = logging.getLogger("forecaster.progress")
+log = logging.getLogger("forecaster.runtime.progress")
 
 
 def _interval() -> float:

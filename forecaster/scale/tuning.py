@@ -22,9 +22,9 @@ from statistics import NormalDist
 import pandas as pd
 
 from forecaster.config import ForecasterConfig
-from forecaster.engine import start_ray
+from forecaster.experts.training import on_epoch
 from forecaster.model import FuzzyLSTMForecaster
-from forecaster.training import on_epoch
+from forecaster.runtime.engine import start_ray
 
 log = logging.getLogger(__name__)
 

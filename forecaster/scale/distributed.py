@@ -26,8 +26,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from forecaster.config import ForecasterConfig
-from forecaster.engine import start_ray
 from forecaster.model import FuzzyLSTMForecaster
+from forecaster.runtime.engine import start_ray
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,8 @@ def train_worker(loop_config: dict) -> None:
     bars = loop_config["bars"]
     bars = ray.get(bars) if isinstance(bars, ray.ObjectRef) else bars
     config = ForecasterConfig.from_dict(loop_config["config"])
-    if torch.cuda.is_available() and loop_config.get("use_gpu"):
-        config.train.device = str(ray.train.torch.get_device())
-    else:
-        config.train.device = "cpu"
+    gpu = torch.cuda.is_available() and loop_config.get("use_gpu")
+    config = config.with_(train={"device": str(ray.train.torch.get_device()) if gpu else "cpu"})
     model = DistributedForecaster(config).fit(bars, progress=False)
     metrics = {k: float(v) for k, v in model.metrics_.items() if isinstance(v, int | float)}
     with tempfile.TemporaryDirectory() as tmp:

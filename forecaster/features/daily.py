@@ -12,14 +12,14 @@ Row j of `daily_features` is the day of bar j + 1 (the first bar has no return).
 - `norm_return`: the return divided by the previous day's EWMA volatility (sigma_{t-1}
   forecasts r_t), so calm utilities and volatile chip makers share one scale.
 
-The volatility features warm up on a ticker's first days as `forecaster.volatility` explains.
+The volatility features warm up on a ticker's first days as `forecaster.features.volatility` explains.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from forecaster.volatility import LOOKBACK, PRIOR_VOL, ewma_volatility, realized_volatility
+from forecaster.features.volatility import LOOKBACK, PRIOR_VOL, ewma_volatility, realized_volatility
 
 VOLATILITY_FEATURES = ("ewma_vol", "rv_5", "rv_22", "rv_66", "norm_return")
 

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from forecaster.windows import make_windows
+from forecaster.features.windows import make_windows
 
 log = logging.getLogger(__name__)
 

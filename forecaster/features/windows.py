@@ -4,7 +4,7 @@ A window ending on day t (its *origin*, the as-of date) holds the features of da
 its target is the log returns of the adjusted close on the next H trading days t+1..t+H.
 Windows are lazy: a `WindowSet` keeps every ticker's daily features once, as one [T, F]
 array, and the row where each window ends; a batch of windows is gathered on demand, so
-memory grows with the bars, not with windows x L. Daily features live in `forecaster.features`.
+memory grows with the bars, not with windows x L. Daily features live in `forecaster.features.daily`.
 """
 
 from __future__ import annotations
@@ -17,21 +17,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.config import WindowConfig
-from forecaster.features import daily_features, history_needed
-
-__all__ = [
-    "FeatureScaler",
-    "WindowSet",
-    "concat_windows",
-    "daily_features",
-    "latest_windows",
-    "make_windows",
-    "regime_descriptors",
-    "split_windows",
-    "window_from_arrays",
-]
-
-_EPS = 1e-12
+from forecaster.features.daily import daily_features, history_needed
 
 
 @dataclass
@@ -163,7 +149,7 @@ def window_from_arrays(ticker: str, bars: dict[str, np.ndarray], config: WindowC
 
     Same result as `latest_windows` on the equivalent frame, without pandas: the service's
     request path. Needs at least L + 1 bars; the volatility features are exact from
-    `history_needed` bars on and warm up on fewer (see `forecaster.volatility`).
+    `history_needed` bars on and warm up on fewer (see `forecaster.features.volatility`).
     """
     L, H = config.window, config.horizon
     n = len(bars["adj_close"])
@@ -182,105 +168,3 @@ def window_from_arrays(ticker: str, bars: dict[str, np.ndarray], config: WindowC
         target_dates=np.full((1, H), np.datetime64("NaT"), dtype="datetime64[D]"),
         last_price=np.asarray(tail["adj_close"], dtype=np.float64)[-1:],
     )
-
-
-def split_windows(windows: WindowSet, config: WindowConfig) -> dict[str, WindowSet]:
-    """Chronological train / val / calib / test split with a gap, on the calendar of all windows.
-
-    The calendar (every trading date any window touches) is cut at the shares of
-    `WindowConfig`: training, then validation (early stopping), calibration of the quantiles
-    (empty when `calib_fraction` is 0: calibration then uses validation), then test. A window
-    belongs to a block only if all its target days lie inside it, and the first target day of
-    a block starts `gap` trading days after the block before ends, so no target crosses a
-    boundary and no later block's future overlaps an earlier one.
-    """
-    calendar = np.unique(np.concatenate([windows.origin, windows.target_dates.ravel()]))
-    calendar = calendar[~np.isnat(calendar)]
-    n = len(calendar)
-    test_start = int(n * (1 - config.test_fraction)) if config.test_fraction > 0 else n
-    calib_start = (
-        int(n * (1 - config.test_fraction - config.calib_fraction))
-        if config.calib_fraction > 0
-        else test_start
-    )
-    val_start = int(n * (1 - config.test_fraction - config.calib_fraction - config.val_fraction))
-    gap = config.split_gap
-    first = np.searchsorted(calendar, windows.target_dates[:, 0])  # calendar index of the first target day
-    last = np.searchsorted(calendar, windows.target_dates[:, -1])
-    last = np.where(np.isnat(windows.target_dates[:, -1]), n, last)  # unlabelled windows belong to no block
-    block = lambda lo, hi: (first >= lo + gap) & (last < hi)  # noqa: E731
-    masks = {
-        "train": last < val_start,
-        "val": block(val_start, calib_start),
-        "calib": block(calib_start, test_start) if calib_start < test_start else np.zeros(len(first), bool),
-        "test": block(test_start, n),
-    }
-    splits = {name: windows.subset(mask) for name, mask in masks.items()}
-    for name in ("train", "val"):
-        if len(splits[name]) == 0:
-            raise ValueError(
-                f"the {name} split is empty: give more data or change val_fraction/calib_fraction/test_fraction"
-            )
-    return splits
-
-
-@dataclass
-class FeatureScaler:
-    """Standardizes features and targets with statistics of the training windows only."""
-
-    mean: np.ndarray | None = None  # [F]
-    std: np.ndarray | None = None  # [F]
-    target_std: float | None = None  # one scale for all horizons: daily log returns share a unit
-
-    def fit(self, windows: WindowSet) -> FeatureScaler:
-        """Mean and std over every day of every window, as if the windows were materialised.
-
-        A day inside k windows counts k times, so each row of `features` is weighted by how
-        many windows cover it (a difference array: +1 where a window starts, -1 after it ends).
-        """
-        starts = np.bincount(windows.end - windows.window + 1, minlength=len(windows.features) + 1)
-        stops = np.bincount(windows.end + 1, minlength=len(windows.features) + 1)
-        weight = np.cumsum(starts - stops)[:-1].astype(np.float64)  # [T] windows covering each row
-        used = weight > 0
-        w, flat = weight[used, None], windows.features[used].astype(np.float64)  # [T', 1], [T', F]
-        self.mean = (w * flat).sum(axis=0) / w.sum()
-        self.std = np.maximum(np.sqrt((w * (flat - self.mean) ** 2).sum(axis=0) / w.sum()), _EPS)
-        self.target_std = float(max(np.nanstd(windows.y.astype(np.float64)), _EPS))
-        return self
-
-    def transform_x(self, x: np.ndarray) -> np.ndarray:
-        """Scale any [..., F] array: windows [N, L, F], a batch, or `WindowSet.features` [T, F]
-        (elementwise, so scaling the features and then gathering equals the reverse)."""
-        return ((x - self.mean) / self.std).astype(np.float32)
-
-    def transform_y(self, y: np.ndarray) -> np.ndarray:
-        return (y / self.target_std).astype(np.float32)
-
-    def inverse_y(self, y_scaled: np.ndarray) -> np.ndarray:
-        return y_scaled * self.target_std
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"mean": self.mean, "std": self.std, "target_std": np.array(self.target_std)}
-
-    @classmethod
-    def from_arrays(cls, arrays) -> FeatureScaler:
-        return cls(np.asarray(arrays["mean"]), np.asarray(arrays["std"]), float(arrays["target_std"]))
-
-
-def regime_descriptors(returns: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
-    """A few numbers per window that tell market regimes apart: [N, L] returns -> [N, D].
-
-    The fuzzy gate clusters these instead of the raw L-dimensional return vector: on the
-    bundled S&P 500 sample FCM on the raw vectors collapses every center onto the mean and
-    gives uniform memberships (FPC = 1/c), which would turn the ensemble into a plain average.
-    """
-    r = returns.astype(np.float64)
-    vol = r.std(axis=1) + 1e-8
-    every = {
-        "cum_return": lambda: r.sum(axis=1),
-        "log_volatility": lambda: np.log(vol),
-        "last5_return": lambda: r[:, -5:].sum(axis=1),
-        "max_abs_move": lambda: np.abs(r).max(axis=1) / vol,
-        "trend_strength": lambda: r.sum(axis=1) / (vol * np.sqrt(r.shape[1])),
-    }
-    return np.column_stack([every[name]() for name in names])

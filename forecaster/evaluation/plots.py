@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
-from forecaster.windows import WindowSet  # noqa: E402
+from forecaster.features.windows import WindowSet  # noqa: E402
 
 _plain = FuncFormatter(lambda value, _: f"{value:,.0f}")
 

@@ -2,7 +2,7 @@
 
 Both loops share `_fit`: mini-batches drawn from tensors resident on the device, gradient
 clipping, early stopping on validation loss with the best weights kept on the device, and
-progress (`forecaster.progress`). On CUDA: bf16 autocast (no GradScaler: bf16 has float32's
+progress (`forecaster.runtime.progress`). On CUDA: bf16 autocast (no GradScaler: bf16 has float32's
 range), fused Adam, and no host synchronisation inside an epoch.
 
 Losses: the pinball loss over quantile levels and horizons for the quantile head (a CRPS
@@ -22,12 +22,15 @@ import torch
 from torch import nn
 
 from forecaster.config import TrainConfig
-from forecaster.experts import ExpertEnsemble, fuse
-from forecaster.progress import Progress
+from forecaster.experts.losses import window_loss
+from forecaster.experts.network import ExpertEnsemble, fuse
+from forecaster.runtime.progress import Progress
 
 log = logging.getLogger(__name__)
 
+
 Tensors = tuple[torch.Tensor, ...]
+
 
 # Called with (stage, row) after every epoch of every loop in this context (`on_epoch`).
 _epoch_listener: ContextVar[Callable[[str, dict], None] | None] = ContextVar("epoch_listener", default=None)
@@ -46,60 +49,6 @@ def on_epoch(listener: Callable[[str, dict[str, float]], None]):
         yield
     finally:
         _epoch_listener.reset(token)
-
-
-class DeviceUnavailable(ValueError):
-    """The requested device cannot be used by this torch build or machine."""
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """CUDA when present, else Apple MPS when it works, else CPU; or exactly what was asked, if usable."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise DeviceUnavailable(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
-    available = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if torch.backends.mps.is_available():
-        available.append("mps")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        hint = (
-            "this torch build has no CUDA (install the CUDA build of the pinned torch from PyPI)"
-            if torch.version.cuda is None
-            else "no CUDA GPU is visible"
-        )
-        raise DeviceUnavailable(
-            f"device {name!r} is not available: {hint}; available: {', '.join(available)}"
-        )
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise DeviceUnavailable(f"device {name!r} is not available; available: {', '.join(available)}")
-    if device.type == "mps" and "mps" not in available:
-        raise DeviceUnavailable(f"device {name!r} is not available; available: {', '.join(available)}")
-    return device
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return device.type
-
-
-def pinball(quantiles: torch.Tensor, y: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-    """Pinball loss averaged over horizons and levels: [..., H, Q] and [..., H] -> [...]."""
-    diff = y.unsqueeze(-1) - quantiles  # positive where the outcome lies above the quantile
-    return torch.maximum(levels * diff, (levels - 1) * diff).mean(dim=(-2, -1))
-
-
-def window_loss(outputs: torch.Tensor, y: torch.Tensor, levels: torch.Tensor | None) -> torch.Tensor:
-    """Loss of each forecast: [..., H, Q] outputs (Q = 1: a point forecast), [..., H] targets -> [...]."""
-    if levels is None:
-        return ((outputs[..., 0] - y) ** 2).mean(dim=-1)
-    return pinball(outputs, y, levels)
 
 
 def _fit(

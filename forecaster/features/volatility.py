@@ -13,8 +13,13 @@ var_t = (PRIOR_VOL**2 + sum_{s<=t} r_s**2) / (t + 2). EWMA switches to its recur
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy.signal import lfilter
+
+if TYPE_CHECKING:  # windows build on these features; only the type is needed here
+    from forecaster.features.windows import WindowSet
 
 LAMBDA = 0.94  # RiskMetrics' daily decay
 PRIOR_VOL = 0.01  # 1% a day, about the long-run S&P 500; it weighs one day and fades fast
@@ -61,3 +66,35 @@ def realized_volatility(returns: np.ndarray, days: int) -> np.ndarray:
 def _expanding_var(r2: np.ndarray) -> np.ndarray:
     """(PRIOR_VOL**2 + sum_{s<=t} r2_s) / (t + 2): the warm-up estimate of every volatility."""
     return (PRIOR_VOL**2 + np.cumsum(r2)) / (np.arange(len(r2)) + 2)
+
+
+# ---- the target's unit: volatility at a window's origin ----
+
+EWMA_LAMBDA = 0.94  # RiskMetrics daily decay
+
+
+_FLOOR = 1e-4  # 1 bp a day: a flat window (a halted stock) must not divide by zero
+
+
+def origin_volatility(returns: np.ndarray, lam: float = EWMA_LAMBDA) -> np.ndarray:
+    """EWMA volatility for the day after each window: [N, L] daily log returns -> [N].
+
+    sigma^2 = lam^L * mean(r^2) + (1 - lam) * sum_j lam^j * r_{t-j}^2, the recursion
+    s_t = lam * s_{t-1} + (1 - lam) * r_t^2 run over the window from s_0 = mean(r^2).
+    """
+    r2 = returns.astype(np.float64) ** 2
+    length = r2.shape[1]
+    decay = (1 - lam) * lam ** np.arange(length)[::-1]  # weight of day j: the newest day gets 1 - lam
+    var = lam**length * r2.mean(axis=1) + r2 @ decay
+    return np.maximum(np.sqrt(var), _FLOOR)
+
+
+def horizon_scale(sigma: np.ndarray, horizon: int) -> np.ndarray:
+    """Scale of the cumulative h-day return for h = 1..H: [N] -> [N, H] (sigma * sqrt(h))."""
+    return sigma[:, None] * np.sqrt(np.arange(1, horizon + 1))[None, :]
+
+
+def standardized_targets(windows: WindowSet) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative log returns in units of sigma_t * sqrt(h), and that scale: both [N, H]."""
+    scale = horizon_scale(origin_volatility(windows.returns), windows.y.shape[1])
+    return np.cumsum(windows.y.astype(np.float64), axis=1) / scale, scale

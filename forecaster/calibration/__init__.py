@@ -1,0 +1,1 @@
+"""Calibration: conformalized quantile regression, split-conformal intervals, adaptive conformal state."""

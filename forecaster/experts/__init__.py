@@ -1,0 +1,1 @@
+"""Experts: the K-expert LSTM network, its heads and losses, devices, and the training loops."""

@@ -1,0 +1,1 @@
+"""Scale: distributed training (Ray Train) and hyperparameter search (Ray Tune); they use the model."""
