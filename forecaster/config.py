@@ -179,7 +179,11 @@ class ForecasterConfig:
         if unknown:
             raise ValueError(f"unknown config section(s) {sorted(unknown)}: window, cluster, expert, train")
         return dataclasses.replace(
-            self, **{name: dataclasses.replace(getattr(self, name), **changes) for name, changes in sections.items()}
+            self,
+            **{
+                name: dataclasses.replace(getattr(self, name), **changes)
+                for name, changes in sections.items()
+            },
         )
 
     def flat(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from scipy import signal, stats
 
 from forecaster.config import DEFAULT_LEVELS, WindowConfig
 from forecaster.evaluation.baselines import BaselineForecast, check_levels, forecast_from_quantiles
+from forecaster.features.volatility import ewma_variance
 from forecaster.features.windows import WindowSet
 
 
@@ -99,9 +100,10 @@ def _history(bars: pd.DataFrame, tickers=None) -> dict[str, tuple[np.ndarray, np
     return out
 
 
-def _next_day_variance(innovation2: np.ndarray, weight: float, persistence: float, const: float, start):
-    """s[k] = const + weight * x[k] + persistence * s[k - 1], with s[-1] = `start`: the variance of
-    the day after return k. A causal linear filter, so s[k] reads x[..k] only."""
+def _garch_variance(innovation2: np.ndarray, weight: float, persistence: float, const: float, start):
+    """s[k] = const + weight * x[k] + persistence * s[k - 1], with s[-1] = `start`: the GARCH variance
+    of the day after return k. A causal linear filter, so s[k] reads x[..k] only (EWMA is
+    `forecaster.features.volatility.ewma_variance`)."""
     return signal.lfilter([1.0], [1.0, -persistence], const + weight * innovation2, zi=[persistence * start])[
         0
     ]
@@ -146,7 +148,7 @@ class GarchForecaster(_VolatilityBaseline):
     def _quantiles(self, params, returns, last):
         mu, omega, alpha, beta, nu = (params[k] for k in ("mu", "omega", "alpha", "beta", "nu"))
         e2 = (100 * returns - mu) ** 2
-        s = _next_day_variance(e2, alpha, beta, omega, params["start"])[last]  # [n], percent^2
+        s = _garch_variance(e2, alpha, beta, omega, params["start"])[last]  # [n], percent^2
         steps = [s]
         for _ in range(1, self.window.horizon):
             steps.append(omega + (alpha + beta) * steps[-1])
@@ -175,7 +177,7 @@ class EwmaForecaster(_VolatilityBaseline):
     def _fit_returns(self, returns):
         horizon = self.window.horizon
         start = float(returns.var())
-        sigma = np.sqrt(_next_day_variance(returns**2, 1 - self.lam, self.lam, 0.0, start))
+        sigma = np.sqrt(ewma_variance(returns**2, self.lam, start))
         cum = np.concatenate([[0.0], np.cumsum(returns)])
         z = np.empty((horizon, len(self.levels_)))
         for h in range(1, horizon + 1):
@@ -186,7 +188,7 @@ class EwmaForecaster(_VolatilityBaseline):
         return {"start": start, "z": z}
 
     def _quantiles(self, params, returns, last):
-        sigma = np.sqrt(_next_day_variance(returns**2, 1 - self.lam, self.lam, 0.0, params["start"]))[last]
+        sigma = np.sqrt(ewma_variance(returns**2, self.lam, params["start"]))[last]
         h = np.arange(1, self.window.horizon + 1)
         return sigma[:, None, None] * np.sqrt(h)[None, :, None] * params["z"][None, :, :]
 

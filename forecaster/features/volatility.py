@@ -30,6 +30,20 @@ VOL_FLOOR = 1e-5  # a run of zero returns (a stale quote) has zero variance; kee
 LOOKBACK = 320
 
 
+def ewma_variance(r2: np.ndarray, lam: float, start) -> np.ndarray:
+    """The one EWMA recursion of the code base, along the last axis: [..., T] squared returns -> [..., T].
+
+    s_t = lam * s_{t-1} + (1 - lam) * r2_t, from s_{-1} = `start` (a scalar, or one value per
+    row). Callers differ only in how they start it: the daily features after an expanding-mean
+    warm-up (`ewma_volatility`), the target's unit from the window's own mean square
+    (`origin_volatility`), the EWMA baseline from its training sample's variance. lfilter runs
+    the recursion in C.
+    """
+    r2 = np.asarray(r2, dtype=np.float64)
+    zi = lam * np.asarray(start, dtype=np.float64)[..., None] * np.ones(r2.shape[:-1] + (1,))
+    return lfilter([1 - lam], [1, -lam], r2, axis=-1, zi=zi)[0]
+
+
 def ewma_volatility(returns: np.ndarray, lam: float = LAMBDA, *, warmup: int = WARMUP) -> np.ndarray:
     """RiskMetrics EWMA volatility: [T] daily log returns -> [T] sigma.
 
@@ -41,9 +55,7 @@ def ewma_volatility(returns: np.ndarray, lam: float = LAMBDA, *, warmup: int = W
     r2 = np.square(np.asarray(returns, dtype=np.float64))
     var = _expanding_var(r2[:warmup])
     if len(r2) > warmup:
-        # lfilter runs the recursion y_n = (1 - lam) x_n + lam y_{n-1} in C; zi carries var_{warmup-1}.
-        tail, _ = lfilter([1 - lam], [1, -lam], r2[warmup:], zi=[lam * var[-1]])
-        var = np.concatenate([var, tail])
+        var = np.concatenate([var, ewma_variance(r2[warmup:], lam, var[-1])])
     return np.sqrt(np.maximum(var, VOL_FLOOR**2))
 
 
@@ -70,22 +82,17 @@ def _expanding_var(r2: np.ndarray) -> np.ndarray:
 
 # ---- the target's unit: volatility at a window's origin ----
 
-EWMA_LAMBDA = 0.94  # RiskMetrics daily decay
-
-
 _FLOOR = 1e-4  # 1 bp a day: a flat window (a halted stock) must not divide by zero
 
 
-def origin_volatility(returns: np.ndarray, lam: float = EWMA_LAMBDA) -> np.ndarray:
+def origin_volatility(returns: np.ndarray, lam: float = LAMBDA) -> np.ndarray:
     """EWMA volatility for the day after each window: [N, L] daily log returns -> [N].
 
-    sigma^2 = lam^L * mean(r^2) + (1 - lam) * sum_j lam^j * r_{t-j}^2, the recursion
-    s_t = lam * s_{t-1} + (1 - lam) * r_t^2 run over the window from s_0 = mean(r^2).
+    Computed from the window alone (so a forecast needs nothing but its window): the recursion
+    s_t = lam * s_{t-1} + (1 - lam) * r_t^2 run over the window from s_0 = mean(r^2) of the window.
     """
     r2 = returns.astype(np.float64) ** 2
-    length = r2.shape[1]
-    decay = (1 - lam) * lam ** np.arange(length)[::-1]  # weight of day j: the newest day gets 1 - lam
-    var = lam**length * r2.mean(axis=1) + r2 @ decay
+    var = ewma_variance(r2, lam, r2.mean(axis=-1))[..., -1]
     return np.maximum(np.sqrt(var), _FLOOR)
 
 
