@@ -18,6 +18,9 @@ from forecaster.config import (
     TrainConfig,
     WindowConfig,
 )
+from forecaster.runtime.threads import passive_waiting
+
+passive_waiting()  # before anything imports torch: OpenMP reads its wait policy once, at start
 
 try:
     __version__ = _metadata.version("fcm-lstm-forecaster")
