@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 from sklearn.covariance import ledoit_wolf
+from sklearn.decomposition import FactorAnalysis
 
 from forecaster.features.volatility import LAMBDA, WARMUP, ewma_variance
 
@@ -147,16 +148,18 @@ def normal_scores(values: np.ndarray) -> np.ndarray:
 
 
 def shrunk_correlation(scores: np.ndarray, shrinkage: str = "ledoit_wolf") -> np.ndarray:
-    """A positive definite correlation [N, N] of scores [T, N]: Ledoit-Wolf or one-factor."""
+    """A positive definite correlation [N, N] of scores [T, N]: Ledoit-Wolf or one factor.
+
+    Ledoit-Wolf shrinks the sample covariance towards a multiple of the identity by the weight that
+    minimises the expected error; "factor" fits loadings L and noise variances D of a one-factor
+    model (cov = L L' + D, D > 0) by maximum likelihood.
+    """
     if shrinkage == "ledoit_wolf":
         cov, _ = ledoit_wolf(scores)  # towards mu * I: positive definite whenever T < N too
     elif shrinkage == "factor":
-        x = scores - scores.mean(axis=0)  # [T, N]
-        market = x.mean(axis=1)  # [T] equal-weight factor
-        var_m = max(float(market @ market), 1e-12)
-        beta = x.T @ market / var_m  # [N] loadings
-        resid = np.maximum((x * x).sum(axis=0) - beta**2 * var_m, 1e-3 * (x * x).sum(axis=0) + 1e-12)  # [N]
-        cov = var_m * np.outer(beta, beta) + np.diag(resid)
+        # maximum likelihood loadings and noise: an equal-weight market proxy would hold each
+        # ticker's own noise and overstate correlations in a small universe
+        cov = FactorAnalysis(n_components=1, random_state=0).fit(scores).get_covariance()
     else:
         raise ValueError(f"shrinkage must be one of {SHRINKAGE}, got {shrinkage!r}")
     d = np.sqrt(np.diag(cov))
