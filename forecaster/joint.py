@@ -68,17 +68,21 @@ def marginal_returns(u, quantiles, levels, *, tail: str = "exponential") -> np.n
     Between the levels: linear in normal scores (a level gives its own quantile exactly). Beyond
     them: `tail="exponential"` (density-matched, see the module docstring) or `"normal"`.
     """
-    q, lv = check_quantiles(quantiles, levels)
     u = np.asarray(u, dtype=np.float64)
-    if u.ndim != 2 or u.shape[1] != q.shape[0]:
-        raise ValueError(f"uniforms must be [S, N={q.shape[0]}], got shape {u.shape}")
     if np.isnan(u).any() or u.min(initial=0.5) < 0 or u.max(initial=0.5) > 1:
         raise ValueError("uniforms must lie in [0, 1]")
+    return marginal_from_scores(special.ndtri(np.clip(u, *_U_BOUNDS)), quantiles, levels, tail=tail)
+
+
+def marginal_from_scores(z, quantiles, levels, *, tail: str = "exponential") -> np.ndarray:
+    """`marginal_returns` of u = Phi(z), from normal scores z [S, N] (no round trip through u)."""
+    q, lv = check_quantiles(quantiles, levels)
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] != q.shape[0]:
+        raise ValueError(f"draws must be [S, N={q.shape[0]}], got shape {z.shape}")
     if tail not in ("exponential", "normal"):
         raise ValueError(f"tail must be 'exponential' or 'normal', got {tail!r}")
-    u = np.clip(u, *_U_BOUNDS)
     x = special.ndtri(lv)  # [Q]
-    z = special.ndtri(u)  # [S, N]
     i = np.clip(np.searchsorted(x, z) - 1, 0, len(x) - 2)  # [S, N] left knot; the end pairs extrapolate
     cols = np.arange(q.shape[0])[None, :]
     lo, hi = q[cols, i], q[cols, i + 1]  # [S, N]
@@ -88,10 +92,10 @@ def marginal_returns(u, quantiles, levels, *, tail: str = "exponential") -> np.n
         # dq/du = slope / phi(z); the tail q_1 + beta * log(u / tau_1) has dq/du = beta / u there.
         beta_lo = lv[0] * slope[:, 0] / _phi(x[0])  # [N]
         beta_hi = (1 - lv[-1]) * slope[:, -1] / _phi(x[-1])  # [N]
-        s, n = np.nonzero(u < lv[0])
-        out[s, n] = q[n, 0] + beta_lo[n] * np.log(u[s, n] / lv[0])
-        s, n = np.nonzero(u > lv[-1])
-        out[s, n] = q[n, -1] - beta_hi[n] * np.log((1 - u[s, n]) / (1 - lv[-1]))
+        s, n = np.nonzero(z < x[0])
+        out[s, n] = q[n, 0] + beta_lo[n] * np.log(special.ndtr(z[s, n]) / lv[0])
+        s, n = np.nonzero(z > x[-1])  # 1 - u as Phi(-z): exact far into the upper tail
+        out[s, n] = q[n, -1] - beta_hi[n] * np.log(special.ndtr(-z[s, n]) / (1 - lv[-1]))
     return out
 
 
@@ -213,14 +217,28 @@ class Copula:
 
     def sample(self, n_paths: int, seed: int | np.random.Generator = 0) -> np.ndarray:
         """Uniforms [S, N] with this copula's dependence (seeded, `np.random.default_rng(seed)`)."""
+        return special.ndtr(self.sample_scores(n_paths, seed))
+
+    def sample_scores(self, n_paths: int, seed: int | np.random.Generator = 0) -> np.ndarray:
+        """Normal scores Phi^-1(u) [S, N] of `sample`'s uniforms (the same draws for the same seed)."""
         if n_paths < 1:
             raise ValueError(f"n_paths must be >= 1, got {n_paths}")
+        if not hasattr(self, "cholesky_"):
+            raise ValueError("the copula is not fitted: call Copula(...).fit(returns, as_of) first")
         rng = np.random.default_rng(seed)
         z = rng.standard_normal((n_paths, len(self.tickers_))) @ self.cholesky_.T  # [S, N]
         if self.df is None:
-            return special.ndtr(z)
+            return z
         mix = np.sqrt(rng.chisquare(self.df, size=(n_paths, 1)) / self.df)  # [S, 1] one shock per path
-        return special.stdtr(self.df, z / mix)
+        t_grid, z_grid = _t_to_normal_grid(self.df)
+        return np.interp(z / mix, t_grid, z_grid)  # Phi^-1(T_df(t)), 4x faster than stdtr and ndtri
+
+
+def _t_to_normal_grid(df: float) -> tuple[np.ndarray, np.ndarray]:
+    """Knots of t -> Phi^-1(T_df(t)) for |z| <= 8 (probability 1e-15 beyond); error below 1e-5 in z."""
+    z = np.linspace(-8.0, 0.0, 2001)
+    t = special.stdtrit(df, special.ndtr(z))  # lower half, where ndtr is exact; the map is odd
+    return np.concatenate([t, -t[-2::-1]]), np.concatenate([z, -z[-2::-1]])
 
 
 def _last_date(returns, as_of) -> pd.Timestamp | None:
@@ -261,11 +279,9 @@ def simulate_returns(
     `copula.tickers_`; `levels` [Q] increasing.
     """
     q = horizon_quantiles(quantiles, horizon)
-    if not hasattr(copula, "cholesky_"):
-        raise ValueError("the copula is not fitted: call Copula(...).fit(returns, as_of) first")
-    if q.shape[0] != len(copula.tickers_):
+    if hasattr(copula, "tickers_") and q.shape[0] != len(copula.tickers_):
         raise ValueError(f"quantiles hold {q.shape[0]} tickers, the copula {len(copula.tickers_)}")
-    return marginal_returns(copula.sample(n_paths, seed), q, levels, tail=tail)
+    return marginal_from_scores(copula.sample_scores(n_paths, seed), q, levels, tail=tail)
 
 
 # ---- risk: losses as positive fractions of value, on simple returns exp(r) - 1 ----

@@ -167,3 +167,12 @@ def test_m6_frame_has_the_template_layout(tmp_path):
     assert path.read_text().splitlines()[0] == "ID,Rank1,Rank2,Rank3,Rank4,Rank5"
     with pytest.raises(ValueError, match=r"sum to 1 .*\['A'\]"):
         joint.m6_frame(["A", "B", "C", "D", "E"], probs * np.array([[2.0]] + [[1.0]] * 4))
+
+
+def test_t_copula_scores_match_the_exact_transform():
+    copula = joint.Copula(df=4.0).fit(correlated_returns(equicorrelation(3, 0.5), 200, seed=18))
+    scores = copula.sample_scores(50_000, seed=19)
+    rng = np.random.default_rng(19)  # the same draws, transformed exactly
+    t = rng.standard_normal((50_000, 3)) @ copula.cholesky_.T / np.sqrt(rng.chisquare(4.0, (50_000, 1)) / 4.0)
+    np.testing.assert_allclose(scores, special.ndtri(special.stdtr(4.0, t)), atol=1e-5)
+    np.testing.assert_array_equal(copula.sample(10, seed=1), special.ndtr(copula.sample_scores(10, seed=1)))
