@@ -166,7 +166,7 @@ def shrunk_correlation(scores: np.ndarray, shrinkage: str = "ledoit_wolf") -> np
         cov = FactorAnalysis(n_components=1, random_state=0).fit(scores).get_covariance()
     else:
         raise ValueError(f"shrinkage must be one of {SHRINKAGE}, got {shrinkage!r}")
-    d = np.sqrt(np.diag(cov))
+    d = np.sqrt(np.maximum(np.diag(cov), 1e-24))  # a ticker that never moved: uncorrelated, not NaN
     corr = cov / np.outer(d, d)
     np.fill_diagonal(corr, 1.0)
     return corr
@@ -183,8 +183,7 @@ class Copula:
 
     def __init__(
         self,
-        df: float
-        | None = 6.0,  # t copula degrees of freedom: joint crashes (tail dependence); None: Gaussian
+        df: float | None = 6.0,  # t degrees of freedom (joint crashes: tail dependence); None: Gaussian
         window: int = 504,  # trailing rows of daily returns (about 2 years)
         shrinkage: str = "ledoit_wolf",  # or "factor": market factor + idiosyncratic noise
         standardize: bool = True,  # divide by the EWMA volatility of the day before
