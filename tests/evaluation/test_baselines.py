@@ -7,8 +7,12 @@ import pytest
 
 from conftest import bars_from_returns
 from forecaster.config import DEFAULT_LEVELS, WindowConfig
-from forecaster.evaluation.baselines import NaiveForecaster
-from forecaster.evaluation.baselines_vol import EwmaForecaster, GarchForecaster, HistoricalForecaster
+from forecaster.evaluation.baselines import (
+    EwmaForecaster,
+    GarchForecaster,
+    HistoricalForecaster,
+    NaiveForecaster,
+)
 from forecaster.features.windows import make_windows
 
 WINDOW = WindowConfig(window=10, horizon=3)
