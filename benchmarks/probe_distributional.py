@@ -21,8 +21,13 @@ import numpy as np
 import pandas as pd
 
 from forecaster.config import DEFAULT_LEVELS, WindowConfig
-from forecaster.evaluation.baselines import NaiveForecaster, level_index
-from forecaster.evaluation.baselines_vol import EwmaForecaster, GarchForecaster, HistoricalForecaster
+from forecaster.evaluation.baselines import (
+    EwmaForecaster,
+    GarchForecaster,
+    HistoricalForecaster,
+    NaiveForecaster,
+    level_index,
+)
 from forecaster.features.windows import make_windows
 from forecaster.metrics import coverage, pinball_loss
 

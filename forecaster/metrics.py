@@ -21,13 +21,27 @@ def point_metrics(actual: np.ndarray, forecast: np.ndarray) -> dict[str, np.ndar
     }
 
 
-def directional_accuracy(actual_change: np.ndarray, forecast_change: np.ndarray) -> np.ndarray:
-    """Share of windows whose forecast move has the sign of the actual move, per horizon."""
-    return (np.sign(actual_change) == np.sign(forecast_change)).mean(axis=0)
+def direction_hit_rate(actual_change, forecast_change, axis: int | None = None):
+    """Share of the forecast's direction calls that were right: over all (a float), or along `axis`.
+
+    A call is a forecast change other than zero, and it is right when the actual change has its
+    sign. A forecast of no change (the naive one) makes no call, so it is left out rather than
+    counted wrong (that would score the random walk at 0%); NaN where no call was made. When
+    every forecast makes a call this is the plain share of matching signs.
+    """
+    actual_change, forecast_change = np.asarray(actual_change), np.asarray(forecast_change)
+    called = forecast_change != 0
+    right = called & (np.sign(actual_change) == np.sign(forecast_change))
+    with np.errstate(invalid="ignore", divide="ignore"):  # no call: 0 / 0 = NaN
+        rate = right.sum(axis=axis) / called.sum(axis=axis)
+    return float(rate) if axis is None else rate
 
 
-def interval_coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    return ((actual >= lower) & (actual <= upper)).mean(axis=0)
+def coverage(y, lower, upper, axis: int | None = None):
+    """Share of outcomes inside [lower, upper], bounds included: over all (a float), or along `axis`."""
+    y = np.asarray(y, dtype=np.float64)
+    inside = (y >= lower) & (y <= upper)
+    return float(inside.mean()) if axis is None else inside.mean(axis=axis)
 
 
 def naive_forecast(last_price: np.ndarray, horizon: int) -> np.ndarray:
@@ -56,10 +70,10 @@ def summarize(actual_prices, model_prices, last_price, intervals: dict | None = 
     out["return_rmse"] = float(np.sqrt((log_err**2).mean()))
     out["naive_return_rmse"] = float(np.sqrt((log_actual**2).mean()))
     out["theil_u"] = out["rmse"] / out["naive_rmse"]
-    out["directional_accuracy"] = float(directional_accuracy(log_actual, log_model).mean())
+    out["directional_accuracy"] = float(direction_hit_rate(log_actual, log_model, axis=0).mean())
     for level, (lower, upper) in (intervals or {}).items():
         pct = round(100 * level)
-        out[f"coverage_{pct}"] = float(interval_coverage(actual_prices, lower, upper).mean())
+        out[f"coverage_{pct}"] = float(coverage(actual_prices, lower, upper, axis=0).mean())
         out[f"width_{pct}"] = float(((upper - lower) / last_price[:, None]).mean())
     return out
 
@@ -84,18 +98,6 @@ def mase(actual: np.ndarray, forecast: np.ndarray, scale: np.ndarray) -> np.ndar
 def theil_u(actual: np.ndarray, forecast: np.ndarray, naive: np.ndarray) -> float:
     """RMSE of the forecast over RMSE of the naive forecast on the same rows; below 1 beats naive."""
     return float(np.sqrt(np.mean((forecast - actual) ** 2) / np.mean((naive - actual) ** 2)))
-
-
-def direction_hit_rate(actual_change: np.ndarray, forecast_change: np.ndarray) -> float:
-    """Share of the forecast's direction calls that were right; NaN when it never calls one.
-
-    A forecast of no change (the naive one) makes no call, so it is left out rather than
-    counted wrong: that would score the random walk at 0%.
-    """
-    called = np.asarray(forecast_change) != 0
-    if not called.any():
-        return float("nan")
-    return float((np.sign(actual_change[called]) == np.sign(forecast_change[called])).mean())
 
 
 def diebold_mariano(loss_diff: np.ndarray, horizon: int = 1) -> tuple[float, float]:
@@ -156,12 +158,6 @@ def winkler_score(y: np.ndarray, lower: np.ndarray, upper: np.ndarray, alpha: fl
     below = np.where(y < lower, lower - y, 0.0)
     above = np.where(y > upper, y - upper, 0.0)
     return float((upper - lower + 2 / alpha * (below + above)).mean())
-
-
-def coverage(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
-    """Share of outcomes inside [lower, upper] (bounds included)."""
-    y = np.asarray(y, dtype=np.float64)
-    return float(((y >= lower) & (y <= upper)).mean())
 
 
 def quantile_hit_rates(y: np.ndarray, quantiles: np.ndarray) -> np.ndarray:

@@ -1,25 +1,90 @@
-"""Historical forecasts: what one forecaster would have said at every past origin.
+"""The walk-forward loop, and one forecaster's historical forecasts through it.
 
-The model's own walk-forward, like Darts' `historical_forecasts` or NeuralForecast's
-`cross_validation`: every `refit_every` trading days a fresh copy is fitted on the bars up to
-and including that day only, then forecasts every origin until the next refit. Called through
-`FuzzyLSTMForecaster.historical_forecasts`. This module sits below `forecaster.model` and never
-imports it (it refits `type(model)(config)`), so the model can offer the method; the backtest
-of every competitor on the same origins is `forecaster.evaluation.backtest.walk_forward`.
+A rolling-origin evaluation, like Darts' `historical_forecasts` or NeuralForecast's
+`cross_validation`: the origins are the trading days in [start, end] whose next H days are known;
+every `refit_every` origins a fold starts, whose fresh fit may read the bars dated up to and
+including its first origin only (all of them, or the last `train_days` per ticker), and which
+forecasts every origin until the next fold. `walk_forward_folds` lays the folds out (`WalkForward`);
+`historical_forecasts` runs one forecaster through them (`FuzzyLSTMForecaster.historical_forecasts`),
+and `forecaster.evaluation.backtest.walk_forward` runs every competitor through the same folds, as
+Darts builds `backtest()` on `historical_forecasts()`. This module sits below `forecaster.model`
+and never imports it (it refits `type(model)(config)`), so the model can offer the method.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from forecaster.features.windows import make_windows
+from forecaster.config import WindowConfig
+from forecaster.features.windows import WindowSet, make_windows
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One refit of a walk-forward: fit on the bars up to `refit`, forecast the origins in [refit, stop)."""
+
+    index: int
+    refit: np.datetime64  # the fold's first origin, and the last day its fit may read
+    stop: np.datetime64  # the next fold's first origin (or the day after the last origin)
+
+
+@dataclass(frozen=True, eq=False)
+class WalkForward:
+    """The folds of a walk-forward over `bars`, and what each may read (see `walk_forward_folds`)."""
+
+    bars: pd.DataFrame  # every bar: training bars before start, targets after end
+    windows: WindowSet  # labelled windows of `bars`: every origin's targets are known
+    origins: np.ndarray  # [n] sorted datetime64[D], the origins in [start, end]
+    folds: tuple[Fold, ...]
+    train_days: int | None  # None: an expanding window; else the last `train_days` bars per ticker
+
+    def train_bars(self, fold: Fold) -> pd.DataFrame:
+        """The bars dated up to and including the fold's refit day (the last `train_days` + 1 per ticker)."""
+        bars = self.bars[self.bars["date"].to_numpy("datetime64[D]") <= fold.refit]
+        if self.train_days is not None:
+            bars = bars.groupby("ticker", sort=False).tail(self.train_days + 1)
+        return bars
+
+    def test_windows(self, fold: Fold) -> WindowSet:
+        """The windows of every ticker whose origin lies in the fold."""
+        origin = self.windows.origin
+        return self.windows.subset((origin >= fold.refit) & (origin < fold.stop))
+
+
+def walk_forward_folds(
+    bars: pd.DataFrame,
+    window: WindowConfig,
+    *,
+    start=None,
+    end=None,
+    refit_every: int | None = 250,
+    train_days: int | None = None,
+) -> WalkForward:
+    """Lay out the folds: origins in [start, end] (default: every labelled origin), one fold every
+    `refit_every` of them (None: a single fold, for a model used as it is)."""
+    if refit_every is not None and refit_every < 1:
+        raise ValueError(f"refit_every must be >= 1 trading day, got {refit_every}")
+    if train_days is not None and train_days <= window.window + 2 * window.horizon:
+        raise ValueError(f"train_days={train_days} is too short for windows of {window.window} days")
+    windows = make_windows(bars, window)  # labelled: every origin's targets are known
+    lo = np.datetime64(pd.Timestamp(start).date()) if start is not None else windows.origin.min()
+    hi = np.datetime64(pd.Timestamp(end).date()) if end is not None else windows.origin.max()
+    origins = np.unique(windows.origin[(windows.origin >= lo) & (windows.origin <= hi)])
+    if len(origins) == 0:
+        raise ValueError(
+            f"no origin between {lo} and {hi} with {window.horizon} trading days of data after it"
+        )
+    refits = origins[:: refit_every if refit_every is not None else len(origins)]  # None: one fold
+    stops = [*refits[1:], origins[-1] + 1]
+    folds = tuple(Fold(i, refit, stop) for i, (refit, stop) in enumerate(zip(refits, stops, strict=True)))
+    return WalkForward(bars, windows, origins, folds, train_days)
 
 
 def historical_forecasts(
@@ -41,50 +106,37 @@ def historical_forecasts(
     `train_days` per ticker. Columns: fold, refit_date, ticker, origin, horizon, target_date,
     last_price, forecast, quantile_<level>..., lower_XX / upper_XX, u_k, expert_k, actual.
     """
-    window = model.config.window
-    windows = make_windows(bars, window)  # labelled: every origin's targets are in `bars`
-    lo = np.datetime64(pd.Timestamp(start).date()) if start is not None else windows.origin.min()
-    hi = np.datetime64(pd.Timestamp(end).date()) if end is not None else windows.origin.max()
-    in_range = (windows.origin >= lo) & (windows.origin <= hi)
-    origins = np.unique(windows.origin[in_range])
-    if len(origins) == 0:
-        raise ValueError(
-            f"no origin between {lo} and {hi} with {window.horizon} trading days of data after it"
-        )
-    if refit_every is not None and refit_every < 1:
-        raise ValueError(f"refit_every must be >= 1 trading day or None, got {refit_every}")
+    plan = walk_forward_folds(
+        bars, model.config.window, start=start, end=end, refit_every=refit_every, train_days=train_days
+    )
     if refit_every is None:
-        _check_no_refit(model, origins[0])
-        refits = origins[:1]
-    else:
-        refits = origins[::refit_every]
-        config = dataclasses.replace(
-            model.config, window=dataclasses.replace(window, test_fraction=0.0)
-        )  # the refit day's bars are all training data
+        _check_no_refit(model, plan.origins[0])
+    config = model.config.with_(window={"test_fraction": 0.0})  # the refit day's bars are all training data
     parts = []
-    for fold, refit in enumerate(refits):
-        stop = refits[fold + 1] if fold + 1 < len(refits) else origins[-1] + 1
-        test = windows.subset(in_range & (windows.origin >= refit) & (windows.origin < stop))
+    for fold in plan.folds:
+        test = plan.test_windows(fold)
         fitted = model
         if refit_every is not None:
-            train_bars = bars[bars["date"].to_numpy("datetime64[D]") <= refit]
-            if train_days is not None:
-                train_bars = train_bars.groupby("ticker", sort=False).tail(train_days + 1)
-            fitted = type(model)(config).fit(train_bars, progress=progress)
+            fitted = type(model)(config).fit(plan.train_bars(fold), progress=progress)
             log.info(
                 "fold %d/%d: refit on %s, %d origins",
-                fold + 1,
-                len(refits),
-                refit,
+                fold.index + 1,
+                len(plan.folds),
+                fold.refit,
                 len(np.unique(test.origin)),
             )
-        frame = fitted.to_frame(test, fitted.predict_windows(test)).rename(columns={"as_of": "origin"})
-        frame["target_date"] = pd.to_datetime(test.target_dates.ravel())  # the data's own sessions
-        frame["actual"] = test.target_prices().ravel()
-        frame.insert(0, "refit_date", pd.Timestamp(refit))
-        frame.insert(0, "fold", fold)
-        parts.append(frame)
+        parts.append(_forecast_frame(fitted, fold, test))
     return pd.concat(parts, ignore_index=True)
+
+
+def _forecast_frame(model, fold: Fold, test: WindowSet) -> pd.DataFrame:
+    """The fold's forecasts as `model.to_frame` rows, with the outcomes and the fold."""
+    frame = model.to_frame(test, model.predict_windows(test)).rename(columns={"as_of": "origin"})
+    frame["target_date"] = pd.to_datetime(test.target_dates.ravel())  # the data's own sessions
+    frame["actual"] = test.target_prices().ravel()
+    frame.insert(0, "refit_date", pd.Timestamp(fold.refit))
+    frame.insert(0, "fold", fold.index)
+    return frame
 
 
 def _check_no_refit(model, first_origin) -> None:

@@ -17,7 +17,15 @@ from forecaster.evaluation.report import write_report
 from forecaster.evaluation.scoring import dm_tests, score
 from forecaster.experts.network import expert_parameters, matched_hidden_size
 from forecaster.features.windows import make_windows
-from forecaster.metrics import diebold_mariano, direction_hit_rate, mase, naive_scale, point_metrics, theil_u
+from forecaster.metrics import (
+    coverage,
+    diebold_mariano,
+    direction_hit_rate,
+    mase,
+    naive_scale,
+    point_metrics,
+    theil_u,
+)
 from forecaster.model import FuzzyLSTMForecaster
 
 
@@ -64,6 +72,27 @@ def test_direction_counts_only_calls_and_naive_makes_none():
     actual = np.array([0.01, -0.02, 0.03, -0.01])
     assert direction_hit_rate(actual, np.array([0.5, 0.5, 0.5, 0.0])) == pytest.approx(2 / 3)
     assert np.isnan(direction_hit_rate(actual, np.zeros(4)))
+    # Per horizon: [N=2, H=2], horizon 2 has one call (right), horizon 1 two (one right).
+    per_h = direction_hit_rate(
+        np.array([[1.0, -1.0], [1.0, 1.0]]), np.array([[1.0, 0.0], [-1.0, 2.0]]), axis=0
+    )
+    np.testing.assert_array_equal(per_h, [0.5, 1.0])
+
+
+def test_direction_of_forecasts_that_all_make_a_call_is_the_share_of_matching_signs():
+    """What the model's summary reports: its forecasts always move, so every one is a call."""
+    rng = np.random.default_rng(0)
+    actual, forecast = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    matching = (np.sign(actual) == np.sign(forecast)).mean(axis=0)
+    np.testing.assert_array_equal(direction_hit_rate(actual, forecast, axis=0), matching)
+    assert direction_hit_rate(actual, forecast) == pytest.approx(matching.mean())
+
+
+def test_coverage_counts_bounds_inside_over_all_or_per_horizon():
+    y = np.array([[1.0, 5.0], [2.0, 2.0]])
+    lower, upper = np.full((2, 2), 1.0), np.full((2, 2), 2.0)
+    assert coverage(y, lower, upper) == 0.75  # bounds count as inside
+    np.testing.assert_array_equal(coverage(y, lower, upper, axis=0), [1.0, 0.5])
 
 
 def test_diebold_mariano_matches_hand_computation_with_hln_correction():

@@ -1,10 +1,44 @@
-"""FuzzyLSTMForecaster.historical_forecasts: refits on the past only, forecasts every origin once."""
+"""The walk-forward folds, and FuzzyLSTMForecaster.historical_forecasts through them: refits on the
+past only, forecasts every origin once."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from forecaster.config import WindowConfig
 from forecaster.model import FuzzyLSTMForecaster
+from forecaster.walkforward import walk_forward_folds
+
+WINDOW = WindowConfig(window=10, horizon=3)
+
+
+def test_folds_refit_every_k_origins_and_hand_every_origin_to_one_fold(two_ticker_bars):
+    dates = np.sort(two_ticker_bars["date"].unique()).astype("datetime64[D]")
+    plan = walk_forward_folds(two_ticker_bars, WINDOW, start=dates[200], end=dates[259], refit_every=25)
+    np.testing.assert_array_equal(plan.origins, dates[200:260])
+    assert [f.refit for f in plan.folds] == [dates[200], dates[225], dates[250]]
+    tested = [plan.test_windows(f) for f in plan.folds]
+    assert [len(np.unique(t.origin)) for t in tested] == [25, 25, 10]
+    assert sum(len(t) for t in tested) == 2 * 60  # every ticker and origin once
+    for fold, test in zip(plan.folds, tested, strict=True):
+        train = plan.train_bars(fold)
+        assert train["date"].max() == fold.refit and (test.origin >= fold.refit).all()
+        assert (test.origin < fold.stop).all() and len(train) == 2 * (200 + 25 * fold.index + 1)
+    fixed = walk_forward_folds(two_ticker_bars, WINDOW, start=dates[200], refit_every=25, train_days=100)
+    assert (fixed.train_bars(fixed.folds[1]).groupby("ticker").size() == 101).all()
+    whole = walk_forward_folds(two_ticker_bars, WINDOW, start=dates[200], refit_every=None)
+    (single,) = whole.folds  # no refit: one fold to the last origin with known targets
+    assert single.refit == dates[200] and single.stop == dates[-4] + 1
+    assert len(whole.test_windows(single)) == 2 * (len(dates) - 3 - 200)
+
+
+def test_folds_refuse_what_cannot_be_walked(two_ticker_bars):
+    with pytest.raises(ValueError, match="refit_every must be >= 1 trading day, got 0"):
+        walk_forward_folds(two_ticker_bars, WINDOW, refit_every=0)
+    with pytest.raises(ValueError, match="train_days=15 is too short for windows of 10 days"):
+        walk_forward_folds(two_ticker_bars, WINDOW, train_days=15)
+    with pytest.raises(ValueError, match="no origin between 2030-01-01 and"):
+        walk_forward_folds(two_ticker_bars, WINDOW, start="2030-01-01")
 
 
 def test_historical_forecasts_refit_on_the_past_and_cover_every_origin(

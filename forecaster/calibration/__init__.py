@@ -1,1 +1,1 @@
-"""Calibration: conformalized quantile regression, split-conformal intervals, adaptive conformal state."""
+"""Calibration: conformalized quantile regression and adaptive conformal state."""

@@ -1,4 +1,4 @@
-"""Calibration of forecast quantiles, and split-conformal intervals for the baselines.
+"""Calibration of forecast quantiles: conformalized quantile regression.
 
 `QuantileCalibrator` is conformalized quantile regression, one level at a time: on a calibration
 block the model never trained or early-stopped on, it measures how far the outcome falls from

@@ -1,9 +1,10 @@
 """Evaluation, one module per concern; import the module you need.
 
-- `metrics`: pure-numpy metrics (the model's own summary comes from here)
-- `baselines`: naive, drift, ARIMA forecasters of the backtest (with in-sample error quantiles)
-- `baselines_vol`: distributional baselines driven by the volatility state: GARCH(1,1)-t, EWMA, historical
-- `backtest`: the walk-forward loop over every competitor (the only module here that imports the model)
+- `baselines`: the backtest's statistical competitors, one module each, registered by name: naive,
+  drift, ARIMA (a point path and its in-sample error quantiles); GARCH(1,1)-t, EWMA, historical
+  (quantiles that follow the volatility state)
+- `backtest`: every competitor through the folds of `forecaster.walkforward` (the only module here
+  that imports the model)
 - `scoring`: scores of backtest forecasts per group (point and probabilistic), conditional coverage, Diebold-Mariano tests
-- `report`: tables and plots of a backtest
+- `report`: tables and plots of a backtest (`plots`: the figures; `run_plots`: a training run's)
 """

@@ -9,11 +9,11 @@ and the same targets, so their errors can be compared row by row (`scoring.score
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -21,35 +21,39 @@ import pandas as pd
 from forecaster.calibration.aci import run_aci
 from forecaster.calibration.cqr import interval_levels
 from forecaster.config import ForecasterConfig
-from forecaster.evaluation.baselines import ArimaForecaster, DriftForecaster, NaiveForecaster
-from forecaster.evaluation.baselines_vol import EwmaForecaster, GarchForecaster, HistoricalForecaster
-from forecaster.features.windows import WindowSet, make_windows
+from forecaster.evaluation.baselines import BASELINES, Baseline
+from forecaster.features.windows import WindowSet
 from forecaster.metrics import naive_scale
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.runtime.engine import map_tasks
+from forecaster.walkforward import Fold, WalkForward, walk_forward_folds
 
 log = logging.getLogger(__name__)
 
-COMPETITORS = (
-    "naive", "drift", "arima", "garch", "ewma", "historical",
+# The LSTM competitors: the fuzzy model, its equal-weight twin (the same fit weighted 1/K), the
+# fuzzy model's forecasts through adaptive conformal inference, and variants of the same machinery
+# with one setting changed (config sections to change).
+LSTM_VARIANTS = {
+    "single_lstm": {"cluster": {"gate": "single"}},  # one LSTM with the parameters of all K experts
+    "hard_cluster": {"cluster": {"gate": "hard"}},  # each expert on its own cluster, argmax forecast
+    "fuzzy_mse": {"expert": {"head": "mse"}},  # the patent's literal point forecast, residual quantiles
+    "fuzzy_no_finetune": {"train": {"fine_tune_epochs": 0}},  # experts only: the fused output never trained
+}
+LSTM_COMPETITORS = (
     "single_lstm", "equal_weight", "hard_cluster", "fuzzy_mse", "fuzzy_no_finetune", "fuzzy", "fuzzy_aci",
 )  # fmt: skip
-# LSTM competitors other than the fuzzy model (and its equal-weight twin, which shares its fit):
-# the same machinery with one setting changed.
-LSTM_VARIANTS = {
-    "single_lstm": {"gate": "single"},  # one LSTM with the parameters of all K experts
-    "hard_cluster": {"gate": "hard"},  # each expert on its own cluster, argmax forecast
-    "fuzzy_mse": {"head": "mse"},  # the patent's literal point forecast, residual quantiles
-    "fuzzy_no_finetune": {"fine_tune_epochs": 0},  # experts only: the fused output never trained
-}
-BASELINES = {
-    "naive": NaiveForecaster,
-    "drift": DriftForecaster,
-    "arima": ArimaForecaster,
-    "garch": GarchForecaster,
-    "ewma": EwmaForecaster,
-    "historical": HistoricalForecaster,
-}
+SHARED_FIT = ("fuzzy", "equal_weight")  # one fit serves both
+
+
+def competitors() -> tuple[str, ...]:
+    """Every competitor `walk_forward` knows: the registered baselines, then the LSTM ones."""
+    clash = set(BASELINES) & set(LSTM_COMPETITORS)
+    if clash:
+        raise ValueError(f"baseline(s) {sorted(clash)} registered under the name of an LSTM competitor")
+    return (*BASELINES, *LSTM_COMPETITORS)
+
+
+COMPETITORS = competitors()  # the built-in ones, the default of `walk_forward`
 
 
 @dataclass
@@ -83,49 +87,55 @@ def walk_forward(
     Origins are the trading days in [start, end] whose next H days are in `bars`. Every
     `refit_every` origins (on the calendar of all tickers) each competitor is refitted on the
     bars dated up to and including that refit date: all of them (`train_days=None`, an
-    expanding window) or the last `train_days` per ticker (a fixed-length window). The
-    forecaster gets `test_fraction=0`, so its scaler, cluster centers, early-stopping split
-    and conformal residuals all come from those bars; a forecast made at an origin reads only
-    the window ending there. The volatility baselines (garch, ewma, historical) get the full
+    expanding window) or the last `train_days` per ticker (a fixed-length window); the folds are
+    `forecaster.walkforward.walk_forward_folds`, the loop under the model's historical forecasts
+    too. The forecaster gets `test_fraction=0`, so its scaler, cluster centers, early-stopping
+    split and conformal residuals all come from those bars; a forecast made at an origin reads
+    only the window ending there. The volatility baselines (garch, ewma, historical) get the full
     `bars` and filter their state through the returns dated up to each origin. Nothing after an
-    origin reaches the forecast made at it.
+    origin reaches the forecast made at it. `models` are names of `competitors()`: the baselines
+    registered in `forecaster.evaluation.baselines`, then the LSTM competitors.
 
     `engine="ray"` runs every fold's competitors as Ray tasks (`forecaster.runtime.engine`); the
     result is the same as with the local engine, row for row.
     """
-    config = config or ForecasterConfig()
-    config = dataclasses.replace(config, window=dataclasses.replace(config.window, test_fraction=0.0))
-    unknown = [m for m in models if m not in COMPETITORS]
-    if unknown or not models:
-        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(COMPETITORS)}")
-    if "fuzzy_aci" in models and "fuzzy" not in models:
-        raise ValueError("fuzzy_aci adapts the fuzzy model's quantiles: add fuzzy to the models")
-    if refit_every < 1:
-        raise ValueError(f"refit_every must be >= 1 trading day, got {refit_every}")
-    if train_days is not None and train_days <= config.window.window + 2 * config.window.horizon:
-        raise ValueError(f"train_days={train_days} is too short for windows of {config.window.window} days")
-    windows = make_windows(bars, config.window)  # labelled: every origin's targets are known
-    lo = np.datetime64(pd.Timestamp(start).date()) if start is not None else windows.origin.min()
-    hi = np.datetime64(pd.Timestamp(end).date()) if end is not None else windows.origin.max()
-    in_range = (windows.origin >= lo) & (windows.origin <= hi)
-    origins = np.unique(windows.origin[in_range])
-    if len(origins) == 0:
-        raise ValueError(
-            f"no origin between {lo} and {hi} with {config.window.horizon} trading days of data after it"
-        )
-    refits = origins[::refit_every]
-    stops = [*refits[1:], origins[-1] + 1]
+    config = (config or ForecasterConfig()).with_(window={"test_fraction": 0.0})
+    _check_models(models)
+    plan = walk_forward_folds(
+        bars, config.window, start=start, end=end, refit_every=refit_every, train_days=train_days
+    )
     # One task per fold and competitor (fuzzy and equal_weight share a fit): each is a pure
     # function of its fold's bars, so the engine may run them in any order, anywhere.
-    tasks = [
-        FoldTask(fold, refit, stop, group)
-        for fold, (refit, stop) in enumerate(zip(refits, stops, strict=True))
-        for group in _task_groups(models)
-    ]
-    shared = {"bars": bars, "windows": windows, "span": (lo, hi), "config": config, "train_days": train_days}
-    outputs = map_tasks(run_fold_task, tasks, engine, shared=shared | {"progress": progress})
+    tasks = [FoldTask(fold, group) for fold in plan.folds for group in _task_groups(models)]
+    shared = {
+        "plan": plan,
+        "config": config,
+        "baselines": {m: BASELINES[m] for m in models if m in BASELINES},
+        "progress": progress,
+    }
+    outputs = map_tasks(run_fold_task, tasks, engine, shared=shared)
+    forecasts, members, folds = _gather(plan, tasks, outputs, models)
+    if "fuzzy_aci" in models:
+        forecasts = pd.concat([forecasts, _aci_rows(forecasts, config)], ignore_index=True)
+    if len(members):
+        forecasts = _with_regime(forecasts, members)
+    forecasts["model"] = pd.Categorical(forecasts["model"], categories=list(models), ordered=True)
+    return BacktestResult(forecasts=forecasts, memberships=members, folds=folds)
+
+
+def _check_models(models: Sequence[str]) -> None:
+    known = competitors()
+    unknown = [m for m in models if m not in known]
+    if unknown or not models:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(known)}")
+    if "fuzzy_aci" in models and "fuzzy" not in models:
+        raise ValueError("fuzzy_aci adapts the fuzzy model's quantiles: add fuzzy to the models")
+
+
+def _gather(plan: WalkForward, tasks, outputs, models) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The tasks' outputs fold by fold: forecast rows (in `models` order), memberships, fold rows."""
     parts, members, folds = [], [], []
-    for fold, refit in enumerate(refits):
+    for fold in plan.folds:
         done = [out for task, out in zip(tasks, outputs, strict=True) if task.fold == fold]
         frames = {name: frame for out in done for name, frame in out.frames.items()}
         parts.extend(frames[name] for name in models if name != "fuzzy_aci")
@@ -134,32 +144,21 @@ def walk_forward(
         folds.append({**done[0].fold_row, **{f"{name}_seconds": s for name, s in seconds.items()}})
         log.info(
             "fold %d/%d: refit on %s, %d origins, fit %s",
-            fold + 1,
-            len(refits),
-            refit,
+            fold.index + 1,
+            len(plan.folds),
+            fold.refit,
             done[0].n_origins,
             ", ".join(f"{k} {v:.0f}s" for k, v in seconds.items()),
         )
-    forecasts = pd.concat(parts, ignore_index=True)
-    if "fuzzy_aci" in models:
-        forecasts = pd.concat([forecasts, _aci_rows(forecasts, config)], ignore_index=True)
-    if members:
-        forecasts = _with_regime(forecasts, pd.concat(members, ignore_index=True))
-    forecasts["model"] = pd.Categorical(forecasts["model"], categories=list(models), ordered=True)
-    return BacktestResult(
-        forecasts=forecasts,
-        memberships=pd.concat(members, ignore_index=True) if members else pd.DataFrame(),
-        folds=pd.DataFrame(folds),
-    )
+    members = pd.concat(members, ignore_index=True) if members else pd.DataFrame()
+    return pd.concat(parts, ignore_index=True), members, pd.DataFrame(folds)
 
 
 @dataclass(frozen=True)
 class FoldTask:
-    """One unit of backtest work: fit `models` on the bars up to `refit`, forecast origins in [refit, stop)."""
+    """One unit of backtest work: fit `models` on the fold's training bars, forecast its origins."""
 
-    fold: int
-    refit: np.datetime64
-    stop: np.datetime64
+    fold: Fold
     models: tuple[str, ...]
 
 
@@ -174,43 +173,43 @@ class FoldOutput:
 
 def _task_groups(models: Sequence[str]) -> list[tuple[str, ...]]:
     """Competitors fitted together: fuzzy and equal_weight share one fit; every other one alone."""
-    shared = tuple(m for m in models if m in ("fuzzy", "equal_weight"))
-    alone = [(m,) for m in models if m not in ("fuzzy", "equal_weight", "fuzzy_aci")]
+    shared = tuple(m for m in models if m in SHARED_FIT)
+    alone = [(m,) for m in models if m not in (*SHARED_FIT, "fuzzy_aci")]
     return ([shared] if shared else []) + alone
 
 
 def run_fold_task(
-    task: FoldTask, *, bars, windows: WindowSet, span, config, train_days, progress
+    task: FoldTask, *, plan: WalkForward, config: ForecasterConfig, baselines: dict, progress
 ) -> FoldOutput:
     """Fit one task's competitors on the fold's bars and forecast the fold's origins.
 
-    A pure function of its arguments, so it runs the same in this process or as a Ray task.
+    A pure function of its arguments (the baseline classes travel with them), so it runs the
+    same in this process or as a Ray task.
     """
-    lo, hi = span
-    origin = windows.origin
-    test = windows.subset((origin >= lo) & (origin <= hi) & (origin >= task.refit) & (origin < task.stop))
-    train_bars = bars[bars["date"].to_numpy("datetime64[D]") <= task.refit]
-    if train_days is not None:
-        train_bars = train_bars.groupby("ticker", sort=False).tail(train_days + 1)
+    fold = task.fold
+    test, train_bars = plan.test_windows(fold), plan.train_bars(fold)
     scales = {
         t: naive_scale(one["adj_close"].to_numpy(), config.window.horizon)
         for t, one in train_bars.groupby("ticker")
     }
+    started = time.perf_counter()
     try:
-        predictors, seconds, fuzzy = _fit_competitors(task.models, train_bars, bars, config, progress)
+        predictors, fuzzy = _fit_group(task.models, train_bars, plan.bars, config, baselines, progress)
     except ValueError as exc:
-        raise ValueError(f"fold {task.fold} (refit on {task.refit}): {exc}") from exc
+        raise ValueError(f"fold {fold.index} (refit on {fold.refit}): {exc}") from exc
+    fit_seconds = time.perf_counter() - started
+    fit_name = "fuzzy" if fuzzy is not None else task.models[0]  # the shared fit is fuzzy's
     frames = {
-        name: _forecast_rows(name, task.fold, test, predictors[name](test), scales, config)
+        name: _forecast_rows(name, fold.index, test, predictors[name](test), scales, config)
         for name in task.models
     }
     return FoldOutput(
         frames=frames,
-        memberships=_membership_rows(fuzzy, task.fold, test) if fuzzy is not None else None,
-        seconds=seconds,
+        memberships=_membership_rows(fuzzy, fold.index, test) if fuzzy is not None else None,
+        seconds={fit_name: fit_seconds},
         fold_row={
-            "fold": task.fold,
-            "refit_date": pd.Timestamp(task.refit),
+            "fold": fold.index,
+            "refit_date": pd.Timestamp(fold.refit),
             "first_origin": pd.Timestamp(test.origin.min()),
             "last_origin": pd.Timestamp(test.origin.max()),
             "train_bars": len(train_bars),
@@ -219,47 +218,24 @@ def run_fold_task(
     )
 
 
-def _fit_competitors(models, bars, all_bars, config, progress):
-    """Fit what `models` need on `bars`: {name: windows -> forecast}, fit seconds, the fuzzy model.
+def _fit_group(models, bars, all_bars, config, baselines: dict[str, type[Baseline]], progress):
+    """Fit one task's competitors on `bars`: {name: windows -> forecast}, and the fuzzy model if fitted.
 
     The baselines forecast with `all_bars` at hand and read only the rows up to each origin.
     """
-
-    def variant(gate: str = "fuzzy", head: str | None = None, fine_tune_epochs: int | None = None):
-        return dataclasses.replace(
-            config,
-            cluster=dataclasses.replace(config.cluster, gate=gate),
-            expert=dataclasses.replace(config.expert, head=head or config.expert.head),
-            train=dataclasses.replace(
-                config.train,
-                fine_tune_epochs=config.train.fine_tune_epochs
-                if fine_tune_epochs is None
-                else fine_tune_epochs,
-            ),
-        )
-
-    predictors: dict[str, Callable] = {}
-    seconds: dict[str, float] = {}
-    fuzzy = None
-    if {"fuzzy", "equal_weight"} & set(models):
+    if set(models) <= set(SHARED_FIT):
         # One fit serves both: the equal-weight ensemble is the same experts weighted 1/K.
-        started = time.perf_counter()
-        fuzzy = FuzzyLSTMForecaster(variant()).fit(bars, progress=progress)
-        predictors["fuzzy"] = fuzzy.predict_windows
-        predictors["equal_weight"] = lambda w: fuzzy.predict_windows(w, combine="equal")
-        seconds["fuzzy"] = time.perf_counter() - started
-    for name in models:
-        if name in ("fuzzy", "equal_weight", "fuzzy_aci"):  # fuzzy_aci is derived from fuzzy's rows
-            continue
-        started = time.perf_counter()
-        if name in BASELINES:
-            baseline = BASELINES[name](config.window, config.train.coverage).fit(bars)
-            predictors[name] = lambda w, b=baseline: b.predict_windows(w, bars=all_bars)
-        else:
-            model = FuzzyLSTMForecaster(variant(**LSTM_VARIANTS[name])).fit(bars, progress=progress)
-            predictors[name] = model.predict_windows
-        seconds[name] = time.perf_counter() - started
-    return predictors, seconds, fuzzy
+        fuzzy = FuzzyLSTMForecaster(config.with_(cluster={"gate": "fuzzy"})).fit(bars, progress=progress)
+        return {
+            "fuzzy": fuzzy.predict_windows,
+            "equal_weight": partial(fuzzy.predict_windows, combine="equal"),
+        }, fuzzy
+    (name,) = models
+    if name in baselines:
+        baseline = baselines[name](config.window, config.train.coverage).fit(bars)
+        return {name: partial(baseline.predict_windows, bars=all_bars)}, None
+    variant = config.with_(cluster={"gate": "fuzzy"}).with_(**LSTM_VARIANTS[name])
+    return {name: FuzzyLSTMForecaster(variant).fit(bars, progress=progress).predict_windows}, None
 
 
 def _forecast_rows(name, fold, windows: WindowSet, pred, scales, config) -> pd.DataFrame:

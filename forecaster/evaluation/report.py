@@ -76,8 +76,23 @@ def write_report(result, output: str | Path, *, horizon_to_plot: int = 1) -> dic
     """Write the backtest's tables (CSV, Markdown) and plots (PNG) into `output`; return the paths."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
+    tables = report_tables(result)
+    paths: dict[str, Path] = {}
+    for name, table in tables.items():
+        paths[name] = output / f"{name}.csv"
+        table.to_csv(paths[name], index=False)
+    paths["forecasts"] = output / "forecasts.csv.gz"
+    result.forecasts.to_csv(paths["forecasts"], index=False)
+    paths |= _write_plots(result, tables, output, horizon_to_plot)
+    paths["report"] = output / "report.md"
+    paths["report"].write_text("\n\n".join(_markdown_sections(result, tables)) + "\n")
+    return paths
+
+
+def report_tables(result) -> dict[str, pd.DataFrame]:
+    """Every table of the report, by the name of its CSV file."""
     f = result.forecasts
-    tables = {
+    return {
         "summary": summary_table(result),
         "by_horizon": score(f, ("model", "horizon")).assign(pinball_x1e4=lambda t: 1e4 * t["pinball"]),
         "by_fold": score(f, ("model", "fold")),
@@ -88,13 +103,11 @@ def write_report(result, output: str | Path, *, horizon_to_plot: int = 1) -> dic
         "reliability": reliability(f),
         "folds": result.folds,
     }
-    paths: dict[str, Path] = {}
-    for name, table in tables.items():
-        paths[name] = output / f"{name}.csv"
-        table.to_csv(paths[name], index=False)
-    paths["forecasts"] = output / "forecasts.csv.gz"
-    f.to_csv(paths["forecasts"], index=False)
 
+
+def _write_plots(result, tables, output: Path, horizon_to_plot: int) -> dict[str, Path]:
+    """Forecasts and memberships per ticker, error by horizon, reliability, conditional coverage."""
+    f, paths = result.forecasts, {}
     shown = "fuzzy" if "fuzzy" in set(f["model"]) else str(f["model"].cat.categories[-1])
     for ticker in sorted(f["ticker"].unique()):
         safe = ticker.replace("^", "")
@@ -114,9 +127,14 @@ def write_report(result, output: str | Path, *, horizon_to_plot: int = 1) -> dic
         paths["coverage_plot"] = plots.plot_conditional_coverage(
             tables["conditional_coverage"], output / "coverage_by_condition.png"
         )
+    return paths
 
+
+def _markdown_sections(result, tables) -> list[str]:
+    """The report.md text, one section per item."""
+    f, by_horizon = result.forecasts, tables["by_horizon"]
     span = f"{f['origin'].min().date()} to {f['origin'].max().date()}"
-    sections = [
+    return [
         "# Walk-forward backtest",
         f"Origins {span}, tickers {', '.join(sorted(f['ticker'].unique()))}, {len(result.folds)} folds. "
         "Theil U and return_theil_u below 1 beat the naive last-price forecast; dm_p_vs_*: "
@@ -134,9 +152,7 @@ def write_report(result, output: str | Path, *, horizon_to_plot: int = 1) -> dic
         markdown_table(coverage_pivot(tables["conditional_coverage"], "coverage_95")),
         "## By horizon",
         markdown_table(
-            tables["by_horizon"][
-                ["model", "horizon", "n", *[c for c in REPORT_COLUMNS if c in tables["by_horizon"]]]
-            ]
+            by_horizon[["model", "horizon", "n", *[c for c in REPORT_COLUMNS if c in by_horizon]]]
         ),
         "## By fold",
         markdown_table(
@@ -149,6 +165,3 @@ def write_report(result, output: str | Path, *, horizon_to_plot: int = 1) -> dic
         "## Folds",
         markdown_table(tables["folds"]),
     ]
-    paths["report"] = output / "report.md"
-    paths["report"].write_text("\n\n".join(sections) + "\n")
-    return paths

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.metrics import (
+    coverage,
     diebold_mariano,
     direction_hit_rate,
     mase,
@@ -79,7 +80,7 @@ def _probabilistic_scores(g: pd.DataFrame) -> dict[str, float]:
         if np.isnan(lower).all():
             out[f"coverage_{pct}"] = out[f"winkler_{pct}"] = np.nan
             continue
-        out[f"coverage_{pct}"] = float(((actual >= lower) & (actual <= upper)).mean())
+        out[f"coverage_{pct}"] = coverage(actual, lower, upper)
         alpha = 1 - int(pct) / 100
         out[f"winkler_{pct}"] = winkler_score(y, np.log(lower / last), np.log(upper / last), alpha)
     return out

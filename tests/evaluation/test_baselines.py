@@ -1,14 +1,27 @@
-"""Distributional baselines: GARCH-t recovers simulated parameters and covers, EWMA and historical
-quantiles are ordered and calibrated on iid data, and nothing after an origin reaches a forecast."""
+"""Baselines: GARCH-t recovers simulated parameters and covers, EWMA and historical quantiles are
+ordered and calibrated on iid data, nothing after an origin reaches a forecast, intervals are central
+quantiles, and a baseline registered by name runs through the backtest."""
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from conftest import bars_from_returns
-from forecaster.config import DEFAULT_LEVELS, WindowConfig
-from forecaster.evaluation.baselines import NaiveForecaster
-from forecaster.evaluation.baselines_vol import EwmaForecaster, GarchForecaster, HistoricalForecaster
+from forecaster.config import DEFAULT_LEVELS, ForecasterConfig, WindowConfig
+from forecaster.evaluation.backtest import competitors, walk_forward
+from forecaster.evaluation.baselines import (
+    BASELINES,
+    Baseline,
+    DriftForecaster,
+    EwmaForecaster,
+    GarchForecaster,
+    HistoricalForecaster,
+    NaiveForecaster,
+    forecast_from_quantiles,
+    register,
+)
+from forecaster.evaluation.scoring import score
 from forecaster.features.windows import make_windows
 
 WINDOW = WindowConfig(window=10, horizon=3)
@@ -137,3 +150,83 @@ def test_naive_quantiles_are_the_tickers_unconditional_h_day_returns():
     forecast = model.predict_windows(windows.subset(np.arange(len(windows)) < 2))
     np.testing.assert_allclose(forecast.quantiles[0], np.quantile(cum, DEFAULT_LEVELS, axis=0).T)
     assert (forecast.log_return == 0).all() and forecast.levels == DEFAULT_LEVELS
+
+
+def test_point_baseline_intervals_are_the_central_quantiles_of_its_quantiles():
+    bars = bars_from_returns(np.random.default_rng(5).normal(0.001, 0.02, 400), "AAA")
+    windows = make_windows(bars, WINDOW)
+    for cls in (NaiveForecaster, DriftForecaster):
+        forecast = cls(WINDOW).fit(bars.iloc[:300]).predict_windows(windows)
+        base = windows.last_price[:, None]
+        for level, (lower, upper) in forecast.intervals.items():
+            lo, hi = (
+                DEFAULT_LEVELS.index(round((1 - level) / 2, 3)),
+                DEFAULT_LEVELS.index(round((1 + level) / 2, 3)),
+            )
+            np.testing.assert_allclose(lower, base * np.exp(forecast.quantiles[:, :, lo]))
+            np.testing.assert_allclose(upper, base * np.exp(forecast.quantiles[:, :, hi]))
+        # The point stays the path: the naive forecast is the last price, not the median.
+        assert cls is not NaiveForecaster or (forecast.price == base).all()
+
+
+# ---- the registry: a baseline is one module and one name --------------------------------------
+
+
+class ToyForecaster(Baseline):
+    """Normal quantiles at the ticker's training volatility, sqrt(h) wider each day ahead."""
+
+    fitted_on: list = []  # the last training date of every fit, in order
+
+    def fit(self, bars):
+        ToyForecaster.fitted_on.append(bars["date"].max())
+        return super().fit(bars)
+
+    def _fit_returns(self, returns):
+        return {"sigma": float(returns.std())}
+
+    def predict_windows(self, windows, bars=None):
+        sigma = np.array([self._params(t)["sigma"] for t in windows.ticker])  # [N]
+        h = np.arange(1, self.window.horizon + 1)
+        quantiles = (
+            sigma[:, None, None] * np.sqrt(h)[None, :, None] * stats.norm.ppf(self.levels_)
+        )  # [N, H, Q]
+        return forecast_from_quantiles(windows, self.levels_, quantiles, self.coverage)
+
+
+@pytest.fixture
+def toy():
+    ToyForecaster.fitted_on = []
+    register("toy")(ToyForecaster)
+    yield ToyForecaster
+    del BASELINES["toy"]
+
+
+def test_a_registered_baseline_runs_through_the_backtest_by_its_name(toy):
+    bars = pd.concat(
+        [bars_from_returns(np.random.default_rng(s).normal(0, 0.01, 300), t) for s, t in [(1, "A"), (2, "B")]]
+    )
+    config = ForecasterConfig(window=WINDOW)
+    result = walk_forward(bars, config, start=bars["date"].iloc[200], refit_every=40, models=["naive", "toy"])
+
+    f = result.forecasts
+    assert list(f["model"].cat.categories) == ["naive", "toy"] and "toy" in competitors()
+    rows, naive = f[f["model"] == "toy"], f[f["model"] == "naive"]
+    keys = ["fold", "ticker", "origin", "horizon", "actual"]
+    pd.testing.assert_frame_equal(rows[keys].reset_index(drop=True), naive[keys].reset_index(drop=True))
+    # Fitted once a fold on the bars up to its refit day, and its own numbers reach the rows.
+    assert toy.fitted_on == result.folds["refit_date"].tolist()
+    one = rows[(rows["ticker"] == "A") & (rows["fold"] == 1)]
+    past = bars[(bars["ticker"] == "A") & (bars["date"] <= result.folds["refit_date"].iloc[1])]
+    sigma = np.diff(np.log(past["adj_close"].to_numpy())).std()
+    z = stats.norm.ppf(0.1) * np.sqrt(one["horizon"].to_numpy())
+    np.testing.assert_allclose(one["lower_80"], one["last_price"] * np.exp(sigma * z))
+    np.testing.assert_allclose(one["forecast"], one["last_price"])  # the median: no drift
+    assert score(f).set_index("model").loc["toy", "coverage_80"] > 0.6
+
+
+def test_an_unregistered_or_taken_name_is_refused(toy):
+    with pytest.raises(ValueError, match="already registered as 'toy': ToyForecaster"):
+        register("toy")(NaiveForecaster)
+    bars = bars_from_returns(np.random.default_rng(0).normal(0, 0.01, 300), "A")
+    with pytest.raises(ValueError, match=r"unknown model\(s\) \['prophet'\]; choose from naive, .*toy"):
+        walk_forward(bars, ForecasterConfig(window=WINDOW), models=["toy", "prophet"])
