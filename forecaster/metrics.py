@@ -1,4 +1,4 @@
-"""Forecast metrics, pure numpy: point errors, MASE, Theil's U, direction, coverage, Diebold-Mariano,
+"""Forecast metrics, pure numpy: point errors, MASE, Theil's U, direction, coverage,
 and the scores of distributional forecasts (pinball loss, Winkler interval score, reliability).
 
 Errors are reported on two scales: prices (what users read) and cumulative log returns
@@ -8,7 +8,6 @@ Errors are reported on two scales: prices (what users read) and cumulative log r
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 
 def point_metrics(actual: np.ndarray, forecast: np.ndarray) -> dict[str, np.ndarray]:
@@ -98,31 +97,6 @@ def mase(actual: np.ndarray, forecast: np.ndarray, scale: np.ndarray) -> np.ndar
 def theil_u(actual: np.ndarray, forecast: np.ndarray, naive: np.ndarray) -> float:
     """RMSE of the forecast over RMSE of the naive forecast on the same rows; below 1 beats naive."""
     return float(np.sqrt(np.mean((forecast - actual) ** 2) / np.mean((naive - actual) ** 2)))
-
-
-def diebold_mariano(loss_diff: np.ndarray, horizon: int = 1) -> tuple[float, float]:
-    """Diebold-Mariano test of equal accuracy with the Harvey-Leybourne-Newbold correction.
-
-    `loss_diff` is the time series d_t = L(e1_t) - L(e2_t); h-step forecasts overlap, so the
-    variance of its mean counts autocovariances up to lag h-1. The statistic is scaled by
-    sqrt((n + 1 - 2h + h(h-1)/n) / n) and compared with Student's t on n-1 degrees of freedom.
-    Returns (statistic, two-sided p-value); a negative statistic means the first forecast has
-    the smaller loss. NaN when the two forecasts have identical losses.
-    """
-    d = np.asarray(loss_diff, dtype=np.float64)
-    n = len(d)
-    if n < 3:
-        return float("nan"), float("nan")
-    centred = d - d.mean()
-    gamma = [centred[k:] @ centred[: n - k] / n for k in range(min(horizon, n))]
-    variance = gamma[0] + 2 * sum(gamma[1:])
-    if variance <= 0:  # the truncated sum can go negative; fall back to the lag-0 variance
-        variance = gamma[0]
-    if variance <= 0:
-        return float("nan"), float("nan")
-    statistic = d.mean() / np.sqrt(variance / n)
-    statistic *= np.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
-    return float(statistic), float(2 * stats.t.sf(abs(statistic), df=n - 1))
 
 
 # ---- distributional forecasts -------------------------------------------------------------------

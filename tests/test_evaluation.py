@@ -5,7 +5,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 from typer.testing import CliRunner
 
 from conftest import random_walk_bars, regime_switching_setup
@@ -19,7 +18,6 @@ from forecaster.experts.network import expert_parameters, matched_hidden_size
 from forecaster.features.windows import make_windows
 from forecaster.metrics import (
     coverage,
-    diebold_mariano,
     direction_hit_rate,
     mase,
     naive_scale,
@@ -93,17 +91,6 @@ def test_coverage_counts_bounds_inside_over_all_or_per_horizon():
     lower, upper = np.full((2, 2), 1.0), np.full((2, 2), 2.0)
     assert coverage(y, lower, upper) == 0.75  # bounds count as inside
     np.testing.assert_array_equal(coverage(y, lower, upper, axis=0), [1.0, 0.5])
-
-
-def test_diebold_mariano_matches_hand_computation_with_hln_correction():
-    d = np.array([1.0, 2.0, 3.0, 4.0, 0.0])  # mean 2, centred [-1, 0, 1, 2, -2], gamma0 = 2
-    stat, p = diebold_mariano(d, horizon=1)
-    expected = 2 / np.sqrt(2 / 5) * np.sqrt((5 + 1 - 2) / 5)
-    assert stat == pytest.approx(expected) and p == pytest.approx(2 * stats.t.sf(expected, df=4))
-    # h=2 adds the lag-1 autocovariance (0 + 0 + 2 - 4) / 5 = -0.4 and changes the correction.
-    stat2, _ = diebold_mariano(d, horizon=2)
-    assert stat2 == pytest.approx(2 / np.sqrt((2 - 0.8) / 5) * np.sqrt((5 + 1 - 4 + 2 / 5) / 5))
-    assert np.isnan(diebold_mariano(np.zeros(10))[1])  # identical forecasts: no test
 
 
 def test_score_on_a_tiny_frame_matches_hand_computation():

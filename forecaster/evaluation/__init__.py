@@ -6,5 +6,10 @@
 - `backtest`: every competitor through the folds of `forecaster.walkforward` (the only module here
   that imports the model)
 - `scoring`: scores of backtest forecasts per group (point and probabilistic), conditional coverage, Diebold-Mariano tests
+- `comparison`: tests robust to autocorrelated losses: HAC Diebold-Mariano (22+ lags), stationary
+  bootstrap, the Model Confidence Set, per-ticker wins
+- `risk_backtests`: VaR and ES backtests: Kupiec, Christoffersen, dynamic quantile, Basel traffic
+  light, Acerbi-Szekely Z2
+- `ranking`: the M6 ranked probability score and a one-factor volatility baseline of quintile ranks
 - `report`: tables and plots of a backtest (`plots`: the figures; `run_plots`: a training run's)
 """

@@ -6,9 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from scipy import stats
 
 from forecaster.evaluation import comparison as cp
-from forecaster.metrics import diebold_mariano
+
+
+def variance_only_dm(d: np.ndarray) -> tuple[float, float]:
+    """The 1-step DM test with the variance of d alone (lag-(h-1) truncation at h = 1), by hand."""
+    n = len(d)
+    stat = d.mean() / np.sqrt(d.var() / n) * np.sqrt((n - 1) / n)
+    return stat, 2 * stats.t.sf(abs(stat), df=n - 1)
 
 
 def ar1(n_series: int, n: int, phi: float, mean: float = 0.0, seed: int = 0) -> np.ndarray:
@@ -25,7 +32,7 @@ def ar1(n_series: int, n: int, phi: float, mean: float = 0.0, seed: int = 0) -> 
 def test_hac_dm_keeps_its_size_where_the_lag_h_minus_1_version_over_rejects():
     d = ar1(500, 500, phi=0.5, seed=1)  # mean 0: the null holds
     hac = np.array([cp.diebold_mariano_hac(x, horizon=1).p_value for x in d])
-    truncated = np.array([diebold_mariano(x, 1)[1] for x in d])  # lag 0: the variance of d only
+    truncated = np.array([variance_only_dm(x)[1] for x in d])  # lag 0: the variance of d only
     assert 0.02 <= (hac < 0.05).mean() <= 0.11  # Bartlett with an estimated bandwidth: a little over 5%
     assert (truncated < 0.05).mean() > 0.18  # ignores a long-run variance 3x the variance
     assert (truncated < 0.05).mean() > 2 * (hac < 0.05).mean()
@@ -56,7 +63,20 @@ def test_hln_correction_matches_the_existing_dm_at_the_same_lags():
     d = ar1(1, 300, phi=0.3, mean=0.1, seed=5)[0]
     # with the Bartlett weights at bandwidth 0 (the variance alone) both tests are the same at h = 1
     ours = cp.diebold_mariano_hac(d, horizon=1, bandwidth=0)
-    assert (ours.statistic, ours.p_value) == pytest.approx(diebold_mariano(d, 1))
+    assert (ours.statistic, ours.p_value) == pytest.approx(variance_only_dm(d))
+
+
+def test_dm_matches_a_hand_computation_with_bartlett_weights_and_hln_correction():
+    d = np.array([1.0, 2.0, 3.0, 4.0, 0.0])  # mean 2, centred [-1, 0, 1, 2, -2], gamma0 = 2, gamma1 = -0.4
+    one = cp.diebold_mariano_hac(d, horizon=1, bandwidth=0)
+    expected = 2 / np.sqrt(2 / 5) * np.sqrt((5 + 1 - 2) / 5)
+    assert one.statistic == pytest.approx(expected) and one.p_value == pytest.approx(
+        2 * stats.t.sf(expected, df=4)
+    )
+    # bandwidth 1 weighs gamma1 by 1 - 1/2: LRV = 2 + 2 * 0.5 * (-0.4) = 1.6; h = 2 changes the correction
+    two = cp.diebold_mariano_hac(d, horizon=2, bandwidth=1)
+    assert two.statistic == pytest.approx(2 / np.sqrt(1.6 / 5) * np.sqrt((5 + 1 - 4 + 2 / 5) / 5))
+    assert np.isnan(cp.diebold_mariano_hac(np.zeros(10)).p_value)  # identical forecasts: no test
 
 
 def test_bootstrap_pvalue_agrees_with_hac_in_direction():
