@@ -27,8 +27,9 @@ from forecaster.cli.common import (
     split_tickers,
 )
 from forecaster.cli.render import print_backtest, print_forecast, print_metrics, say
-from forecaster.config import Settings, WindowConfig
+from forecaster.config import ForecasterConfig, Settings, WindowConfig
 
+# Options as Annotated aliases, as in `cli.common`, so a verb's signature reads one option a line.
 # Model options of train and backtest (each verb keeps its own defaults, and help where they differ).
 WindowOpt = Annotated[int, typer.Option(help="Trading days of history per window (L).")]
 HorizonOpt = Annotated[int, typer.Option(help="Trading days to forecast (H).")]
@@ -142,14 +143,16 @@ def train(
         say(f"{len(written)} plots in {output / 'plots'}")
 
 
-def _checked_config(config_file: Path | None = None, ctx: typer.Context | None = None, **options):
+def _checked_config(
+    config_file: Path | None = None, ctx: typer.Context | None = None, **options
+) -> ForecasterConfig:
     """The model configuration (see `build_config`), its device checked before any data is read."""
     model_config = build_config(config_file, ctx, **options)
     check_device(model_config.train.device)
     return model_config
 
 
-def _fit_and_save(model_config, bars, output: Path):
+def _fit_and_save(model_config: ForecasterConfig, bars, output: Path):
     """Fit a forecaster on `bars`, write it to `output` and print its metrics and how long it took."""
     from forecaster.model import FuzzyLSTMForecaster
 

@@ -94,13 +94,13 @@ def validate_bars(
         return empty_bars()
     codes, names = _ticker_codes(bars["ticker"], bars["date"])
     dates = _parse_dates(bars["date"])
-    rows = _RowChecks(codes, names, dates.to_numpy(), quarantine)
-    _check_days(rows, bars["date"], dates)
-    order = _check_date_order(rows)
-    values = _check_values(rows, bars)
-    _check_price_ranges(rows, values)
-    _check_row_counts(rows, min_rows)
-    return _canonical_frame(rows, order, values)
+    checks = _RowChecks(codes, names, dates.to_numpy(), quarantine)
+    _check_days(checks, bars["date"], dates)
+    order = _check_date_order(checks)
+    values = _check_values(checks, bars)
+    _check_price_ranges(checks, values)
+    _check_row_counts(checks, min_rows)
+    return _canonical_frame(checks, order, values)
 
 
 def _check_columns(bars: pd.DataFrame) -> None:
@@ -162,38 +162,38 @@ class _RowChecks:
         self.quarantined[code] = True
 
 
-def _check_days(rows: _RowChecks, raw: pd.Series, dates: pd.Series) -> None:
+def _check_days(checks: _RowChecks, raw: pd.Series, dates: pd.Series) -> None:
     """Dates readable, and calendar days at midnight."""
-    rows.fail(dates.isna().to_numpy(), lambda r: f"unreadable date {_show(raw.iloc[r])}", dated=False)
-    rows.fail(
-        rows.micros % 86_400_000_000 != 0,
+    checks.fail(dates.isna().to_numpy(), lambda r: f"unreadable date {_show(raw.iloc[r])}", dated=False)
+    checks.fail(
+        checks.micros % 86_400_000_000 != 0,
         lambda r: f"time of day {dates.iloc[r].time()} in a daily bar",
         "; dates must be calendar days at midnight",
     )
 
 
-def _check_date_order(rows: _RowChecks) -> np.ndarray:
+def _check_date_order(checks: _RowChecks) -> np.ndarray:
     """Within each ticker (wherever its rows are) dates strictly increase; returns the rows by ticker."""
-    codes = rows.codes
+    codes = checks.codes
     order = np.argsort(codes, kind="stable")
     same = codes[order][1:] == codes[order][:-1]
-    step = np.diff(rows.micros[order])
+    step = np.diff(checks.micros[order])
     later, earlier = order[1:], order[:-1]
     prev = np.empty(len(codes), dtype=np.int64)  # row -> previous row of its ticker
     prev[later] = earlier
     dup, back = np.zeros(len(codes), bool), np.zeros(len(codes), bool)
     dup[later] = same & (step == 0)
     back[later] = same & (step < 0)
-    rows.fail(dup, lambda r: f"duplicate date (also row {prev[r]})")
-    rows.fail(
+    checks.fail(dup, lambda r: f"duplicate date (also row {prev[r]})")
+    checks.fail(
         back,
-        lambda r: f"date goes back from {rows.day(prev[r])} (row {prev[r]})",
+        lambda r: f"date goes back from {checks.day(prev[r])} (row {prev[r]})",
         "; each ticker's bars must be sorted by date",
     )
     return order
 
 
-def _check_values(rows: _RowChecks, bars: pd.DataFrame) -> dict[str, np.ndarray]:
+def _check_values(checks: _RowChecks, bars: pd.DataFrame) -> dict[str, np.ndarray]:
     """Prices finite and > 0, volume finite and >= 0; returns each column as float64."""
     values = {}
     for col in PRICE_COLUMNS + ("volume",):
@@ -201,41 +201,46 @@ def _check_values(rows: _RowChecks, bars: pd.DataFrame) -> dict[str, np.ndarray]
         num = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         bad = ~np.isfinite(num) | ((num <= 0) if col != "volume" else (num < 0))
         need = "finite and > 0" if col != "volume" else "finite and >= 0"
-        rows.fail(bad, lambda r, raw=raw, col=col: f"{col} is {_show(raw.iloc[r])}", f"; need {need}")
+        checks.fail(bad, lambda r, raw=raw, col=col: f"{col} is {_show(raw.iloc[r])}", f"; need {need}")
         values[col] = num
     return values
 
 
-def _check_price_ranges(rows: _RowChecks, values: dict[str, np.ndarray]) -> None:
+def _check_price_ranges(checks: _RowChecks, values: dict[str, np.ndarray]) -> None:
     """high >= low, and open and close within [low, high] up to `PRICE_RTOL`."""
     high, low = values["high"], values["low"]
     with np.errstate(invalid="ignore"):  # NaNs of quarantined tickers
-        rows.fail(high < low, lambda r: f"high {high[r]} < low {low[r]}")
+        checks.fail(high < low, lambda r: f"high {high[r]} < low {low[r]}")
         for col in ("close", "open"):
             x = values[col]
             outside = (x > high * (1 + PRICE_RTOL)) | (x < low * (1 - PRICE_RTOL))
-            rows.fail(outside, lambda r, x=x, col=col: f"{col} {x[r]} outside [low {low[r]}, high {high[r]}]")
+            checks.fail(
+                outside, lambda r, x=x, col=col: f"{col} {x[r]} outside [low {low[r]}, high {high[r]}]"
+            )
 
 
-def _check_row_counts(rows: _RowChecks, min_rows: int) -> None:
+def _check_row_counts(checks: _RowChecks, min_rows: int) -> None:
     """At least `min_rows` rows per ticker; an error names the first short ticker and counts the rest."""
-    counts = np.bincount(rows.codes, minlength=len(rows.names))
-    short = np.flatnonzero((counts < min_rows) & ~rows.quarantined)
-    if len(short) and rows.report is None:
-        t = rows.names[short[0]]
+    counts = np.bincount(checks.codes, minlength=len(checks.names))
+    short = np.flatnonzero((counts < min_rows) & ~checks.quarantined)
+    if len(short) and checks.report is None:
+        t = checks.names[short[0]]
         more = f" (and {len(short) - 1} more ticker(s))" if len(short) > 1 else ""
         raise DataValidationError(f"{t}: {counts[short[0]]} rows, need at least {min_rows}{more}", ticker=t)
     for code in short:
         entry = QuarantineEntry(
-            rows.names[code], None, None, f"{counts[code]} rows, need at least {min_rows}"
+            checks.names[code], None, None, f"{counts[code]} rows, need at least {min_rows}"
         )
-        rows.quarantine(code, entry)
+        checks.quarantine(code, entry)
 
 
-def _canonical_frame(rows: _RowChecks, order: np.ndarray, values: dict[str, np.ndarray]) -> pd.DataFrame:
+def _canonical_frame(checks: _RowChecks, order: np.ndarray, values: dict[str, np.ndarray]) -> pd.DataFrame:
     """The rows of tickers not quarantined, by ticker, in the contract's columns and dtypes."""
-    order = order[~rows.quarantined[rows.codes[order]]]
-    out = {"ticker": pd.Index(rows.names, dtype="str").take(rows.codes[order]), "date": rows.stamps[order]}
+    order = order[~checks.quarantined[checks.codes[order]]]
+    out = {
+        "ticker": pd.Index(checks.names, dtype="str").take(checks.codes[order]),
+        "date": checks.stamps[order],
+    }
     out |= {c: values[c][order] for c in BAR_COLUMNS[2:]}
     return pd.DataFrame(out, columns=list(BAR_COLUMNS))
 
