@@ -13,16 +13,15 @@ from pathlib import Path
 import pandas as pd
 
 from forecaster.data.files import read_bars_dir, read_bars_file
+from forecaster.data.jumps import MAX_JUMP, check_jumps
 from forecaster.data.layout import bars_from_frame
 from forecaster.data.quarantine import QuarantineEntry, QuarantineReport
 from forecaster.data.sample import SAMPLE_TICKERS, load_sample
 from forecaster.data.store import PriceStore
 from forecaster.data.validation import (
     BAR_COLUMNS,
-    MAX_JUMP,
     DataSourceError,
     DataValidationError,
-    check_jumps,
     select_bars,
     ticker_list,
     validate_bars,
