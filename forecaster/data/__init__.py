@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from forecaster.data.errors import DataSourceError, DataValidationError
 from forecaster.data.files import read_bars_dir, read_bars_file
 from forecaster.data.jumps import MAX_JUMP, check_jumps
 from forecaster.data.layout import bars_from_frame
@@ -20,8 +21,6 @@ from forecaster.data.sample import SAMPLE_TICKERS, load_sample
 from forecaster.data.store import PriceStore
 from forecaster.data.validation import (
     BAR_COLUMNS,
-    DataSourceError,
-    DataValidationError,
     select_bars,
     ticker_list,
     validate_bars,
