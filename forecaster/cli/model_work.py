@@ -27,50 +27,93 @@ from forecaster.cli.common import (
     split_tickers,
 )
 from forecaster.cli.render import print_backtest, print_forecast, print_metrics, say
-from forecaster.config import Settings, WindowConfig
+from forecaster.config import ForecasterConfig, Settings, WindowConfig
+
+# Options as Annotated aliases, as in `cli.common`, so a verb's signature reads one option a line.
+# Model options of train and backtest (each verb keeps its own defaults, and help where they differ).
+WindowOpt = Annotated[int, typer.Option(help="Trading days of history per window (L).")]
+HorizonOpt = Annotated[int, typer.Option(help="Trading days to forecast (H).")]
+HiddenOpt = Annotated[int, typer.Option(help="LSTM hidden size of each expert.")]
+BatchSizeOpt = Annotated[int, typer.Option(help="Windows per mini-batch.")]
+LrOpt = Annotated[float, typer.Option(help="Adam learning rate.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed for clustering and training.")]
+
+# train's own options.
+ModelDirOpt = Annotated[Path, typer.Option("--output", "-o", help="Model directory to write.")]
+ConfigFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Model settings from a TOML, YAML or JSON file with the keys of a saved config.json "
+        "(a saved config.json works as is); options given on the command line override it."
+    ),
+]
+FeaturesOpt = Annotated[str, typer.Option(help="Comma-separated daily features.")]
+TrainClustersOpt = Annotated[
+    str, typer.Option(help="Number of clusters (experts), or 'auto' (Xie-Beni, 2..6).")
+]
+FuzzifierOpt = Annotated[float, typer.Option(help="Fuzzy c-means fuzzifier m (> 1).")]
+LayersOpt = Annotated[int, typer.Option(help="LSTM layers per expert.")]
+TrainEpochsOpt = Annotated[int, typer.Option(help="Maximum training epochs (early stopping may end sooner).")]
+TrainPatienceOpt = Annotated[int, typer.Option(help="Epochs without validation improvement before stopping.")]
+FineTuneOpt = Annotated[int, typer.Option(help="Joint fine-tune epochs of the fused output (0 = off).")]
+PlotsOpt = Annotated[
+    bool, typer.Option(help="Write the run's plots (fan chart, regimes, errors) to OUTPUT/plots.")
+]
+
+# forecast's own options.
+CsvOpt = Annotated[Path | None, typer.Option(help="Bars from this CSV/Parquet file instead of --source.")]
+ShownHorizonOpt = Annotated[
+    int | None, typer.Option(help="Trading days to show, 1 up to the model's horizon (default all).")
+]
+CsvOutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Also write the table as CSV.")]
+
+# backtest's own options.
+ReportDirOpt = Annotated[Path, typer.Option("--output", "-o", help="Folder for the report.")]
+SampleOpt = Annotated[
+    int | None, typer.Option(help="Backtest a random sample of this many tickers of the source (seeded).")
+]
+FirstOriginOpt = Annotated[str | None, typer.Option(help="First forecast origin (YYYY-MM-DD).")]
+LastOriginOpt = Annotated[str | None, typer.Option(help="Last forecast origin (YYYY-MM-DD).")]
+RefitEveryOpt = Annotated[int, typer.Option(help="Trading days between refits.")]
+TrainDaysOpt = Annotated[
+    int | None, typer.Option(help="Fixed training window in trading days per ticker; default expanding.")
+]
+ModelsOpt = Annotated[str, typer.Option(help="Comma-separated competitors (default all).")]
+BacktestClustersOpt = Annotated[str, typer.Option(help="Number of clusters (experts), or 'auto'.")]
+BacktestEpochsOpt = Annotated[int, typer.Option(help="Maximum training epochs per refit.")]
+BacktestPatienceOpt = Annotated[int, typer.Option(help="Early-stopping patience in epochs.")]
+TrackOpt = Annotated[bool, typer.Option(help="Log the run, its metrics and the report to MLflow.")]
+
+FEATURES = ",".join(WindowConfig.features)
+COMPETITORS = "naive,drift,arima,garch,ewma,historical,single_lstm,equal_weight,hard_cluster,fuzzy_mse,fuzzy"
 
 
 @friendly_errors
 def train(
     ctx: typer.Context,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write.")] = Path("model"),
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            help="Model settings from a TOML, YAML or JSON file with the keys of a saved config.json "
-            "(a saved config.json works as is); options given on the command line override it."
-        ),
-    ] = None,
+    output: ModelDirOpt = Path("model"),
+    config: ConfigFileOpt = None,
     source: SourceOpt = "sample",
     ticker: TickersOpt = None,
     strict: StrictOpt = False,
     start: StartOpt = None,
     end: EndOpt = None,
-    window: Annotated[int, typer.Option(help="Trading days of history per window (L).")] = 30,
-    horizon: Annotated[int, typer.Option(help="Trading days to forecast (H).")] = 5,
-    features: Annotated[str, typer.Option(help="Comma-separated daily features.")] = ",".join(
-        WindowConfig.features
-    ),
-    clusters: Annotated[
-        str, typer.Option(help="Number of clusters (experts), or 'auto' (Xie-Beni, 2..6).")
-    ] = "3",
-    fuzzifier: Annotated[float, typer.Option(help="Fuzzy c-means fuzzifier m (> 1).")] = 2.0,
-    hidden: Annotated[int, typer.Option(help="LSTM hidden size of each expert.")] = 64,
-    layers: Annotated[int, typer.Option(help="LSTM layers per expert.")] = 1,
-    epochs: Annotated[
-        int, typer.Option(help="Maximum training epochs (early stopping may end sooner).")
-    ] = 30,
-    patience: Annotated[int, typer.Option(help="Epochs without validation improvement before stopping.")] = 5,
-    batch_size: Annotated[int, typer.Option(help="Windows per mini-batch.")] = 256,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    fine_tune_epochs: Annotated[
-        int, typer.Option(help="Joint fine-tune epochs of the fused output (0 = off).")
-    ] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed for clustering and training.")] = 0,
-    plots: Annotated[
-        bool, typer.Option(help="Write the run's plots (fan chart, regimes, errors) to OUTPUT/plots.")
-    ] = True,
+    window: WindowOpt = 30,
+    horizon: HorizonOpt = 5,
+    features: FeaturesOpt = FEATURES,
+    clusters: TrainClustersOpt = "3",
+    fuzzifier: FuzzifierOpt = 2.0,
+    hidden: HiddenOpt = 64,
+    layers: LayersOpt = 1,
+    epochs: TrainEpochsOpt = 30,
+    patience: TrainPatienceOpt = 5,
+    batch_size: BatchSizeOpt = 256,
+    lr: LrOpt = 1e-3,
+    fine_tune_epochs: FineTuneOpt = 0,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    plots: PlotsOpt = True,
     plot_tickers: PlotTickersOpt = None,
 ) -> None:
     """Train a forecaster and write its model directory (and its plots in OUTPUT/plots).
@@ -86,13 +129,31 @@ def train(
       forecaster train --source data/prices/ --clusters auto --device cuda -o models/universe
     """
     settings = Settings()
-    model_config = build_config(
+    model_config = _checked_config(
         config, ctx, window=window, horizon=horizon, features=features, clusters=clusters, fuzzifier=fuzzifier,
         hidden=hidden, layers=layers, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr,
         fine_tune_epochs=fine_tune_epochs, device=device, seed=seed,
     )  # fmt: skip
-    check_device(model_config.train.device)
     bars = load(source, ticker, start, end, settings, strict=strict)
+    model = _fit_and_save(model_config, bars, output)
+    if plots:
+        from forecaster.evaluation.run_plots import write_run_plots
+
+        written = write_run_plots(model, bars, output / "plots", split_tickers(plot_tickers))
+        say(f"{len(written)} plots in {output / 'plots'}")
+
+
+def _checked_config(
+    config_file: Path | None = None, ctx: typer.Context | None = None, **options
+) -> ForecasterConfig:
+    """The model configuration (see `build_config`), its device checked before any data is read."""
+    model_config = build_config(config_file, ctx, **options)
+    check_device(model_config.train.device)
+    return model_config
+
+
+def _fit_and_save(model_config: ForecasterConfig, bars, output: Path):
+    """Fit a forecaster on `bars`, write it to `output` and print its metrics and how long it took."""
     from forecaster.model import FuzzyLSTMForecaster
 
     started = time.perf_counter()
@@ -102,11 +163,7 @@ def train(
     say(
         f"trained on {model.device_} in {time.perf_counter() - started:.1f} s; model written to [bold]{output}[/]"
     )
-    if plots:
-        from forecaster.evaluation.run_plots import write_run_plots
-
-        written = write_run_plots(model, bars, output / "plots", split_tickers(plot_tickers))
-        say(f"{len(written)} plots in {output / 'plots'}")
+    return model
 
 
 @friendly_errors
@@ -115,15 +172,9 @@ def forecast(
     source: SourceOpt = "cache",
     ticker: TickersOpt = None,
     strict: StrictOpt = False,
-    csv: Annotated[
-        Path | None, typer.Option(help="Bars from this CSV/Parquet file instead of --source.")
-    ] = None,
-    horizon: Annotated[
-        int | None, typer.Option(help="Trading days to show, 1 up to the model's horizon (default all).")
-    ] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Also write the table as CSV.")
-    ] = None,
+    csv: CsvOpt = None,
+    horizon: ShownHorizonOpt = None,
+    output: CsvOutputOpt = None,
 ) -> None:
     """Forecast the next H trading days from the latest bars of each ticker.
 
@@ -179,34 +230,27 @@ def quickstart(
 
 @friendly_errors
 def backtest(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the report.")] = Path("backtest"),
+    output: ReportDirOpt = Path("backtest"),
     source: SourceOpt = "sample",
     ticker: TickersOpt = None,
     strict: StrictOpt = False,
-    sample: Annotated[
-        int | None, typer.Option(help="Backtest a random sample of this many tickers of the source (seeded).")
-    ] = None,
-    start: Annotated[str | None, typer.Option(help="First forecast origin (YYYY-MM-DD).")] = None,
-    end: Annotated[str | None, typer.Option(help="Last forecast origin (YYYY-MM-DD).")] = None,
-    refit_every: Annotated[int, typer.Option(help="Trading days between refits.")] = 250,
-    train_days: Annotated[
-        int | None,
-        typer.Option(help="Fixed training window in trading days per ticker; default expanding."),
-    ] = None,
-    models: Annotated[
-        str, typer.Option(help="Comma-separated competitors (default all).")
-    ] = "naive,drift,arima,garch,ewma,historical,single_lstm,equal_weight,hard_cluster,fuzzy_mse,fuzzy",
-    window: Annotated[int, typer.Option(help="Trading days of history per window (L).")] = 30,
-    horizon: Annotated[int, typer.Option(help="Trading days to forecast (H).")] = 5,
-    clusters: Annotated[str, typer.Option(help="Number of clusters (experts), or 'auto'.")] = "3",
-    hidden: Annotated[int, typer.Option(help="LSTM hidden size of each expert.")] = 32,
-    epochs: Annotated[int, typer.Option(help="Maximum training epochs per refit.")] = 6,
-    patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs.")] = 2,
-    batch_size: Annotated[int, typer.Option(help="Windows per mini-batch.")] = 512,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-3,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed for clustering and training.")] = 0,
-    track: Annotated[bool, typer.Option(help="Log the run, its metrics and the report to MLflow.")] = True,
+    sample: SampleOpt = None,
+    start: FirstOriginOpt = None,
+    end: LastOriginOpt = None,
+    refit_every: RefitEveryOpt = 250,
+    train_days: TrainDaysOpt = None,
+    models: ModelsOpt = COMPETITORS,
+    window: WindowOpt = 30,
+    horizon: HorizonOpt = 5,
+    clusters: BacktestClustersOpt = "3",
+    hidden: HiddenOpt = 32,
+    epochs: BacktestEpochsOpt = 6,
+    patience: BacktestPatienceOpt = 2,
+    batch_size: BatchSizeOpt = 512,
+    lr: LrOpt = 2e-3,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    track: TrackOpt = True,
     engine: EngineOpt = None,
 ) -> None:
     """Walk-forward backtest of the fuzzy quantile ensemble against statistical and LSTM baselines.
@@ -235,21 +279,41 @@ def backtest(
 
       RAY_ADDRESS=ray-head:6379 forecaster backtest --source cache --engine ray   # folds as Ray tasks
     """
-    from forecaster.evaluation.backtest import walk_forward
-    from forecaster.evaluation.report import summary_table, write_report
+    settings, engine = _settings_and_engine(engine)  # an unreachable cluster fails now, before any work
+    config = _checked_config(window=window, horizon=horizon, clusters=clusters, hidden=hidden, epochs=epochs,
+                             patience=patience, batch_size=batch_size, lr=lr, device=device, seed=seed)  # fmt: skip
+    bars = _backtest_bars(source, ticker, strict, sample, seed, settings)
+    origins = {"start": start, "end": end, "refit_every": refit_every, "train_days": train_days}
+    summary = _walk_forward_and_report(bars, config, output, engine, models=models, **origins)
+    if track:
+        run = {"source": source, **origins, "models": models}
+        _log_backtest(summary, output, run | config.flat(), bars, settings)
+
+
+def _settings_and_engine(engine: str | None) -> tuple[Settings, str]:
+    """Settings with --engine over FORECASTER_ENGINE, and that engine, started."""
     from forecaster.runtime.engine import use_engine
 
     settings = engine_settings(engine)
-    engine = use_engine(settings)  # an unreachable cluster fails now, before any work
-    config = build_config(
-        window=window, horizon=horizon, clusters=clusters, hidden=hidden, epochs=epochs,
-        patience=patience, batch_size=batch_size, lr=lr, device=device, seed=seed,
-    )  # fmt: skip
-    check_device(device)
+    return settings, use_engine(settings)
+
+
+def _backtest_bars(source: str, ticker, strict: bool, sample: int | None, seed: int, settings: Settings):
+    """Every bar of the source (or of a seeded `sample` of its tickers)."""
     # All bars are loaded: targets of the last origins lie after --end, and training before --start.
     bars = load(source, ticker, None, None, settings, strict=strict)
     if sample:
         bars = sample_tickers(bars, sample, seed)
+    return bars
+
+
+def _walk_forward_and_report(
+    bars, config, output: Path, engine: str, *, models: str, start, end, refit_every, train_days
+):
+    """Run the walk-forward backtest, write its report to `output` and print its summary table."""
+    from forecaster.evaluation.backtest import walk_forward
+    from forecaster.evaluation.report import summary_table, write_report
+
     started = time.perf_counter()
     result = walk_forward(
         bars,
@@ -269,10 +333,13 @@ def backtest(
         f"{len(result.folds)} folds in {time.perf_counter() - started:.0f} s; "
         f"report: [bold]{paths['report']}[/], plots and CSV tables in {output}"
     )
-    if track:
-        from forecaster import tracking
+    return summary
 
-        params = {"source": source, "tickers": ",".join(sorted(bars["ticker"].unique())), "start": start, "end": end,
-                  "refit_every": refit_every, "train_days": train_days, "models": models, **config.flat()}  # fmt: skip
-        run_id = tracking.log_backtest_run(summary, Path(output), params, bars, settings)
-        say(f"mlflow: backtest run {run_id} in {settings.tracking_uri}")
+
+def _log_backtest(summary, output: Path, params: dict, bars, settings: Settings) -> None:
+    """Log the backtest run to MLflow, the tickers of its bars among its params, and say where."""
+    from forecaster import tracking
+
+    params = {"source": params["source"], "tickers": ",".join(sorted(bars["ticker"].unique())), **params}
+    run_id = tracking.log_backtest_run(summary, Path(output), params, bars, settings)
+    say(f"mlflow: backtest run {run_id} in {settings.tracking_uri}")

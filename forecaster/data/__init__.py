@@ -12,17 +12,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from forecaster.data.errors import DataSourceError, DataValidationError
 from forecaster.data.files import read_bars_dir, read_bars_file
+from forecaster.data.jumps import MAX_JUMP, check_jumps
 from forecaster.data.layout import bars_from_frame
 from forecaster.data.quarantine import QuarantineEntry, QuarantineReport
 from forecaster.data.sample import SAMPLE_TICKERS, load_sample
 from forecaster.data.store import PriceStore
 from forecaster.data.validation import (
     BAR_COLUMNS,
-    MAX_JUMP,
-    DataSourceError,
-    DataValidationError,
-    check_jumps,
     select_bars,
     ticker_list,
     validate_bars,
@@ -83,25 +81,7 @@ def load_bars(
     (251, 8)
     """
     report = None if strict else QuarantineReport()
-    if source == "sample":
-        bars = load_sample(tickers)  # bundled and known good
-    elif source == "yahoo":
-        if tickers is None:
-            raise ValueError("source 'yahoo' needs tickers, e.g. tickers=['^GSPC']")
-        bars = download_bars(tickers, start, end, quarantine=report)
-    elif source == "cache":
-        if price_dir is None:
-            raise ValueError("source 'cache' needs price_dir, the price store's folder")
-        bars = PriceStore(price_dir).read(tickers, start, end)  # validated when written
-    elif Path(source).is_dir():
-        bars = read_bars_dir(source, tickers, quarantine=report)
-    elif Path(source).is_file():
-        bars = read_bars_file(source, quarantine=report)
-    else:
-        raise ValueError(
-            f"unknown data source {str(source)!r}: expected one of {', '.join(SOURCES)} "
-            "or an existing CSV/Parquet file or folder"
-        )
+    bars = _read_source(source, tickers, start, end, price_dir, report)
     bars = check_jumps(bars, max_jump, quarantine=report)
     report = report or QuarantineReport()
     if tickers is not None:
@@ -113,3 +93,27 @@ def load_bars(
     bars = select_bars(bars, tickers, start, end)
     bars.attrs["quarantine"] = report
     return bars
+
+
+def _read_source(
+    source: str | Path, tickers, start, end, price_dir: str | Path | None, report: QuarantineReport | None
+) -> pd.DataFrame:
+    """The bars `source` holds (see `load_bars`), before the jump check and the ticker and date selection."""
+    if source == "sample":
+        return load_sample(tickers)  # bundled and known good
+    if source == "yahoo":
+        if tickers is None:
+            raise ValueError("source 'yahoo' needs tickers, e.g. tickers=['^GSPC']")
+        return download_bars(tickers, start, end, quarantine=report)
+    if source == "cache":
+        if price_dir is None:
+            raise ValueError("source 'cache' needs price_dir, the price store's folder")
+        return PriceStore(price_dir).read(tickers, start, end)  # validated when written
+    if Path(source).is_dir():
+        return read_bars_dir(source, tickers, quarantine=report)
+    if Path(source).is_file():
+        return read_bars_file(source, quarantine=report)
+    raise ValueError(
+        f"unknown data source {str(source)!r}: expected one of {', '.join(SOURCES)} "
+        "or an existing CSV/Parquet file or folder"
+    )

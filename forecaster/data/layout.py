@@ -34,6 +34,12 @@ def bars_from_frame(
     a `ticker` that disagrees with the frame's is an error, not a relabelling. `quarantine`:
     see `validate_bars`.
     """
+    frame = _with_ticker(_contract_columns(frame), ticker)
+    return validate_bars(frame.assign(date=local_days(frame["date"])), quarantine=quarantine)
+
+
+def _contract_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` in one long layout with the contract's lowercase date and value columns."""
     if isinstance(frame.columns, pd.MultiIndex):
         frame = _stack_download_layout(frame)
     frame = frame.rename(columns=_column_key)
@@ -51,18 +57,21 @@ def bars_from_frame(
             f"missing column(s) {', '.join(missing)}; expected Date, Open, High, Low, Close, "
             "Adj Close, Volume (yfinance) or the lowercase contract columns"
         )
-    if ticker is not None:
-        ticker = validate_ticker(ticker)
-        if "ticker" in frame.columns:
-            found = frame["ticker"].dropna().astype("str").str.upper().unique()
-            if len(found) and list(found) != [ticker]:
-                raise DataValidationError(
-                    f"ticker {ticker} was asked for but the data holds {', '.join(found)}"
-                )
-        frame = frame.assign(ticker=ticker)
-    elif "ticker" not in frame.columns:
-        raise DataValidationError("no ticker: pass one, or give the data a 'ticker' column")
-    return validate_bars(frame.assign(date=local_days(frame["date"])), quarantine=quarantine)
+    return frame
+
+
+def _with_ticker(frame: pd.DataFrame, ticker: str | None) -> pd.DataFrame:
+    """`frame` with its `ticker` column: `ticker` when given (it must agree with the frame's)."""
+    if ticker is None:
+        if "ticker" not in frame.columns:
+            raise DataValidationError("no ticker: pass one, or give the data a 'ticker' column")
+        return frame
+    ticker = validate_ticker(ticker)
+    if "ticker" in frame.columns:
+        found = frame["ticker"].dropna().astype("str").str.upper().unique()
+        if len(found) and list(found) != [ticker]:
+            raise DataValidationError(f"ticker {ticker} was asked for but the data holds {', '.join(found)}")
+    return frame.assign(ticker=ticker)
 
 
 def local_days(dates: pd.Series) -> pd.Series:

@@ -24,11 +24,6 @@ BAR_DTYPES = {"ticker": "str", "date": DATE_DTYPE} | {c: "float64" for c in BAR_
 # Sources round prices to float32 or a few decimals, so a close can sit a hair above the high.
 PRICE_RTOL = 1e-6
 
-# A reversed jump (see `check_jumps`): a one-day move beyond exp(0.5) = x1.65 or x0.61 that the
-# next day undoes to within 25% of its size. NUE on 2007-01-16 (x0.1 and back) is one.
-MAX_JUMP = 0.5
-JUMP_TOLERANCE = 0.25
-
 # Yahoo symbols: ^GSPC, BRK-B, 7203.T, EURUSD=X, GC=F, M&M.NS. None of these characters is a
 # path separator, and a symbol may not start with '.' or '-', so '.', '..' and hidden files
 # are out and a symbol is always a safe file name stem.
@@ -87,6 +82,23 @@ def validate_bars(
     Problems of the frame as a whole (columns, missing or invalid tickers, time zones) raise
     either way.
     """
+    _check_columns(bars)
+    if len(bars) == 0:
+        if min_rows > 0:
+            raise DataValidationError(f"bars are empty, need at least {min_rows} row(s)")
+        return empty_bars()
+    codes, names = _ticker_codes(bars["ticker"], bars["date"])
+    dates = _parse_dates(bars["date"])
+    checks = _RowChecks(codes, names, dates.to_numpy(), quarantine)
+    _check_days(checks, bars["date"], dates)
+    order = _check_date_order(checks)
+    values = _check_values(checks, bars)
+    _check_price_ranges(checks, values)
+    _check_row_counts(checks, min_rows)
+    return _canonical_frame(checks, order, values)
+
+
+def _check_columns(bars: pd.DataFrame) -> None:
     if not isinstance(bars, pd.DataFrame):
         raise TypeError(f"bars must be a pandas DataFrame, got {type(bars).__name__}")
     missing = [c for c in BAR_COLUMNS if c not in bars.columns]
@@ -94,151 +106,138 @@ def validate_bars(
         raise DataValidationError(
             f"bars are missing column(s) {', '.join(missing)}; expected {', '.join(BAR_COLUMNS)}"
         )
-    if len(bars) == 0:
-        if min_rows > 0:
-            raise DataValidationError(f"bars are empty, need at least {min_rows} row(s)")
-        return empty_bars()
 
-    codes, names = _ticker_codes(bars["ticker"], bars["date"])
-    quarantined = np.zeros(len(names), dtype=bool)  # per ticker code
 
-    dates = _parse_dates(bars["date"])
-    stamps = dates.to_numpy()
+class _RowChecks:
+    """The rows of one frame under check, and what becomes of those that fail.
 
-    def day(r: int) -> str:
-        return str(stamps[r])[:10]
+    Each check hands `fail` a mask of failing rows: without a quarantine report the first
+    raises; with one, each ticker with a failing row is quarantined, by its first problem.
+    """
 
-    def fail(mask: np.ndarray, problem: Callable[[int], str], hint: str = "", dated: bool = True) -> None:
+    def __init__(
+        self, codes: np.ndarray, names: np.ndarray, stamps: np.ndarray, quarantine: QuarantineReport | None
+    ):
+        self.codes = codes  # row -> ticker code, an index into `names`
+        self.names = names  # the sorted canonical tickers
+        self.stamps = stamps  # row -> datetime64[us], NaT where unreadable
+        self.micros = stamps.astype(np.int64)
+        self.report = quarantine
+        self.quarantined = np.zeros(len(names), dtype=bool)  # per ticker code
+
+    def day(self, r: int) -> str:
+        return str(self.stamps[r])[:10]
+
+    def fail(
+        self, mask: np.ndarray, problem: Callable[[int], str], hint: str = "", dated: bool = True
+    ) -> None:
         """Raise for the first row in `mask`, or quarantine each ticker with a row in it."""
         rows = np.flatnonzero(mask)
-        rows = rows[~quarantined[codes[rows]]]  # a quarantined ticker keeps its first problem
+        rows = rows[~self.quarantined[self.codes[rows]]]  # a quarantined ticker keeps its first problem
         if len(rows) == 0:
             return
-        if quarantine is None:
+        if self.report is None:
             firsts, counts = rows[:1], [len(rows)]
         else:  # rows are sorted, so the first index per ticker is its earliest row
-            _, first, counts = np.unique(codes[rows], return_index=True, return_counts=True)
+            _, first, counts = np.unique(self.codes[rows], return_index=True, return_counts=True)
             firsts = rows[first]
         for r, n in zip(firsts.tolist(), counts, strict=True):
             more = f"; {n - 1} more row(s) like it" if n > 1 else ""
-            entry = QuarantineEntry(names[codes[r]], day(r) if dated else None, r, problem(r), hint + more)
-            if quarantine is None:
-                raise entry.error()
-            quarantine.add(entry)
-            quarantined[codes[r]] = True
+            code = self.codes[r]
+            entry = QuarantineEntry(
+                self.names[code], self.day(r) if dated else None, r, problem(r), hint + more
+            )
+            self.quarantine(code, entry)
 
-    fail(dates.isna().to_numpy(), lambda r: f"unreadable date {_show(bars['date'].iloc[r])}", dated=False)
-    micros = stamps.astype(np.int64)
-    fail(
-        micros % 86_400_000_000 != 0,
+    def quarantine(self, code: int, entry: QuarantineEntry) -> None:
+        """Record `entry` and leave its ticker out; without a report, raise it."""
+        if self.report is None:
+            raise entry.error()
+        self.report.add(entry)
+        self.quarantined[code] = True
+
+
+def _check_days(checks: _RowChecks, raw: pd.Series, dates: pd.Series) -> None:
+    """Dates readable, and calendar days at midnight."""
+    checks.fail(dates.isna().to_numpy(), lambda r: f"unreadable date {_show(raw.iloc[r])}", dated=False)
+    checks.fail(
+        checks.micros % 86_400_000_000 != 0,
         lambda r: f"time of day {dates.iloc[r].time()} in a daily bar",
         "; dates must be calendar days at midnight",
     )
 
-    # Within each ticker (wherever its rows are) dates must strictly increase.
+
+def _check_date_order(checks: _RowChecks) -> np.ndarray:
+    """Within each ticker (wherever its rows are) dates strictly increase; returns the rows by ticker."""
+    codes = checks.codes
     order = np.argsort(codes, kind="stable")
-    stamp = micros[order]
     same = codes[order][1:] == codes[order][:-1]
-    step = np.diff(stamp)
+    step = np.diff(checks.micros[order])
     later, earlier = order[1:], order[:-1]
     prev = np.empty(len(codes), dtype=np.int64)  # row -> previous row of its ticker
     prev[later] = earlier
     dup, back = np.zeros(len(codes), bool), np.zeros(len(codes), bool)
     dup[later] = same & (step == 0)
     back[later] = same & (step < 0)
-    fail(dup, lambda r: f"duplicate date (also row {prev[r]})")
-    fail(
+    checks.fail(dup, lambda r: f"duplicate date (also row {prev[r]})")
+    checks.fail(
         back,
-        lambda r: f"date goes back from {day(prev[r])} (row {prev[r]})",
+        lambda r: f"date goes back from {checks.day(prev[r])} (row {prev[r]})",
         "; each ticker's bars must be sorted by date",
     )
+    return order
 
+
+def _check_values(checks: _RowChecks, bars: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Prices finite and > 0, volume finite and >= 0; returns each column as float64."""
     values = {}
     for col in PRICE_COLUMNS + ("volume",):
         raw = bars[col]
         num = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         bad = ~np.isfinite(num) | ((num <= 0) if col != "volume" else (num < 0))
         need = "finite and > 0" if col != "volume" else "finite and >= 0"
-        fail(bad, lambda r, raw=raw, col=col: f"{col} is {_show(raw.iloc[r])}", f"; need {need}")
+        checks.fail(bad, lambda r, raw=raw, col=col: f"{col} is {_show(raw.iloc[r])}", f"; need {need}")
         values[col] = num
+    return values
 
+
+def _check_price_ranges(checks: _RowChecks, values: dict[str, np.ndarray]) -> None:
+    """high >= low, and open and close within [low, high] up to `PRICE_RTOL`."""
     high, low = values["high"], values["low"]
     with np.errstate(invalid="ignore"):  # NaNs of quarantined tickers
-        fail(high < low, lambda r: f"high {high[r]} < low {low[r]}")
+        checks.fail(high < low, lambda r: f"high {high[r]} < low {low[r]}")
         for col in ("close", "open"):
             x = values[col]
             outside = (x > high * (1 + PRICE_RTOL)) | (x < low * (1 - PRICE_RTOL))
-            fail(outside, lambda r, x=x, col=col: f"{col} {x[r]} outside [low {low[r]}, high {high[r]}]")
+            checks.fail(
+                outside, lambda r, x=x, col=col: f"{col} {x[r]} outside [low {low[r]}, high {high[r]}]"
+            )
 
-    counts = np.bincount(codes, minlength=len(names))
-    short = np.flatnonzero((counts < min_rows) & ~quarantined)
-    if len(short) and quarantine is None:
-        t = names[short[0]]
+
+def _check_row_counts(checks: _RowChecks, min_rows: int) -> None:
+    """At least `min_rows` rows per ticker; an error names the first short ticker and counts the rest."""
+    counts = np.bincount(checks.codes, minlength=len(checks.names))
+    short = np.flatnonzero((counts < min_rows) & ~checks.quarantined)
+    if len(short) and checks.report is None:
+        t = checks.names[short[0]]
         more = f" (and {len(short) - 1} more ticker(s))" if len(short) > 1 else ""
         raise DataValidationError(f"{t}: {counts[short[0]]} rows, need at least {min_rows}{more}", ticker=t)
     for code in short:
-        quarantine.add(
-            QuarantineEntry(names[code], None, None, f"{counts[code]} rows, need at least {min_rows}")
+        entry = QuarantineEntry(
+            checks.names[code], None, None, f"{counts[code]} rows, need at least {min_rows}"
         )
-        quarantined[code] = True
+        checks.quarantine(code, entry)
 
-    order = order[~quarantined[codes[order]]]
-    out = {"ticker": pd.Index(names, dtype="str").take(codes[order]), "date": stamps[order]}
+
+def _canonical_frame(checks: _RowChecks, order: np.ndarray, values: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The rows of tickers not quarantined, by ticker, in the contract's columns and dtypes."""
+    order = order[~checks.quarantined[checks.codes[order]]]
+    out = {
+        "ticker": pd.Index(checks.names, dtype="str").take(checks.codes[order]),
+        "date": checks.stamps[order],
+    }
     out |= {c: values[c][order] for c in BAR_COLUMNS[2:]}
     return pd.DataFrame(out, columns=list(BAR_COLUMNS))
-
-
-def check_jumps(
-    bars: pd.DataFrame,
-    max_jump: float | None = MAX_JUMP,
-    tolerance: float = JUMP_TOLERANCE,
-    *,
-    quarantine: QuarantineReport | None = None,
-) -> pd.DataFrame:
-    """Flag one-day jumps that reverse the next day: bad prints, not market moves.
-
-    Day t is flagged in `close` or `adj_close` when |r_t| > `max_jump` (log return from the
-    day before) and |r_t + r_t+1| <= `tolerance` * |r_t|, i.e. the next day undoes it. A real
-    crash or takeover jump does not come straight back; a price off by x10 for one day
-    does. `bars` must be valid (see `validate_bars`); rows are positions in `bars`. Like
-    `validate_bars`: raises `DataValidationError` on the first flagged day, or, with a
-    `quarantine` report, records each flagged ticker there and returns `bars` without it.
-    `max_jump=None` checks nothing.
-    """
-    if max_jump is None or len(bars) < 3:
-        return bars
-    codes = pd.factorize(bars["ticker"])[0]
-    same = codes[1:] == codes[:-1]  # row i and i + 1 belong to one ticker
-    flagged = []
-    for col in ("close", "adj_close"):
-        price = bars[col].to_numpy(np.float64)
-        r = np.where(same, np.diff(np.log(price)), np.nan)  # r[i - 1] is the return into row i
-        with np.errstate(invalid="ignore"):
-            jump = np.abs(r[:-1]) > max_jump
-            back = np.abs(r[:-1] + r[1:]) <= tolerance * np.abs(r[:-1])
-        for i in np.flatnonzero(jump & back) + 1:  # rows where the reversed jump lands
-            flagged.append((int(i), col, price))
-    flagged.sort(key=lambda f: f[0])
-    dropped: set[str] = set()
-    for r, col, price in flagged:
-        ticker = str(bars["ticker"].iat[r])
-        if ticker in dropped:
-            continue
-        entry = QuarantineEntry(
-            ticker,
-            str(bars["date"].iat[r])[:10],
-            r,
-            f"{col} {price[r]:g} is a one-day jump from {price[r - 1]:g} reversed the next day "
-            f"({price[r + 1]:g})",
-            f"; a bad print? (|log return| > {max_jump}, back within {tolerance:.0%})",
-        )
-        if quarantine is None:
-            raise entry.error()
-        quarantine.add(entry)
-        dropped.add(ticker)
-    if not dropped:
-        return bars
-    return bars[~bars["ticker"].isin(dropped)].reset_index(drop=True)
 
 
 def select_bars(

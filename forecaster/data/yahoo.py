@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, TypedDict, Unpack
 
 import pandas as pd
 import requests
@@ -72,15 +73,21 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, curl.ConnectionError | curl.Timeout)
 
 
+class YahooRequest(TypedDict, total=False):
+    """How to ask Yahoo, the same for every ticker (defaults: those of `download_ticker`)."""
+
+    timeout: float  # seconds per request
+    session: Any  # a curl_cffi or requests Session
+    retry: RetryPolicy
+
+
 def download_bars(
     tickers: str | Iterable[str],
     start=None,
     end=None,
     *,
-    timeout: float = 30,
-    session=None,
-    retry: RetryPolicy = NO_RETRY,
     quarantine: QuarantineReport | None = None,
+    **request: Unpack[YahooRequest],
 ) -> pd.DataFrame:
     """Validated daily bars of `tickers` from Yahoo Finance, dated in [start, end].
 
@@ -97,11 +104,7 @@ def download_bars(
     `quarantine` report, a ticker whose bars break the contract is recorded there and left out
     (see `validate_bars`); download failures still raise.
     """
-    symbols = ticker_list(tickers)
-    frames = [
-        download_ticker(s, start, end, timeout=timeout, session=session, retry=retry, quarantine=quarantine)
-        for s in symbols
-    ]
+    frames = [download_ticker(s, start, end, quarantine=quarantine, **request) for s in ticker_list(tickers)]
     return validate_bars(pd.concat(frames), min_rows=0 if quarantine is not None else 1)
 
 
@@ -124,7 +127,19 @@ def download_ticker(
     # By default yfinance logs failures and returns an empty frame, so a timeout would look
     # like a ticker without data. Ask it to raise (its documented, process-wide switch).
     yf.config.debug.hide_exceptions = False
-    retrying = tenacity.Retrying(
+    try:
+        history = _retrying(symbol, retry)(_history, symbol, first, last, timeout, session)
+    except Exception as exc:  # yfinance's, HTTP and parsing errors alike mean no bars
+        raise _download_error(symbol, exc, retry) from exc
+    if history.empty:
+        span = f"from {_day(first, 'the start')} to {_day(last, 'now')}"
+        raise DataSourceError(f"{symbol}: Yahoo returned no daily bars {span}")
+    return bars_from_frame(history, symbol, quarantine=quarantine)
+
+
+def _retrying(symbol: str, retry: RetryPolicy) -> tenacity.Retrying:
+    """Calls retried on transient failures as `retry` says, each retry logged with its reason."""
+    return tenacity.Retrying(
         stop=tenacity.stop_after_attempt(retry.attempts),
         wait=tenacity.wait_random_exponential(multiplier=retry.backoff, max=retry.max_wait),
         retry=tenacity.retry_if_exception(is_transient),
@@ -138,18 +153,15 @@ def download_ticker(
         ),
         reraise=True,
     )
-    try:
-        history = retrying(_history, symbol, first, last, timeout, session)
-    except Exception as exc:  # yfinance's, HTTP and parsing errors alike mean no bars
-        tries = f" after {retry.attempts} attempts" if retry.attempts > 1 and is_transient(exc) else ""
-        reason = _reason(exc)
-        if reason.startswith("could not reach"):
-            raise DataSourceError(f"{symbol}: {reason}{tries}") from exc
-        raise DataSourceError(f"{symbol}: Yahoo download failed{tries} ({reason})") from exc
-    if history.empty:
-        span = f"from {_day(first, 'the start')} to {_day(last, 'now')}"
-        raise DataSourceError(f"{symbol}: Yahoo returned no daily bars {span}")
-    return bars_from_frame(history, symbol, quarantine=quarantine)
+
+
+def _download_error(symbol: str, exc: Exception, retry: RetryPolicy) -> DataSourceError:
+    """The error that names the ticker, why the download failed and after how many attempts."""
+    tries = f" after {retry.attempts} attempts" if retry.attempts > 1 and is_transient(exc) else ""
+    reason = _reason(exc)
+    if reason.startswith("could not reach"):
+        return DataSourceError(f"{symbol}: {reason}{tries}")
+    return DataSourceError(f"{symbol}: Yahoo download failed{tries} ({reason})")
 
 
 def _history(symbol: str, start, end, timeout: float, session) -> pd.DataFrame:

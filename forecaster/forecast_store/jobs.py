@@ -41,44 +41,49 @@ def record_run(
     run of any job whose heartbeat is older than `stale_after_s` (keep it several heartbeats).
     """
     mark_interrupted(engine, timedelta(seconds=stale_after_s))
-    with engine.begin() as conn:
-        now = utcnow()
-        run_id = conn.execute(
-            job_runs.insert()
-            .values(job=job, started_at=now, heartbeat_at=now, status="running")
-            .returning(job_runs.c.id)
-        ).scalar_one()
-    record = RunRecord(run_id)
-
-    def beat() -> bool:
-        with engine.begin() as conn:
-            conn.execute(
-                job_runs.update()
-                .where(job_runs.c.id == run_id, job_runs.c.status == "running")
-                .values(heartbeat_at=utcnow())
-            )
-        return True
-
+    record = RunRecord(_start_run(engine, job))
     try:
-        with _every(heartbeat_s, beat, f"heartbeat-{job}-{run_id}"):
+        with _every(heartbeat_s, lambda: _beat(engine, record.id), f"heartbeat-{job}-{record.id}"):
             yield record
     except BaseException as exc:
         record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        if record.status not in RUN_STATUSES:
-            record.status, record.error = "failed", f"unknown status {record.status!r}"
-        with engine.begin() as conn:
-            conn.execute(
-                job_runs.update()
-                .where(job_runs.c.id == run_id)
-                .values(
-                    finished_at=utcnow(),
-                    status=record.status,
-                    counts=record.counts,
-                    error=record.error,
-                )
-            )
+        _finish_run(engine, record)
+
+
+def _start_run(engine: Engine, job: str) -> int:
+    """Insert the `running` row of a new run of `job`; returns its id."""
+    with engine.begin() as conn:
+        now = utcnow()
+        return conn.execute(
+            job_runs.insert()
+            .values(job=job, started_at=now, heartbeat_at=now, status="running")
+            .returning(job_runs.c.id)
+        ).scalar_one()
+
+
+def _beat(engine: Engine, run_id: int) -> bool:
+    """Set the heartbeat of a run that is still `running` (one marked interrupted stays so)."""
+    with engine.begin() as conn:
+        conn.execute(
+            job_runs.update()
+            .where(job_runs.c.id == run_id, job_runs.c.status == "running")
+            .values(heartbeat_at=utcnow())
+        )
+    return True
+
+
+def _finish_run(engine: Engine, record: RunRecord) -> None:
+    """Write the run's end: its status (`failed` when not a known one), counts and error."""
+    if record.status not in RUN_STATUSES:
+        record.status, record.error = "failed", f"unknown status {record.status!r}"
+    with engine.begin() as conn:
+        conn.execute(
+            job_runs.update()
+            .where(job_runs.c.id == record.id)
+            .values(finished_at=utcnow(), status=record.status, counts=record.counts, error=record.error)
+        )
 
 
 def mark_interrupted(engine: Engine, stale_after: timedelta) -> int:

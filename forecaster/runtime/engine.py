@@ -47,13 +47,7 @@ def start_ray(address: str | None = None, num_cpus: int | None = None):
 
     `address=None` reads RAY_ADDRESS (as Settings does); an empty one starts a local Ray.
     """
-    try:
-        import ray
-    except ImportError as exc:
-        raise EngineUnavailable(
-            f"FORECASTER_ENGINE=ray (--engine ray) needs Ray, which is not installed ({exc}); "
-            "install the project with `make install`, or use FORECASTER_ENGINE=local"
-        ) from None
+    ray = _import_ray()
     if ray.is_initialized():
         return ray
     address = os.environ.get("RAY_ADDRESS") if address is None else address
@@ -61,28 +55,9 @@ def start_ray(address: str | None = None, num_cpus: int | None = None):
     if address:
         _check_reachable(address)  # ray.init would retry an unreachable address for minutes
     try:
-        if address:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-        else:
-            # address="local": a fresh Ray here even when a RAY_ADDRESS is set for someone else.
-            ray.init(
-                address="local",
-                num_cpus=num_cpus,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-            )
+        _init_ray(ray, address, num_cpus)
     except Exception as exc:  # ConnectionError, RuntimeError, TimeoutError, ...: all mean "no Ray"
-        where = f"the Ray cluster at RAY_ADDRESS={address}" if address else "a local Ray (RAY_ADDRESS unset)"
-        cause = exc.__cause__ or exc.__context__
-        because = f" ({type(cause).__name__}: {str(cause).splitlines()[0][:300]})" if cause else ""
-        if "auth" in f"{exc} {cause}".lower():
-            because += (
-                "; a cluster with token authentication needs RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN"
-            )
-        raise EngineUnavailable(
-            f"FORECASTER_ENGINE=ray: cannot start or attach to {where}: {type(exc).__name__}: {exc}{because}"
-        ) from None
+        raise _unavailable(exc, address) from None
     resources = ray.cluster_resources()
     log.info(
         "ray: %s, %d CPUs, %d GPUs, ready in %.1f s",
@@ -92,6 +67,43 @@ def start_ray(address: str | None = None, num_cpus: int | None = None):
         time.perf_counter() - started,
     )
     return ray
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError as exc:
+        raise EngineUnavailable(
+            f"FORECASTER_ENGINE=ray (--engine ray) needs Ray, which is not installed ({exc}); "
+            "install the project with `make install`, or use FORECASTER_ENGINE=local"
+        ) from None
+    return ray
+
+
+def _init_ray(ray, address: str | None, num_cpus: int | None) -> None:
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    else:
+        # address="local": a fresh Ray here even when a RAY_ADDRESS is set for someone else.
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+
+
+def _unavailable(exc: Exception, address: str | None) -> EngineUnavailable:
+    """Why Ray did not start or attach, naming where (and the token settings when it was auth)."""
+    where = f"the Ray cluster at RAY_ADDRESS={address}" if address else "a local Ray (RAY_ADDRESS unset)"
+    cause = exc.__cause__ or exc.__context__
+    because = f" ({type(cause).__name__}: {str(cause).splitlines()[0][:300]})" if cause else ""
+    if "auth" in f"{exc} {cause}".lower():
+        because += "; a cluster with token authentication needs RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN"
+    return EngineUnavailable(
+        f"FORECASTER_ENGINE=ray: cannot start or attach to {where}: {type(exc).__name__}: {exc}{because}"
+    )
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

@@ -116,18 +116,35 @@ def search(
     space: dict | None = None,
 ) -> SearchResult:
     """Run `trials` configurations drawn from `space` under ASHA; the best finished one wins."""
-    ray = start_ray()
+    start_ray()  # first, so Tune attaches to the configured cluster rather than starting its own
+    space = dict(space or SPACE)
+    tuner = _tuner(
+        bars,
+        base,
+        space,
+        trials=trials,
+        time_budget_s=time_budget_s,
+        resources={"cpu": cpus_per_trial, "gpu": gpus_per_trial},
+        storage=storage,
+        seed=seed,
+    )
+    done = _trials(tuner.fit())
+    finished = [
+        t for t in done if t.status == "finished" and math.isfinite(t.metrics.get("val_pinball", math.nan))
+    ]
+    best = min(finished, key=lambda t: t.metrics["val_pinball"], default=None)
+    return SearchResult(done, best, trial_config(base, best.params) if best else None, space)
+
+
+def _tuner(bars, base: ForecasterConfig, space: dict, *, trials, time_budget_s, resources, storage, seed):
+    """A Tune search of `trials` draws from `space`, ASHA stopping weak trials by `val_score`."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    space = dict(space or SPACE)
     max_epochs = base.train.epochs + base.train.fine_tune_epochs + 1  # + the final report
-    tuner = tune.Tuner(
-        tune.with_resources(
-            tune.with_parameters(fit_trial, bars=bars, base=base),
-            {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
-        ),
+    return tune.Tuner(
+        tune.with_resources(tune.with_parameters(fit_trial, bars=bars, base=base), resources),
         param_space=_param_space(space),
         tune_config=tune.TuneConfig(
             num_samples=trials,
@@ -148,8 +165,10 @@ def search(
             verbose=0,
         ),
     )
-    del ray  # started above, so Tune attaches to the configured cluster rather than its own
-    grid = tuner.fit()
+
+
+def _trials(grid) -> list[Trial]:
+    """The trials of a finished search (failed ones logged and left out)."""
     done = []
     for result in grid:
         if result.error is not None:
@@ -160,11 +179,7 @@ def search(
         metrics = dict(result.metrics or {})
         status = "finished" if metrics.get("stage") == "done" else "stopped"
         done.append(Trial(_params_of(result.config), history, metrics, status))
-    finished = [
-        t for t in done if t.status == "finished" and math.isfinite(t.metrics.get("val_pinball", math.nan))
-    ]
-    best = min(finished, key=lambda t: t.metrics["val_pinball"], default=None)
-    return SearchResult(done, best, trial_config(base, best.params) if best else None, space)
+    return done
 
 
 def _param_space(space: dict) -> dict:

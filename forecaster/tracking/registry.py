@@ -61,6 +61,23 @@ def promote(settings: Settings, bars: pd.DataFrame, metric: str = "pinball") -> 
     configure(settings)
     client = MlflowClient()
     name = settings.model_name
+    new_version, old_version = _challenger_and_champion(client, name)
+    if old_version is None or old_version == new_version:
+        decision = decide(metric, new_version, old_version)
+        if old_version == new_version:
+            return decision  # nothing decided; keep the tags of the decision that made it champion
+    else:
+        decision = _compare(name, metric, new_version, old_version, bars)
+    if decision.promoted:
+        client.set_registered_model_alias(name, CHAMPION, new_version)
+    for key, value in _decision_tags(decision, metric).items():
+        client.set_model_version_tag(name, new_version, key, value)
+    log.info("promotion of %s v%s: %s", name, new_version, decision.reason)
+    return decision
+
+
+def _challenger_and_champion(client: MlflowClient, name: str) -> tuple[str, str | None]:
+    """The versions the aliases point at; the champion's is None when there is none yet."""
     try:
         challenger = client.get_model_version_by_alias(name, CHALLENGER)
     except MlflowException:
@@ -68,35 +85,36 @@ def promote(settings: Settings, bars: pd.DataFrame, metric: str = "pinball") -> 
     try:
         champion = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
-        champion = None
+        return str(challenger.version), None
+    return str(challenger.version), str(champion.version)
 
-    new_version = str(challenger.version)
-    old_version = None if champion is None else str(champion.version)
-    if old_version is None or old_version == new_version:
-        decision = decide(metric, new_version, old_version)
-        if old_version == new_version:
-            return decision  # nothing decided; keep the tags of the decision that made it champion
-    else:
-        new = load_model(f"models:/{name}/{new_version}")
-        old = load_model(f"models:/{name}/{old_version}")
-        if new.config.window.horizon != old.config.window.horizon:
-            raise ValueError(
-                f"cannot compare horizon {new.config.window.horizon} (v{new_version}) with "
-                f"horizon {old.config.window.horizon} (v{old_version}) on the same targets"
-            )
-        held_out = evaluation_windows(bars, new)
-        start, end = held_out.origin.min(), held_out.origin.max()
-        window = f"{np.datetime_as_string(start)}..{np.datetime_as_string(end)}"
-        decision = decide(
-            metric,
-            new_version,
-            old_version,
-            _scores(new, bars, start, end),
-            _scores(old, bars, start, end),
-            window,
+
+def _compare(
+    name: str, metric: str, new_version: str, old_version: str, bars: pd.DataFrame
+) -> PromotionDecision:
+    """Score both versions on the challenger's held-out windows of `bars` and decide."""
+    new = load_model(f"models:/{name}/{new_version}")
+    old = load_model(f"models:/{name}/{old_version}")
+    if new.config.window.horizon != old.config.window.horizon:
+        raise ValueError(
+            f"cannot compare horizon {new.config.window.horizon} (v{new_version}) with "
+            f"horizon {old.config.window.horizon} (v{old_version}) on the same targets"
         )
-    if decision.promoted:
-        client.set_registered_model_alias(name, CHAMPION, new_version)
+    held_out = evaluation_windows(bars, new)
+    start, end = held_out.origin.min(), held_out.origin.max()
+    window = f"{np.datetime_as_string(start)}..{np.datetime_as_string(end)}"
+    return decide(
+        metric,
+        new_version,
+        old_version,
+        _scores(new, bars, start, end),
+        _scores(old, bars, start, end),
+        window,
+    )
+
+
+def _decision_tags(decision: PromotionDecision, metric: str) -> dict[str, str]:
+    """The challenger version's tags that record the decision (and both scores, when compared)."""
     tags = {
         "promotion.decision": "promoted" if decision.promoted else "rejected",
         "promotion.reason": decision.reason,
@@ -110,10 +128,7 @@ def promote(settings: Settings, bars: pd.DataFrame, metric: str = "pinball") -> 
             "promotion.challenger_score": f"{decision.challenger_score:.6g}",
             "promotion.champion_score": f"{decision.champion_score:.6g}",
         }
-    for key, value in tags.items():
-        client.set_model_version_tag(name, new_version, key, value)
-    log.info("promotion of %s v%s: %s", name, new_version, decision.reason)
-    return decision
+    return tags
 
 
 @dataclass

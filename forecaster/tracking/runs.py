@@ -70,75 +70,98 @@ def log_training_run(
     with mlflow.start_run(run_name=run_name) as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params({k: str(v) for k, v in model.config.flat().items()})
         mlflow.log_params({"source": settings.source, "universe": ",".join(model.fingerprint_["tickers"])})
-        for stage, rows in model.history_.items():
-            for row in rows:  # per-epoch losses as metric steps, so the UI draws the curves
-                # "loss/" makes the UI put the curves in a section of their own, above the
-                # section of single-value metrics.
-                mlflow.log_metrics(
-                    {f"loss/{stage}.{k.replace('/', '.')}": v for k, v in row.items() if k != "epoch"},
-                    step=row["epoch"],
-                )
-        # Single values that describe the fit go to params: as metrics the UI would draw each as a
-        # one-bar chart above the loss curves. Scores stay metrics, so runs sort and compare by them.
-        diagnostics = {k: v for k, v in model.metrics_.items() if k.startswith(DIAGNOSTICS)}
-        mlflow.log_params({k: f"{v:.4g}" if isinstance(v, float) else str(v) for k, v in diagnostics.items()})
-        xie_beni = getattr(model.clusterer_, "xie_beni_", {})
-        if xie_beni:
-            mlflow.log_param("xie_beni_by_c", ", ".join(f"{c}: {v:.4g}" for c, v in xie_beni.items()))
-        mlflow.log_metrics({k: float(v) for k, v in model.metrics_.items() if k not in diagnostics})
-        fingerprint = model.fingerprint_
-        mlflow.set_tags(
-            {
-                **_git_state(),
-                "device": model.device_,
-                "data.sha256": fingerprint["sha256"],
-                "data.tickers": ",".join(fingerprint["tickers"]),
-                "data.range": f"{fingerprint['start']}..{fingerprint['end']}",
-            }
-        )
-        mlflow.log_dict(fingerprint, "data_fingerprint.json")
-        quarantine = bars.attrs.get("quarantine")
-        if quarantine is not None and not quarantine.empty:  # tickers left out of the training data, and why
-            mlflow.log_table(quarantine.to_frame().astype(str), "quarantine.json")
-            mlflow.set_tag("data.quarantined", ",".join(quarantine.tickers))
-        mlflow.log_dict(model.config.to_dict(), "config.json")
-        mlflow.log_dict(
-            {
-                "labels": model.regime_labels_,
-                "shares_of_training_windows": [round(float(s), 4) for s in model.regime_shares_],
-                "descriptors": list(model.config.cluster.descriptors),
-                "centers_raw": (
-                    model.clusterer_.centers_ * model.clusterer_.scale_ + model.clusterer_.mean_
-                ).tolist(),
-            },
-            "regimes.json",
-        )
-        mlflow.set_tag("regimes", regime_summary(model))
-        dataset = mlflow.data.from_pandas(
-            bars, name=f"bars {','.join(fingerprint['tickers'])} {fingerprint['start']}..{fingerprint['end']}"
-        )
-        mlflow.log_input(dataset, context="training")
+        _log_curves(model.history_)
+        _log_fit(model)
+        _log_data(model, bars)
+        _log_config_and_regimes(model)
         for plot in plots:
             mlflow.log_artifact(str(plot), artifact_path="plots")
-
-        model_dir = model.save(Path(tmp) / "model")
-        example = _input_example(bars, model)
-        with _quiet_mlflow():
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(CODE_FILE),  # models-from-code: the logged model holds no pickle
-                artifacts={"model_dir": str(model_dir)},
-                signature=signature(example, pyfunc_output(model, example)),
-                input_example=example,
-                pip_requirements=_requirements(),
-                registered_model_name=settings.model_name if register else None,
-            )
+        info = _log_pyfunc_model(model, bars, Path(tmp), settings.model_name if register else None)
     version = None
     if register:
         version = str(info.registered_model_version)
         record_checksum(settings.model_name, version)  # verified before any load of this version
         mark_challenger(settings.model_name, version, model.metrics_, regime_summary(model))
     return LoggedModel(run.info.run_id, info.model_uri, version)
+
+
+def _log_curves(history: dict[str, list[dict]]) -> None:
+    """Per-epoch losses as metric steps, so the UI draws the curves."""
+    for stage, rows in history.items():
+        for row in rows:
+            # "loss/" makes the UI put the curves in a section of their own, above the
+            # section of single-value metrics.
+            mlflow.log_metrics(
+                {f"loss/{stage}.{k.replace('/', '.')}": v for k, v in row.items() if k != "epoch"},
+                step=row["epoch"],
+            )
+
+
+def _log_fit(model: FuzzyLSTMForecaster) -> None:
+    """The fit's diagnostics as params and its scores as metrics."""
+    # Single values that describe the fit go to params: as metrics the UI would draw each as a
+    # one-bar chart above the loss curves. Scores stay metrics, so runs sort and compare by them.
+    diagnostics = {k: v for k, v in model.metrics_.items() if k.startswith(DIAGNOSTICS)}
+    mlflow.log_params({k: f"{v:.4g}" if isinstance(v, float) else str(v) for k, v in diagnostics.items()})
+    xie_beni = getattr(model.clusterer_, "xie_beni_", {})
+    if xie_beni:
+        mlflow.log_param("xie_beni_by_c", ", ".join(f"{c}: {v:.4g}" for c, v in xie_beni.items()))
+    mlflow.log_metrics({k: float(v) for k, v in model.metrics_.items() if k not in diagnostics})
+
+
+def _log_data(model: FuzzyLSTMForecaster, bars: pd.DataFrame) -> None:
+    """What the model was trained on: code and data tags, the fingerprint, quarantined tickers, the dataset."""
+    fingerprint = model.fingerprint_
+    mlflow.set_tags(
+        {
+            **_git_state(),
+            "device": model.device_,
+            "data.sha256": fingerprint["sha256"],
+            "data.tickers": ",".join(fingerprint["tickers"]),
+            "data.range": f"{fingerprint['start']}..{fingerprint['end']}",
+        }
+    )
+    mlflow.log_dict(fingerprint, "data_fingerprint.json")
+    quarantine = bars.attrs.get("quarantine")
+    if quarantine is not None and not quarantine.empty:  # tickers left out of the training data, and why
+        mlflow.log_table(quarantine.to_frame().astype(str), "quarantine.json")
+        mlflow.set_tag("data.quarantined", ",".join(quarantine.tickers))
+    dataset = mlflow.data.from_pandas(
+        bars, name=f"bars {','.join(fingerprint['tickers'])} {fingerprint['start']}..{fingerprint['end']}"
+    )
+    mlflow.log_input(dataset, context="training")
+
+
+def _log_config_and_regimes(model: FuzzyLSTMForecaster) -> None:
+    """The config and the regimes the clustering found (labels, shares, centers in raw units)."""
+    mlflow.log_dict(model.config.to_dict(), "config.json")
+    clusterer = model.clusterer_
+    mlflow.log_dict(
+        {
+            "labels": model.regime_labels_,
+            "shares_of_training_windows": [round(float(s), 4) for s in model.regime_shares_],
+            "descriptors": list(model.config.cluster.descriptors),
+            "centers_raw": (clusterer.centers_ * clusterer.scale_ + clusterer.mean_).tolist(),
+        },
+        "regimes.json",
+    )
+    mlflow.set_tag("regimes", regime_summary(model))
+
+
+def _log_pyfunc_model(model: FuzzyLSTMForecaster, bars: pd.DataFrame, tmp: Path, registered_name: str | None):
+    """Log the model as a pyfunc model (registered as a new version of `registered_name`, when given)."""
+    model_dir = model.save(tmp / "model")
+    example = _input_example(bars, model)
+    with _quiet_mlflow():
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(CODE_FILE),  # models-from-code: the logged model holds no pickle
+            artifacts={"model_dir": str(model_dir)},
+            signature=signature(example, pyfunc_output(model, example)),
+            input_example=example,
+            pip_requirements=_requirements(),
+            registered_model_name=registered_name,
+        )
 
 
 def log_backtest_run(
