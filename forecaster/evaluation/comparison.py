@@ -88,7 +88,7 @@ def model_confidence_set(
 ) -> pd.DataFrame:
     """Hansen, Lunde and Nason's (2011) Model Confidence Set over a [T, M] loss matrix.
 
-    `arch.bootstrap.MCS` with the range statistic (method "R") and a stationary bootstrap. The
+    `arch.bootstrap.MCS` with the T_max statistic (method "max": its elimination handles exact ties, where the range statistic of arch 8 fails) and a stationary bootstrap. The
     block length defaults to the mean `optimal_block_length` of each model's loss differential
     from the cross-model mean loss (at least 1). Returns one row per model (columns' order):
     mean_loss, pvalue (the MCS p-value), included (pvalue > size).
@@ -100,16 +100,27 @@ def model_confidence_set(
         bad = list(frame.columns[frame.isna().any()])
         raise ValueError(f"losses have NaN for models {bad}; align the rows first")
     frame.columns = [str(c) for c in frame.columns]
-    if block_size is None:
-        relative = frame.sub(frame.mean(axis=1), axis=0)
-        block_size = int(np.ceil(optimal_block_length(relative)["stationary"].mean()))
-    mcs = MCS(frame, size=size, reps=reps, block_size=max(1, block_size), method="R", seed=seed)
-    mcs.compute()
-    pvalues = mcs.pvalues["Pvalue"]
-    out = pd.DataFrame({"mean_loss": frame.mean(), "pvalue": pvalues.reindex(frame.columns)})
+    # Two models with identical losses (drift's quantiles can equal naive's) are one model to the
+    # MCS, whose elimination breaks on exact ties: test one of each, give its twins its p-value.
+    twin_of = {c: next(d for d in frame.columns if frame[d].equals(frame[c])) for c in frame.columns}
+    unique = frame[list(dict.fromkeys(twin_of.values()))]
+    if unique.shape[1] < 2:
+        pvalues = pd.Series(1.0, index=unique.columns)
+    else:
+        pvalues = _mcs_pvalues(unique, size, reps, block_size, seed)
+    out = pd.DataFrame({"mean_loss": frame.mean(), "pvalue": [pvalues[twin_of[c]] for c in frame.columns]})
     out["included"] = out["pvalue"] > size
     out.index.name = "model"
     return out
+
+
+def _mcs_pvalues(frame: pd.DataFrame, size: float, reps: int, block_size, seed) -> pd.Series:
+    if block_size is None:
+        relative = frame.sub(frame.mean(axis=1), axis=0)
+        block_size = int(np.ceil(optimal_block_length(relative)["stationary"].mean()))
+    mcs = MCS(frame, size=size, reps=reps, block_size=max(1, block_size), method="max", seed=seed)
+    mcs.compute()
+    return mcs.pvalues["Pvalue"].reindex(frame.columns)
 
 
 def win_counts(losses: pd.DataFrame) -> pd.DataFrame:

@@ -352,3 +352,17 @@ def plot_conditional_coverage(
             ax.grid(alpha=0.3, axis="y")
     axes[0, -1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, path)
+
+
+def plot_traffic_light(shares: pd.DataFrame, path: Path) -> Path:
+    """Share of rolling 250-day windows in the Basel green / yellow / red zone, one bar per model."""
+    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * len(shares)))
+    left = np.zeros(len(shares))
+    for zone, color in (("green", "#2e7d32"), ("yellow", "#f9a825"), ("red", "#c62828")):
+        ax.barh(shares["model"].astype(str), shares[zone], left=left, color=color, label=zone)
+        left += shares[zone].to_numpy()
+    ax.axvline(0.9, color="black", linewidth=0.8, linestyle="--", label="90% green")
+    ax.set(title="Basel traffic light of the 99% 1-day VaR", xlabel="share of 250-day windows", xlim=(0, 1))
+    ax.invert_yaxis()
+    ax.legend(fontsize="small", loc="lower left", bbox_to_anchor=(1.0, 0.0))
+    return _save(fig, path)

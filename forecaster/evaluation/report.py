@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.evaluation import plots
+from forecaster.evaluation.evidence import evidence_tables, traffic_light_shares
 from forecaster.evaluation.scoring import conditional_coverage, dm_tests, reliability, score
 
 
@@ -102,6 +103,7 @@ def report_tables(result) -> dict[str, pd.DataFrame]:
         "conditional_coverage": conditional_coverage(f),
         "reliability": reliability(f),
         "folds": result.folds,
+        **evidence_tables(f),
     }
 
 
@@ -126,6 +128,10 @@ def _write_plots(result, tables, output: Path, horizon_to_plot: int) -> dict[str
     if len(tables["conditional_coverage"]):
         paths["coverage_plot"] = plots.plot_conditional_coverage(
             tables["conditional_coverage"], output / "coverage_by_condition.png"
+        )
+    if len(tables["traffic_light"]):
+        paths["traffic_light_plot"] = plots.plot_traffic_light(
+            traffic_light_shares(tables["traffic_light"]), output / "traffic_light.png"
         )
     return paths
 
@@ -162,6 +168,27 @@ def _markdown_sections(result, tables) -> list[str]:
         markdown_table(tables["dm_tests"]),
         "## Diebold-Mariano tests on the pinball loss",
         markdown_table(tables["dm_tests_pinball"]),
+        *_evidence_sections(tables),
         "## Folds",
         markdown_table(tables["folds"]),
+    ]
+
+
+def _evidence_sections(tables) -> list[str]:
+    """The Model Confidence Set, per-ticker wins and the risk backtests."""
+    lights = traffic_light_shares(tables["traffic_light"])
+    return [
+        "## Model Confidence Set (90%, pinball loss)",
+        "Hansen-Lunde-Nason MCS on the pinball loss averaged per origin (stationary bootstrap): "
+        "`included` models cannot be told apart from the best at 10%.",
+        markdown_table(tables["mcs"]),
+        "## Wins per ticker (pinball loss)",
+        markdown_table(tables["wins"]),
+        "## VaR backtests (1-day quantiles)",
+        "Per model, tail and alpha over tickers: pooled violation rate and the share of tickers where "
+        "Kupiec (POF), Christoffersen conditional coverage and the dynamic quantile test do not reject "
+        "at 5% (`var_tests.csv` has every ticker's statistics).",
+        markdown_table(tables["var_summary"]),
+        "## Basel traffic light (99% 1-day VaR, rolling 250 days)",
+        markdown_table(lights) if len(lights) else "No model forecasts the 1% quantile.",
     ]
