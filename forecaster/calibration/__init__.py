@@ -1,1 +1,1 @@
-"""Calibration: conformalized quantile regression, split-conformal intervals, adaptive conformal state."""
+"""Calibration: the `Calibrator` seam, conformalized quantile regression, conformal intervals, ACI state."""
