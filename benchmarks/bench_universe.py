@@ -23,7 +23,7 @@ from forecaster.config import ClusterConfig, ExpertConfig, ForecasterConfig, Tra
 from forecaster.data import load_bars
 from forecaster.experts.heads import QuantileHead
 from forecaster.experts.network import ExpertEnsemble
-from forecaster.experts.training import train_experts
+from forecaster.experts.training import TrainingData, train_experts
 from forecaster.features.scaler import FeatureScaler
 from forecaster.features.splits import split_windows
 from forecaster.features.volatility import standardized_targets
@@ -92,7 +92,8 @@ def main() -> None:
         hidden_size=args.hidden,
     )  # fmt: skip
     started = time.perf_counter()
-    train_experts(ensemble, tensors(train, u_train), tensors(val, u_val), config.train, gather, loss, None)
+    data = TrainingData(tensors(train, u_train), tensors(val, u_val), gather, loss)
+    train_experts(ensemble, data, config.train, None)
     stages["one epoch (train + validation)"] = time.perf_counter() - started
 
     print(

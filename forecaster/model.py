@@ -33,7 +33,7 @@ from forecaster.config import ForecasterConfig
 from forecaster.experts.devices import device_name, resolve_device
 from forecaster.experts.heads import Head, make_head
 from forecaster.experts.network import ExpertEnsemble, fuse, matched_hidden_size
-from forecaster.experts.training import fine_tune, train_experts
+from forecaster.experts.training import TrainingData, fine_tune, train_experts
 from forecaster.features.scaler import FeatureScaler
 from forecaster.features.splits import split_windows
 from forecaster.features.volatility import horizon_scale, origin_volatility, standardized_targets
@@ -131,7 +131,9 @@ class FuzzyLSTMForecaster:
         self.regime_labels_ = cluster_labels(self.clusterer_.descriptor_centers(), cluster.descriptors)
         u_train, u_val = self._memberships(train), self._memberships(val)
         self.regime_shares_ = np.bincount(u_train.argmax(axis=1), minlength=n_clusters) / len(u_train)
-        log.info("%s: c=%d, regimes %s", cluster.clusterer, n_clusters, " | ".join(self.regime_labels_))
+        log.info(
+            "clusterer %s: c=%d, regimes %s", cluster.clusterer, n_clusters, " | ".join(self.regime_labels_)
+        )
         return u_train, u_val
 
     def _fit_experts(self, train: WindowSet, val: WindowSet, u_train, u_val, progress: bool | None) -> None:
@@ -140,30 +142,34 @@ class FuzzyLSTMForecaster:
         device = resolve_device(cfg.train.device)
         self.device_ = device_name(device)
         self.experts_ = self._build_experts(self.clusterer_.n_clusters_, train.features.shape[-1]).to(device)
+        data = self._training_data(train, val, device)
+        module, m = self._train_module(self.experts_), cfg.cluster.m
+        experts_data = data(rule.training_weights(u_train, m), rule.training_weights(u_val, m))
+        self.history_ = {"experts": train_experts(module, experts_data, cfg.train, progress)}
+        if cfg.train.fine_tune_epochs > 0:
+            fused_data = data(rule.fusion_weights(u_train), rule.fusion_weights(u_val))
+            self.history_["fine_tune"] = fine_tune(module, fused_data, cfg.train, progress)
+        self.experts_.eval()  # calibration and metrics run on the training device, then it moves to the CPU
+
+    def _training_data(self, train: WindowSet, val: WindowSet, device: torch.device):
+        """The loops' tensors on the device, for given weights: (train [N, K], val [M, K]) -> TrainingData.
+
+        One process trains on every window; under distributed training (forecaster.scale.distributed)
+        each worker gets its share of the rows (and `_train_module`, a DDP wrapper).
+        """
         # Windows stay lazy on the device too: one scaled [T, F] array, batches gathered by index.
         features = torch.as_tensor(self.scaler_.transform_x(train.features), device=device)
-        offsets = torch.arange(1 - cfg.window.window, 1, device=device)
+        offsets = torch.arange(1 - self.config.window.window, 1, device=device)
         gather = lambda end: features[end[:, None] + offsets]  # noqa: E731  [B] -> [B, L, F]
+        rows, loss = self._train_share(len(train)), self.head.window_loss  # one head, one levels tensor
 
         def tensors(ws: WindowSet, weights: np.ndarray, rows=slice(None)):
             z = standardized_targets(ws)[0].astype(np.float32)
             return tuple(torch.as_tensor(a[rows], device=device) for a in (ws.end, z, weights))
 
-        # One process trains on every window; under distributed training (forecaster.scale.distributed)
-        # each worker gets its share of the rows and a DDP wrapper that all-reduces the gradients.
-        rows, module = self._train_share(len(train)), self._train_module(self.experts_)
-        m, loss = cfg.cluster.m, self.head.window_loss  # one head: its levels tensor stays on the device
-        train_w, val_w = rule.training_weights(u_train, m), rule.training_weights(u_val, m)
-        experts = train_experts(
-            module, tensors(train, train_w, rows), tensors(val, val_w), cfg.train, gather, loss, progress
+        return lambda w_train, w_val: TrainingData(
+            tensors(train, w_train, rows), tensors(val, w_val), gather, loss
         )
-        self.history_ = {"experts": experts}
-        if cfg.train.fine_tune_epochs > 0:
-            train_u, val_u = rule.fusion_weights(u_train), rule.fusion_weights(u_val)
-            self.history_["fine_tune"] = fine_tune(
-                module, tensors(train, train_u, rows), tensors(val, val_u), cfg.train, gather, loss, progress
-            )
-        self.experts_.eval()  # calibration and metrics run on the training device, then it moves to the CPU
 
     def _calibrate(self, calib: WindowSet) -> None:
         """One calibration per fusion rule (the gate's and its companions'): each rule's errors differ."""

@@ -269,37 +269,29 @@ class _ExpertBlock(nn.Module):
         return views
 
 
-def train_experts(
-    ensemble: ExpertEnsemble,
-    train: Tensors,
-    val: Tensors,
-    config: TrainConfig,
-    gather: Gather,
-    loss: WindowLoss,
-    progress: bool | None = None,
-) -> list[dict[str, float]]:
-    """Expert k minimises its loss over all windows weighted by w_ik (from u_ik^m).
+class TrainingData(NamedTuple):
+    """What a loop reads, on the device: (window end rows [N], targets [N, H], weights [N, K]) of the
+    training and validation windows, how end rows become windows, and the head's per-window loss."""
 
-    `train`, `val`: (window end rows [N], targets [N, H], weights [N, K]) tensors on the device;
-    `gather` turns end rows into windows; `loss` is the head's per-window loss (`Head.window_loss`).
-    """
+    train: Tensors
+    val: Tensors
+    gather: Gather
+    loss: WindowLoss
+
+
+def train_experts(
+    ensemble: ExpertEnsemble, data: TrainingData, config: TrainConfig, progress=None
+) -> list[dict]:
+    """Expert k minimises its loss over all windows weighted by w_ik (from u_ik^m): weights are w [N, K]."""
     k = ensemble.n_experts
     stage = _Stage("experts", config.epochs, config.lr, [f"expert_{i}" for i in range(k)])
     tracks = [_ExpertBlock(ensemble, i) for i in range(k)]
-    loss_fn = functools.partial(_weighted_expert_losses, gather=gather, loss=loss)
-    return _fit(ensemble, tracks, loss_fn, train, val, config, stage, progress)
+    loss_fn = functools.partial(_weighted_expert_losses, gather=data.gather, loss=data.loss)
+    return _fit(ensemble, tracks, loss_fn, data.train, data.val, config, stage, progress)
 
 
-def fine_tune(
-    ensemble: ExpertEnsemble,
-    train: Tensors,
-    val: Tensors,
-    config: TrainConfig,
-    gather: Gather,
-    loss: WindowLoss,
-    progress: bool | None = None,
-) -> list[dict[str, float]]:
-    """Joint fine-tune of all experts on the loss of the fused forecast: (end rows, targets, fusion weights)."""
+def fine_tune(ensemble: ExpertEnsemble, data: TrainingData, config: TrainConfig, progress=None) -> list[dict]:
+    """Joint fine-tune of all experts on the loss of the fused forecast: weights are fusion weights u [N, K]."""
     stage = _Stage("fine-tune", config.fine_tune_epochs, config.fine_tune_lr, ["fused"])
-    loss_fn = functools.partial(_fused_loss, gather=gather, loss=loss)
-    return _fit(ensemble, [ensemble], loss_fn, train, val, config, stage, progress)
+    loss_fn = functools.partial(_fused_loss, gather=data.gather, loss=data.loss)
+    return _fit(ensemble, [ensemble], loss_fn, data.train, data.val, config, stage, progress)

@@ -52,12 +52,16 @@ def membership_weights(memberships: np.ndarray, m: float) -> np.ndarray:
     return (w / w.mean(axis=0, keepdims=True)).astype(np.float32)
 
 
-@GATES.register("fuzzy")
-class FuzzyGate:
-    trainable, calibrated_with = True, ("equal",)
+class _ExpertPerCluster:
+    """K = c: expert k belongs to cluster k."""
 
     def n_experts(self, n_clusters: int) -> int:
         return n_clusters
+
+
+@GATES.register("fuzzy")
+class FuzzyGate(_ExpertPerCluster):
+    trainable, calibrated_with = True, ("equal",)
 
     def training_weights(self, memberships: np.ndarray, m: float) -> np.ndarray:
         return membership_weights(memberships, m)
@@ -67,11 +71,8 @@ class FuzzyGate:
 
 
 @GATES.register("hard")
-class HardGate:
+class HardGate(_ExpertPerCluster):
     trainable, calibrated_with = True, ("equal",)
-
-    def n_experts(self, n_clusters: int) -> int:
-        return n_clusters
 
     def training_weights(self, memberships: np.ndarray, m: float) -> np.ndarray:
         hard = self.fusion_weights(memberships).astype(np.float64)
@@ -99,11 +100,8 @@ class SingleGate:
 
 
 @GATES.register("equal")
-class EqualWeights:
+class EqualWeights(_ExpertPerCluster):
     trainable, calibrated_with = False, ()
-
-    def n_experts(self, n_clusters: int) -> int:
-        return n_clusters
 
     def training_weights(self, memberships: np.ndarray, m: float) -> np.ndarray:
         raise ValueError("'equal' only fuses experts another gate trained; it cannot train them")
