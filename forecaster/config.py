@@ -48,6 +48,10 @@ class Registry:
 
     def register(self, name: str) -> Callable[[type], type]:
         def add(cls: type) -> type:
+            # A name means one class: a second one under it is a mistake, not an override.
+            taken = self._builtin.get(name) or (name in self._classes and _where(self._classes[name]))
+            if taken and taken != _where(cls):
+                raise ValueError(f"{self.kind} {name!r} is already registered to {taken}, not {_where(cls)}")
             self._classes[name] = cls
             return cls
 
@@ -71,6 +75,10 @@ class Registry:
     def check(self, name: str, field: str) -> None:
         if name not in self:
             raise ValueError(f"{field} must be one of {', '.join(map(repr, self.names()))}, got {name!r}")
+
+
+def _where(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 # Gates and fusion rules: how memberships weigh the experts (forecaster.regimes.gates).

@@ -240,6 +240,14 @@ def test_a_format_2_directory_of_the_previous_code_still_loads(tiny_config, two_
         loaded.predict_windows(make_windows(two_ticker_bars, loaded.config.window), combine="equal")
 
 
+def test_a_name_registered_twice_is_an_error():
+    with pytest.raises(
+        ValueError, match=r"gate 'fuzzy' is already registered to forecaster.regimes.gates:FuzzyGate"
+    ):
+        GATES.register("fuzzy")(SharpGate)
+    GATES.register("toy_sharp")(SharpGate)  # the same class again (a re-import) is fine
+
+
 def test_calibrations_pack_the_gates_under_plain_names_and_the_others_prefixed():
     calibrations = {"fuzzy": {"shifts": np.ones(2)}, "equal": {"shifts": np.zeros(2), "levels": np.ones(1)}}
     packed = pack_calibrations(calibrations, "fuzzy")
