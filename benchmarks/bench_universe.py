@@ -21,8 +21,9 @@ import torch
 
 from forecaster.config import ClusterConfig, ExpertConfig, ForecasterConfig, TrainConfig
 from forecaster.data import load_bars
+from forecaster.experts.heads import QuantileHead
 from forecaster.experts.network import ExpertEnsemble
-from forecaster.experts.training import train_experts
+from forecaster.experts.training import TrainingData, train_experts
 from forecaster.features.scaler import FeatureScaler
 from forecaster.features.splits import split_windows
 from forecaster.features.volatility import standardized_targets
@@ -84,14 +85,15 @@ def main() -> None:
             membership_weights(u, config.cluster.m),
         )
     )
-    levels = torch.tensor(config.expert.levels)
+    loss = QuantileHead(config.expert.levels).window_loss
     q = len(config.expert.levels)
     ensemble = ExpertEnsemble(
         args.experts, train.features.shape[1], config.window.horizon, n_outputs=q, median_index=q // 2,
         hidden_size=args.hidden,
     )  # fmt: skip
     started = time.perf_counter()
-    train_experts(ensemble, tensors(train, u_train), tensors(val, u_val), config.train, gather, levels, None)
+    data = TrainingData(tensors(train, u_train), tensors(val, u_val), gather, loss)
+    train_experts(ensemble, data, config.train, None)
     stages["one epoch (train + validation)"] = time.perf_counter() - started
 
     print(

@@ -7,6 +7,8 @@ belong to the machine and come from `FORECASTER_*` environment variables or a co
 from __future__ import annotations
 
 import dataclasses
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +30,75 @@ FEATURES = (
 # Quantile levels the experts forecast by default; the 80% and 95% intervals are read off them.
 DEFAULT_LEVELS = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975)
 DESCRIPTORS = ("cum_return", "log_volatility", "last5_return", "max_abs_move", "trend_strength")
+
+
+class Registry:
+    """Names a config may use -> the classes that implement them (a dict and a `register` decorator).
+
+    The config sits under every stage, so it names the built-in implementations by where they
+    live ("module:Class", like an entry point) instead of importing them; `get` imports one the
+    first time it is asked for. Anything else registers itself with `@REGISTRY.register("name")`
+    (a test's toy, a new gate in its own file), and a config may then name it.
+    """
+
+    def __init__(self, kind: str, builtin: dict[str, str]):
+        self.kind = kind
+        self._builtin = dict(builtin)  # name -> "module:Class", imported on first use
+        self._classes: dict[str, type] = {}
+
+    def register(self, name: str) -> Callable[[type], type]:
+        def add(cls: type) -> type:
+            # A name means one class: a second one under it is a mistake, not an override.
+            taken = self._builtin.get(name) or (name in self._classes and _where(self._classes[name]))
+            if taken and taken != _where(cls):
+                raise ValueError(f"{self.kind} {name!r} is already registered to {taken}, not {_where(cls)}")
+            self._classes[name] = cls
+            return cls
+
+        return add
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([*self._builtin, *self._classes]))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._builtin or name in self._classes
+
+    def get(self, name: str, role: str | None = None) -> type:
+        """The class registered as `name`; a ValueError naming the choices when there is none."""
+        if name not in self:
+            raise ValueError(f"unknown {role or self.kind} {name!r}: choose {', '.join(self.names())}")
+        if name not in self._classes:
+            module, cls = self._builtin[name].split(":")
+            self._classes[name] = getattr(importlib.import_module(module), cls)
+        return self._classes[name]
+
+    def check(self, name: str, field: str) -> None:
+        if name not in self:
+            raise ValueError(f"{field} must be one of {', '.join(map(repr, self.names()))}, got {name!r}")
+
+
+def _where(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+# Gates and fusion rules: how memberships weigh the experts (forecaster.regimes.gates).
+GATES = Registry(
+    "gate",
+    {
+        "fuzzy": "forecaster.regimes.gates:FuzzyGate",
+        "hard": "forecaster.regimes.gates:HardGate",
+        "single": "forecaster.regimes.gates:SingleGate",
+        "equal": "forecaster.regimes.gates:EqualWeights",
+    },
+)
+# What turns regime descriptors into memberships [N, c] (forecaster.regimes.fcm).
+CLUSTERERS = Registry("clusterer", {"fcm": "forecaster.regimes.fcm:FuzzyCMeans"})
+# Expert heads: outputs per horizon, their loss, and how they become quantiles (forecaster.experts.heads).
+HEADS = Registry(
+    "head", {"quantile": "forecaster.experts.heads:QuantileHead", "mse": "forecaster.experts.heads:MSEHead"}
+)
+# Calibrators of the fused quantiles (forecaster.calibration.cqr).
+CALIBRATORS = Registry("calibrator", {"cqr": "forecaster.calibration.cqr:QuantileCalibrator"})
 
 
 @dataclass(frozen=True)
@@ -84,12 +155,16 @@ class ClusterConfig:
     # the forecast is sum_k u_k y_k (the method). hard: expert k trains only on the windows whose
     # largest membership is k and the forecast comes from the argmax expert. single: one LSTM with
     # about as many parameters as the K experts together, trained on every window (a baseline).
-    gate: Literal["fuzzy", "hard", "single"] = "fuzzy"
+    # Any trainable rule of `GATES` (not "equal": it only re-weighs experts a gate trained).
+    gate: str = "fuzzy"
+    clusterer: str = "fcm"  # what turns descriptors into memberships: a name in `CLUSTERERS`
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "descriptors", tuple(self.descriptors))
-        if self.gate not in ("fuzzy", "hard", "single"):
-            raise ValueError(f"gate must be 'fuzzy', 'hard' or 'single', got {self.gate!r}")
+        trainable = [name for name in GATES.names() if GATES.get(name).trainable]
+        if self.gate not in trainable:
+            raise ValueError(f"gate must be one of {', '.join(map(repr, trainable))}, got {self.gate!r}")
+        CLUSTERERS.check(self.clusterer, "clusterer")
         unknown = set(self.descriptors) - set(DESCRIPTORS)
         if unknown:
             raise ValueError(f"unknown descriptor(s) {sorted(unknown)}; choose from {DESCRIPTORS}")
@@ -106,14 +181,13 @@ class ExpertConfig:
     dropout: float = 0.1  # between LSTM layers (when > 1) and before the linear head
     # quantile: each expert forecasts these quantiles of the next H cumulative log returns (in units
     # of the origin's volatility), trained with the pinball loss; mse: one point forecast per horizon
-    # (the patent's literal forecast), with quantiles from calibration residuals.
-    head: Literal["quantile", "mse"] = "quantile"
+    # (the patent's literal forecast), with quantiles from calibration residuals. A name in `HEADS`.
+    head: str = "quantile"
     levels: tuple[float, ...] = DEFAULT_LEVELS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "levels", tuple(float(q) for q in self.levels))
-        if self.head not in ("quantile", "mse"):
-            raise ValueError(f"head must be 'quantile' or 'mse', got {self.head!r}")
+        HEADS.check(self.head, "head")
         if list(self.levels) != sorted(set(self.levels)) or not all(0 < q < 1 for q in self.levels):
             raise ValueError(f"levels must be distinct, increasing and inside (0, 1), got {self.levels}")
         if 0.5 not in self.levels:
@@ -131,6 +205,7 @@ class TrainConfig:
     fine_tune_epochs: int = 3  # joint fine-tune of the fused output after the experts (0: off)
     fine_tune_lr: float = 3e-4
     coverage: tuple[float, ...] = (0.8, 0.95)  # conformal interval levels
+    calibrator: str = "cqr"  # calibration of the fused quantiles: a name in `CALIBRATORS`
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     warmup_steps: int = 0  # linear learning-rate warm-up; use a few hundred with batches of 16k+
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on CUDA, float32 elsewhere
@@ -140,6 +215,7 @@ class TrainConfig:
         object.__setattr__(self, "coverage", tuple(self.coverage))
         if any(not 0 < c < 1 for c in self.coverage):
             raise ValueError(f"coverage levels must lie in (0, 1), got {self.coverage}")
+        CALIBRATORS.check(self.calibrator, "calibrator")
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,15 @@ LSTM expert per cluster, and forecast with y = sum_k u_k * y_k where u are the m
 the new window. Since wave 2 the experts forecast distributions: every expert gives quantiles of
 the next H cumulative log returns in units of the origin's volatility (`forecaster.features.volatility`),
 the fusion rule is applied to every quantile, the median is the point forecast, and the fused
-quantiles are calibrated on a block of their own (`intervals.QuantileCalibrator`).
+quantiles are calibrated on a block of their own (`calibration.cqr.QuantileCalibrator`).
 
-`ClusterConfig.gate` switches the same machinery to the baselines of the backtest: `hard`
-(experts trained on their own cluster only, forecast from the argmax expert) and `single` (one
-LSTM with the parameters of all K experts). `predict_windows(combine="equal")` weighs the fitted
-experts 1/K instead of by memberships, which isolates what the memberships add.
+Each part is a name in a registry of `forecaster.config`, so a variant is one class and one
+registration: `ClusterConfig.clusterer` (descriptors -> memberships, "fcm"), `ClusterConfig.gate`
+(memberships -> expert weights: "fuzzy", and the backtest's baselines "hard", the argmax expert
+trained on its own cluster, and "single", one LSTM with the parameters of all K experts),
+`ExpertConfig.head` ("quantile" or "mse") and `TrainConfig.calibrator` ("cqr").
+`predict_windows(combine="equal")` weighs the fitted experts 1/K instead of by memberships,
+which isolates what the memberships add.
 """
 
 from __future__ import annotations
@@ -24,21 +27,29 @@ import numpy as np
 import pandas as pd
 import torch
 
-from forecaster.calibration.cqr import QuantileCalibrator, interval_levels
+from forecaster.calibration.calibrator import load_calibrator, make_calibrator
+from forecaster.calibration.cqr import interval_levels
 from forecaster.config import ForecasterConfig
 from forecaster.experts.devices import device_name, resolve_device
+from forecaster.experts.heads import Head, make_head
 from forecaster.experts.network import ExpertEnsemble, fuse, matched_hidden_size
-from forecaster.experts.training import fine_tune, train_experts
+from forecaster.experts.training import TrainingData, fine_tune, train_experts
 from forecaster.features.scaler import FeatureScaler
 from forecaster.features.splits import split_windows
 from forecaster.features.volatility import horizon_scale, origin_volatility, standardized_targets
 from forecaster.features.windows import WindowSet, latest_windows, make_windows
 from forecaster.metrics import quantile_summary, summarize
-from forecaster.persistence import ModelFiles, read_model_dir, write_model_dir
+from forecaster.persistence import (
+    ModelFiles,
+    pack_calibrations,
+    read_model_dir,
+    unpack_calibrations,
+    write_model_dir,
+)
 from forecaster.prediction import Prediction, prediction_frame
+from forecaster.regimes.clusterer import load_clusterer, make_clusterer
 from forecaster.regimes.descriptors import regime_descriptors
-from forecaster.regimes.fcm import FuzzyCMeans
-from forecaster.regimes.gates import fusion_weights, training_weights
+from forecaster.regimes.gates import Gate, make_gate
 from forecaster.regimes.labels import cluster_labels
 from forecaster.walkforward import historical_forecasts
 
@@ -68,13 +79,13 @@ class FuzzyLSTMForecaster:
 
     Attributes (after `fit`)
     ------------------------
-    clusterer_ : FuzzyCMeans on the regime descriptors of training windows
+    clusterer_ : the `Clusterer` of the training windows' regime descriptors (FuzzyCMeans by default)
     regime_labels_ : a readable name per cluster ("calm, rising", "turbulent, falling", ...)
     regime_shares_ : share of training windows whose dominant regime is each cluster
     experts_ : ExpertEnsemble, one LSTM block per cluster (one in all for gate "single"), on the CPU
     scaler_ : FeatureScaler fitted on training windows
-    calibrator_ : QuantileCalibrator of the configured gate, fitted on the calibration block
-    calibrators_ : {combine: QuantileCalibrator}, every fusion rule `predict_windows` accepts
+    calibrator_ : the `Calibrator` of the configured gate, fitted on the calibration block
+    calibrators_ : {combine: Calibrator}, the gate's and those of the rules it is calibrated with
     history_ : per-epoch losses of every expert (and of the fused model when fine-tuned)
     metrics_ : validation, calibration and test metrics of the model and of the naive forecast
     fingerprint_ : the training data's tickers, dates, rows and content hash
@@ -87,111 +98,116 @@ class FuzzyLSTMForecaster:
     def levels(self) -> tuple[float, ...]:
         return self.config.expert.levels
 
+    @property
+    def head(self) -> Head:
+        return make_head(self.config.expert.head, self.levels)
+
+    @property
+    def gate(self) -> Gate:
+        return make_gate(self.config.cluster.gate)
+
     # ---- fitting -------------------------------------------------------------------------
 
     def fit(self, bars: pd.DataFrame, progress: bool | None = None) -> FuzzyLSTMForecaster:
-        """Fit on validated bars: split by date, cluster, train experts, fine-tune, calibrate."""
-        cfg = self.config
-        torch.manual_seed(cfg.train.seed)
-        splits = split_windows(make_windows(bars, cfg.window), cfg.window)
+        """Fit on validated bars: split by date, cluster, train experts, fine-tune, calibrate, score."""
+        torch.manual_seed(self.config.train.seed)
+        splits = split_windows(make_windows(bars, self.config.window), self.config.window)
         train, val = splits["train"], splits["val"]
-        calib = splits["calib"] if len(splits["calib"]) else val
         self.scaler_ = FeatureScaler().fit(train)
-        self.clusterer_ = FuzzyCMeans(
-            cfg.cluster.n_clusters,
-            cfg.cluster.m,
-            cfg.cluster.error,
-            cfg.cluster.maxiter,
-            cfg.cluster.random_state,
-        ).fit(self._descriptors(train))
-        n_clusters = self.clusterer_.n_clusters_
-        raw_centers = self.clusterer_.centers_ * self.clusterer_.scale_ + self.clusterer_.mean_
-        self.regime_labels_ = cluster_labels(raw_centers, cfg.cluster.descriptors)
-        u_train, u_val = self._memberships(train), self._memberships(val)
-        self.regime_shares_ = np.bincount(u_train.argmax(axis=1), minlength=n_clusters) / len(u_train)
-        log.info("fuzzy c-means: c=%d, regimes %s", n_clusters, " | ".join(self.regime_labels_))
-
-        device = resolve_device(cfg.train.device)
-        self.device_ = device_name(device)
-        self.experts_ = self._build_experts(n_clusters, train.features.shape[-1]).to(device)
-        # Windows stay lazy on the device too: one scaled [T, F] array, batches gathered by index.
-        features = torch.as_tensor(self.scaler_.transform_x(train.features), device=device)
-        offsets = torch.arange(1 - cfg.window.window, 1, device=device)
-        gather = lambda end: features[end[:, None] + offsets]  # noqa: E731  [B] -> [B, L, F]
-        levels = (
-            torch.tensor(self.levels, device=device, dtype=torch.float32)
-            if cfg.expert.head == "quantile"
-            else None
-        )
-
-        def tensors(ws: WindowSet, weights: np.ndarray, rows=slice(None)):
-            z = standardized_targets(ws)[0].astype(np.float32)
-            return tuple(torch.as_tensor(a[rows], device=device) for a in (ws.end, z, weights))
-
-        gate = cfg.cluster.gate
-        # One process trains on every window; under distributed training (forecaster.scale.distributed)
-        # each worker gets its share of the rows and a DDP wrapper that all-reduces the gradients.
-        rows, module = self._train_share(len(train)), self._train_module(self.experts_)
-        self.history_ = {
-            "experts": train_experts(
-                module,
-                tensors(train, self._training_weights(u_train), rows),
-                tensors(val, self._training_weights(u_val)),
-                cfg.train,
-                gather,
-                levels,
-                progress,
-            )
-        }
-        if cfg.train.fine_tune_epochs > 0:
-            self.history_["fine_tune"] = fine_tune(
-                module,
-                tensors(train, fusion_weights(u_train, gate), rows),
-                tensors(val, fusion_weights(u_val, gate)),
-                cfg.train,
-                gather,
-                levels,
-                progress,
-            )
-        self.experts_.eval()  # calibration and metrics run on the training device, then it moves to the CPU
-
-        # One calibration per fusion rule: each rule's errors have their own spread.
-        combines = ["single"] if gate == "single" else [gate, "equal"]
-        z_calib = standardized_targets(calib)[0]
-        self.calibrators_ = {
-            combine: QuantileCalibrator(self.levels).fit(z_calib, self._raw_fused(calib, combine)[0])
-            for combine in combines
-        }
-        self.calibrator_ = self.calibrators_[gate]
-        self.metrics_ = {
-            "n_clusters": n_clusters,
-            "xie_beni": self.clusterer_.xie_beni_[n_clusters],
-            **{f"cluster_{k}": v for k, v in self.clusterer_.diagnostics_.items()},
-            **{f"n_windows_{name}": len(ws) for name, ws in splits.items()},
-        }
-        for name, ws in splits.items():
-            if len(ws):
-                self.metrics_.update({f"{name}_{k}": v for k, v in self.evaluate(ws).items()})
+        u_train, u_val = self._fit_regimes(train, val)
+        self._fit_experts(train, val, u_train, u_val, progress)
+        self._calibrate(splits["calib"] if len(splits["calib"]) else val)
+        self.metrics_ = self._score(splits)
         self.experts_ = self.experts_.cpu()  # serve from the CPU; the training device is recorded
         self.fingerprint_ = data_fingerprint(bars)
         self.fitted_at_ = datetime.now(UTC).isoformat(timespec="seconds")
         return self
 
-    def _build_experts(self, n_clusters: int, n_features: int) -> ExpertEnsemble:
-        e, horizon = self.config.expert, self.config.window.horizon
-        n_outputs = len(e.levels) if e.head == "quantile" else 1
-        hidden, n_experts = e.hidden_size, n_clusters
-        if self.config.cluster.gate == "single":
-            hidden = matched_hidden_size(
-                n_clusters, n_features, horizon, e.hidden_size, e.num_layers, n_outputs
+    def _fit_regimes(self, train: WindowSet, val: WindowSet) -> tuple[np.ndarray, np.ndarray]:
+        """Cluster the training windows and name the regimes; memberships of train and val [N, c]."""
+        cluster = self.config.cluster
+        self.clusterer_ = make_clusterer(cluster).fit(self._descriptors(train))
+        n_clusters = self.clusterer_.n_clusters_
+        self.regime_labels_ = cluster_labels(self.clusterer_.descriptor_centers(), cluster.descriptors)
+        u_train, u_val = self._memberships(train), self._memberships(val)
+        self.regime_shares_ = np.bincount(u_train.argmax(axis=1), minlength=n_clusters) / len(u_train)
+        log.info(
+            "clusterer %s: c=%d, regimes %s", cluster.clusterer, n_clusters, " | ".join(self.regime_labels_)
+        )
+        return u_train, u_val
+
+    def _fit_experts(self, train: WindowSet, val: WindowSet, u_train, u_val, progress: bool | None) -> None:
+        """Build the experts on the training device, train them under the gate, then fine-tune them fused."""
+        cfg, rule = self.config, self.gate
+        device = resolve_device(cfg.train.device)
+        self.device_ = device_name(device)
+        self.experts_ = self._build_experts(self.clusterer_.n_clusters_, train.features.shape[-1]).to(device)
+        data = self._training_data(train, val, device)
+        module, m = self._train_module(self.experts_), cfg.cluster.m
+        experts_data = data(rule.training_weights(u_train, m), rule.training_weights(u_val, m))
+        self.history_ = {"experts": train_experts(module, experts_data, cfg.train, progress)}
+        if cfg.train.fine_tune_epochs > 0:
+            fused_data = data(rule.fusion_weights(u_train), rule.fusion_weights(u_val))
+            self.history_["fine_tune"] = fine_tune(module, fused_data, cfg.train, progress)
+        self.experts_.eval()  # calibration and metrics run on the training device, then it moves to the CPU
+
+    def _training_data(self, train: WindowSet, val: WindowSet, device: torch.device):
+        """The loops' tensors on the device, for given weights: (train [N, K], val [M, K]) -> TrainingData.
+
+        One process trains on every window; under distributed training (forecaster.scale.distributed)
+        each worker gets its share of the rows (and `_train_module`, a DDP wrapper).
+        """
+        # Windows stay lazy on the device too: one scaled [T, F] array, batches gathered by index.
+        features = torch.as_tensor(self.scaler_.transform_x(train.features), device=device)
+        offsets = torch.arange(1 - self.config.window.window, 1, device=device)
+        gather = lambda end: features[end[:, None] + offsets]  # noqa: E731  [B] -> [B, L, F]
+        rows, loss = self._train_share(len(train)), self.head.window_loss  # one head, one levels tensor
+
+        def tensors(ws: WindowSet, weights: np.ndarray, rows=slice(None)):
+            z = standardized_targets(ws)[0].astype(np.float32)
+            return tuple(torch.as_tensor(a[rows], device=device) for a in (ws.end, z, weights))
+
+        return lambda w_train, w_val: TrainingData(
+            tensors(train, w_train, rows), tensors(val, w_val), gather, loss
+        )
+
+    def _calibrate(self, calib: WindowSet) -> None:
+        """One calibration per fusion rule (the gate's and its companions'): each rule's errors differ."""
+        gate_name = self.config.cluster.gate
+        z_calib = standardized_targets(calib)[0]
+        self.calibrators_ = {
+            combine: make_calibrator(self.config.train.calibrator, self.levels).fit(
+                z_calib, self._raw_fused(calib, combine)[0]
             )
-            n_experts = 1
+            for combine in (gate_name, *self.gate.calibrated_with)
+        }
+        self.calibrator_ = self.calibrators_[gate_name]
+
+    def _score(self, splits: dict[str, WindowSet]) -> dict:
+        """The clusterer's summary and the metrics of every non-empty split."""
+        metrics = {
+            "n_clusters": self.clusterer_.n_clusters_,
+            **self.clusterer_.summary(),
+            **{f"n_windows_{name}": len(ws) for name, ws in splits.items()},
+        }
+        for name, ws in splits.items():
+            if len(ws):
+                metrics.update({f"{name}_{k}": v for k, v in self.evaluate(ws).items()})
+        return metrics
+
+    def _build_experts(self, n_clusters: int, n_features: int) -> ExpertEnsemble:
+        e, horizon, head = self.config.expert, self.config.window.horizon, self.head
+        hidden, n_experts = e.hidden_size, self.gate.n_experts(n_clusters)
+        if n_experts < n_clusters:  # fewer experts ("single") get the parameters of the c they stand for
+            hidden = matched_hidden_size(
+                n_clusters // n_experts, n_features, horizon, e.hidden_size, e.num_layers, head.n_outputs
+            )
         return ExpertEnsemble(
             n_experts,
             n_features,
             horizon,
-            n_outputs=n_outputs,
-            median_index=e.levels.index(0.5) if n_outputs > 1 else None,
+            n_outputs=head.n_outputs,
+            median_index=head.median_index,
             hidden_size=hidden,
             num_layers=e.num_layers,
             dropout=e.dropout,
@@ -205,9 +221,6 @@ class FuzzyLSTMForecaster:
         """The module the training loops run: the ensemble itself."""
         return experts
 
-    def _training_weights(self, memberships: np.ndarray) -> np.ndarray:
-        return training_weights(memberships, self.config.cluster.gate, self.config.cluster.m)
-
     def _descriptors(self, windows: WindowSet) -> np.ndarray:
         return regime_descriptors(windows.returns, self.config.cluster.descriptors)
 
@@ -220,18 +233,20 @@ class FuzzyLSTMForecaster:
     def _raw_fused(self, windows: WindowSet, combine: str, batch_size: int = 4096):
         """Uncalibrated forecasts in volatility units: fused [N, H, Q], experts [N, K, H, Q], u [N, c].
 
-        For the MSE head Q = 1 outputs are repeated over the levels, so calibration turns the
-        point forecast into empirical residual quantiles around it.
+        The head turns the experts' outputs into quantiles (the MSE head repeats its Q' = 1 output
+        over the levels, so calibration turns the point forecast into residual quantiles around it).
         """
-        if (combine == "single") != (self.config.cluster.gate == "single"):
+        rule, e = make_gate(combine, "combine"), self.experts_
+        if (needs := rule.n_experts(self.clusterer_.n_clusters_)) != e.n_experts:
             raise ValueError(
-                f"combine={combine!r} needs K experts; this model has gate {self.config.cluster.gate!r}"
+                f"combine={combine!r} needs {needs} expert(s); this model has gate "
+                f"{self.config.cluster.gate!r} with {e.n_experts}"
             )
         u = self._memberships(windows)  # [N, c]
-        weights = torch.as_tensor(fusion_weights(u, combine))  # [N, K]
-        device = self.experts_.head_bias.device  # the training device until `fit` ends, then the CPU
+        weights = torch.as_tensor(rule.fusion_weights(u))  # [N, K]
+        device = e.head_bias.device  # the training device until `fit` ends, then the CPU
         outputs = [
-            self.experts_.infer(
+            e.infer(
                 torch.as_tensor(
                     self.scaler_.transform_x(windows.gather(slice(i, i + batch_size))), device=device
                 )
@@ -240,22 +255,18 @@ class FuzzyLSTMForecaster:
             .cpu()
             for i in range(0, len(windows), batch_size)
         ]
-        e = self.experts_
         experts = torch.cat(outputs) if outputs else torch.zeros(0, e.n_experts, e.horizon, e.n_outputs)
-        fused = fuse(weights, experts)  # [N, K] x [N, K, H, Q] -> [N, H, Q]
-        q = len(self.levels)
-        experts, fused = experts.double().numpy(), fused.double().numpy()
-        if experts.shape[-1] != q:  # the point head: one output per horizon
-            experts, fused = np.repeat(experts, q, axis=-1), np.repeat(fused, q, axis=-1)
-        return fused, experts, u
+        fused = fuse(weights, experts)  # [N, K] x [N, K, H, Q'] -> [N, H, Q']
+        return self.head.quantiles(fused.double().numpy()), self.head.quantiles(experts.double().numpy()), u
 
     def predict_windows(
         self, windows: WindowSet, *, intervals: bool = True, combine: str | None = None
     ) -> Prediction:
-        """Forecast every window: memberships, calibrated fused quantiles, per-expert medians, intervals.
+        """Forecast every window: memberships, calibrated fused quantiles, per-expert points, intervals.
 
-        `combine` picks the expert weights: None follows the configured gate (memberships for
-        "fuzzy", the argmax expert for "hard"); "equal" weighs the K experts 1/K.
+        `combine` picks the expert weights, a rule of `forecaster.config.GATES`: None follows the
+        configured gate (memberships for "fuzzy", the argmax expert for "hard"); "equal" weighs the
+        K experts 1/K.
         """
         combine = combine or self.config.cluster.gate
         calibrator = self.calibrators_.get(combine)
@@ -265,13 +276,11 @@ class FuzzyLSTMForecaster:
             )
         fused, experts, u = self._raw_fused(windows, combine)
         scale = horizon_scale(origin_volatility(windows.returns), self.config.window.horizon)  # [N, H]
-        calibrated = calibrator.transform(fused) if calibrator else fused  # no intervals asked: raw is fine
+        # No intervals asked and no calibrator for this rule: the raw quantiles do.
+        calibrated = calibrator.transform(fused) if calibrator is not None else fused
         quantiles = calibrated * scale[:, :, None]  # [N, H, Q] cumulative log returns
-        median = self.levels.index(0.5)
-        if self.config.expert.head == "mse":  # the point forecast is the fused mean, not a shifted median
-            point, expert_point = fused[:, :, 0] * scale, experts[:, :, :, 0] * scale[:, None, :]
-        else:
-            point, expert_point = quantiles[:, :, median], experts[:, :, :, median] * scale[:, None, :]
+        point = self.head.point(fused, calibrated) * scale  # [N, H]
+        expert_point = self.head.point(experts, experts) * scale[:, None, :]  # [N, K, H]
         base = windows.last_price[:, None]
         bounds = {}
         if intervals:
@@ -337,12 +346,13 @@ class FuzzyLSTMForecaster:
             "metrics": self.metrics_,
             "history": self.history_,
         }
+        calibrations = {combine: c.to_arrays() for combine, c in self.calibrators_.items()}
         files = ModelFiles(
             config=self.config.to_dict(),
             weights=self.experts_.state_dict(),
             fcm=self.clusterer_.to_arrays(),
             scaler=self.scaler_.to_arrays(),
-            calibration=self.calibrator_.to_arrays(),
+            calibration=pack_calibrations(calibrations, self.config.cluster.gate),
             metadata=metadata,
         )
         return write_model_dir(path, files)
@@ -353,10 +363,15 @@ class FuzzyLSTMForecaster:
         files = read_model_dir(path)
         metadata = files.metadata
         model = cls(ForecasterConfig.from_dict(files.config))
-        model.clusterer_ = FuzzyCMeans.from_arrays(files.fcm)
+        gate_name, calibrator = model.config.cluster.gate, model.config.train.calibrator
+        model.clusterer_ = load_clusterer(model.config.cluster, files.fcm)
         model.scaler_ = FeatureScaler.from_arrays(files.scaler)
-        model.calibrator_ = QuantileCalibrator.from_arrays(files.calibration)
-        model.calibrators_ = {model.config.cluster.gate: model.calibrator_}  # only the gate's is saved
+        # A directory written before every rule's calibration was saved holds the gate's alone.
+        model.calibrators_ = {
+            combine: load_calibrator(calibrator, arrays)
+            for combine, arrays in unpack_calibrations(files.calibration, gate_name).items()
+        }
+        model.calibrator_ = model.calibrators_[gate_name]
         model.experts_ = model._build_experts(metadata["n_clusters"], metadata["n_features"])
         model.experts_.load_state_dict(files.weights)
         model.experts_.eval()

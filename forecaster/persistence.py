@@ -5,6 +5,9 @@ A model directory holds `config.json`, `weights.pt` (a plain state dict), `fcm.n
 `weights_only=True`, so loading never unpickles code; `map_location="cpu"` lets a model trained on
 a GPU serve anywhere. This module knows the files, not the model: `FuzzyLSTMForecaster.save/load`
 map their fitted state to and from a `ModelFiles`.
+
+`calibration.npz` holds the calibrator of the configured gate under its own array names (all a
+format-2 directory had), and the calibrator of every other fusion rule under "<rule>.<name>".
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ class ModelFiles:
 
     config: dict[str, Any]  # ForecasterConfig.to_dict()
     weights: dict[str, torch.Tensor]  # the experts' state dict
-    fcm: dict[str, np.ndarray]  # FuzzyCMeans.to_arrays()
+    fcm: dict[str, np.ndarray]  # the clusterer's to_arrays() (FuzzyCMeans by default)
     scaler: dict[str, np.ndarray]  # FeatureScaler.to_arrays()
-    calibration: dict[str, np.ndarray]  # QuantileCalibrator.to_arrays()
+    calibration: dict[str, np.ndarray]  # calibrators' to_arrays(), see `pack_calibrations`
     metadata: dict[str, Any]  # fingerprint, metrics, history, sizes; versions are added on write
 
 
@@ -83,3 +86,22 @@ def read_model_dir(path: str | Path) -> ModelFiles:
         calibration=arrays("calibration.npz"),
         metadata=metadata,
     )
+
+
+def pack_calibrations(calibrations: dict[str, dict[str, np.ndarray]], gate: str) -> dict[str, np.ndarray]:
+    """{rule: arrays} -> the arrays of calibration.npz: the gate's as they are, others prefixed."""
+    packed = dict(calibrations[gate])
+    for rule, arrays in calibrations.items():
+        if rule != gate:
+            packed.update({f"{rule}.{name}": a for name, a in arrays.items()})
+    return packed
+
+
+def unpack_calibrations(packed: dict[str, np.ndarray], gate: str) -> dict[str, dict[str, np.ndarray]]:
+    """The arrays of calibration.npz -> {rule: arrays}; an old file gives the gate's alone."""
+    calibrations: dict[str, dict[str, np.ndarray]] = {gate: {}}
+    for key, a in packed.items():
+        rule, dot, name = key.partition(".")
+        rule, name = (rule, name) if dot else (gate, key)
+        calibrations.setdefault(rule, {})[name] = a
+    return calibrations

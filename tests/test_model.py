@@ -80,7 +80,9 @@ def test_loading_a_newer_format_is_a_clear_error(tiny_config, two_ticker_bars, t
 
 
 def test_joint_fine_tune_records_fused_history(tiny_config, two_ticker_bars):
-    model = FuzzyLSTMForecaster(tiny_config.with_(train={"fine_tune_epochs": 1})).fit(two_ticker_bars, progress=False)
+    model = FuzzyLSTMForecaster(tiny_config.with_(train={"fine_tune_epochs": 1})).fit(
+        two_ticker_bars, progress=False
+    )
     assert [set(r) for r in model.history_["fine_tune"]] == [{"epoch", "fused/train_loss", "fused/val_loss"}]
 
 

@@ -6,8 +6,9 @@ import torch
 
 from forecaster.config import TrainConfig
 from forecaster.experts.devices import DeviceUnavailable, resolve_device
+from forecaster.experts.heads import QuantileHead
 from forecaster.experts.network import ExpertEnsemble
-from forecaster.experts.training import train_experts
+from forecaster.experts.training import TrainingData, train_experts
 
 
 def test_bf16_autocast_path_trains_on_the_cpu_with_float32_losses():
@@ -19,11 +20,10 @@ def test_bf16_autocast_path_trains_on_the_cpu_with_float32_losses():
     y = features[ends + 1, :1].repeat(1, 2) * 0.5  # [N, H=2] a learnable target
     weights = torch.ones(len(ends), 2)
     ensemble = ExpertEnsemble(2, 3, 2, n_outputs=3, median_index=1, hidden_size=8)
-    levels = torch.tensor([0.1, 0.5, 0.9])
+    loss = QuantileHead((0.1, 0.5, 0.9)).window_loss
     data = (ends, y, weights)
-    history = train_experts(
-        ensemble, data, data, TrainConfig(epochs=3, batch_size=64, precision="bf16"), gather, levels, False
-    )
+    config = TrainConfig(epochs=3, batch_size=64, precision="bf16")
+    history = train_experts(ensemble, TrainingData(data, data, gather, loss), config, False)
     losses = [row["expert_0/train_loss"] for row in history]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert all(p.dtype == torch.float32 for p in ensemble.parameters())  # autocast never casts weights

@@ -1,1 +1,1 @@
-"""Calibration: conformalized quantile regression and adaptive conformal state."""
+"""Calibration: the `Calibrator` seam, conformalized quantile regression (CQR), adaptive conformal state."""

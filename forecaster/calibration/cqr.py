@@ -5,14 +5,17 @@ block the model never trained or early-stopped on, it measures how far the outco
 each forecast quantile (in volatility units) and shifts that quantile by the matching empirical
 quantile of those residuals, per horizon, so each level covers its nominal share marginally.
 Applied to a point forecast repeated over the levels (the MSE head), it gives empirical
-residual quantiles around the point.
+residual quantiles around the point. Registered as the "cqr" `Calibrator` (`calibration.calibrator`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from forecaster.config import CALIBRATORS
 
+
+@CALIBRATORS.register("cqr")
 class QuantileCalibrator:
     """Fit on calibration windows, then shift forecast quantiles so each level covers its share.
 

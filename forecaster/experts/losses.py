@@ -1,4 +1,4 @@
-"""Losses of the expert heads: pinball for quantiles, squared error for a point forecast."""
+"""Losses of the expert heads (`forecaster.experts.heads`): pinball for quantiles, squared error for a point."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ def pinball(quantiles: torch.Tensor, y: torch.Tensor, levels: torch.Tensor) -> t
     return torch.maximum(levels * diff, (levels - 1) * diff).mean(dim=(-2, -1))
 
 
-def window_loss(outputs: torch.Tensor, y: torch.Tensor, levels: torch.Tensor | None) -> torch.Tensor:
-    """Loss of each forecast: [..., H, Q] outputs (Q = 1: a point forecast), [..., H] targets -> [...]."""
-    if levels is None:
-        return ((outputs[..., 0] - y) ** 2).mean(dim=-1)
-    return pinball(outputs, y, levels)
+def squared_error(point: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Squared error averaged over horizons: [..., H] and [..., H] -> [...]."""
+    return ((point - y) ** 2).mean(dim=-1)

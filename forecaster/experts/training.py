@@ -5,8 +5,8 @@ clipping, early stopping on validation loss with the best weights kept on the de
 progress (`forecaster.runtime.progress`). On CUDA: bf16 autocast (no GradScaler: bf16 has float32's
 range), fused Adam, and no host synchronisation inside an epoch.
 
-Losses: the pinball loss over quantile levels and horizons for the quantile head (a CRPS
-approximation), the squared error for the point head. Expert k's loss weighs every window by
+Losses: the head's per-window loss (`forecaster.experts.heads`: pinball over levels and horizons
+for the quantile head, squared error for the point head). Expert k's loss weighs every window by
 w_ik (from u_ik^m); the fine-tune scores the fused output sum_k u_k y_k, which is what is served.
 """
 
@@ -17,12 +17,12 @@ import functools
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from forecaster.config import TrainConfig
-from forecaster.experts.losses import window_loss
 from forecaster.experts.network import ExpertEnsemble, fuse
 from forecaster.runtime.progress import Progress
 
@@ -51,6 +51,15 @@ def on_epoch(listener: Callable[[str, dict[str, float]], None]):
         _epoch_listener.reset(token)
 
 
+class _Stage(NamedTuple):
+    """One training loop: its name in the progress and the history, length, learning rate, tracks."""
+
+    desc: str
+    epochs: int
+    lr: float
+    names: list[str]
+
+
 def _fit(
     module: nn.Module,
     tracks: list[nn.Module],
@@ -58,11 +67,7 @@ def _fit(
     train: Tensors,
     val: Tensors,
     config: TrainConfig,
-    *,
-    epochs: int,
-    lr: float,
-    names: list[str],
-    desc: str,
+    stage: _Stage,
     progress: bool | None,
 ) -> list[dict[str, float]]:
     """Minimise the sum of per-track losses; early-stop and restore each track on its own.
@@ -71,66 +76,121 @@ def _fit(
     weights one validation loss judges (one expert's block, or the whole ensemble when fine-tuning).
     """
     device = train[0].device
+    bf16 = device.type == "cuda" if config.precision == "auto" else config.precision == "bf16"
+    step = _Step(module, loss_fn, *_optimizer(module, config, stage.lr, device), bf16, config.grad_clip)
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    stop = _EarlyStop(tracks, config.patience)
+    n_train, batch = len(train[0]), config.batch_size
+    steps = (n_train + batch - 1) // batch
+    bar = Progress(
+        stage.desc, total=stage.epochs * steps, unit="batch", items_per_step=batch, enabled=progress
+    )
+    history: list[dict[str, float]] = []
+    for epoch in range(1, stage.epochs + 1):
+        module.train()
+        active = stop.active(device)
+        order = torch.randperm(n_train, generator=generator).to(device)
+        total = step.epoch(train, order, active, batch, functools.partial(_advance, bar, epoch))
+        val_losses = _evaluate(module, loss_fn, val, batch, bf16)
+        history.append(_epoch_row(epoch, stage.names, (total / n_train).tolist(), val_losses))
+        stop.update(val_losses)
+        if (listener := _epoch_listener.get()) is not None:
+            listener(stage.desc, history[-1])
+        bar.note(f"epoch {epoch}: val {sum(val_losses) / len(val_losses):.4f}, {stop.n_active} active")
+        if stop.n_active == 0:
+            log.info("%s: early stop after epoch %d", stage.desc, epoch)
+            break
+    bar.close()
+    stop.restore()
+    module.eval()
+    return history
+
+
+def _optimizer(module: nn.Module, config: TrainConfig, lr: float, device: torch.device):
+    """Adam (fused on CUDA) and its linear warm-up: large batches (thousands of windows) need it."""
     cuda = device.type == "cuda"
-    bf16 = cuda if config.precision == "auto" else config.precision == "bf16"
     optimizer = torch.optim.Adam(
         module.parameters(), lr=lr, weight_decay=config.weight_decay, **({"fused": True} if cuda else {})
     )
-    # Linear warm-up: large batches (thousands of windows on a GPU) need it to start stably.
     warmup = max(config.warmup_steps, 1)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
-    generator = torch.Generator(device="cpu").manual_seed(config.seed)
-    n_train, batch = len(train[0]), config.batch_size
-    best = [float("inf")] * len(tracks)
-    best_state = [_snapshot(t) for t in tracks]
-    stale = [0] * len(tracks)
-    history: list[dict[str, float]] = []
-    steps = (n_train + batch - 1) // batch
-    bar = Progress(desc, total=epochs * steps, unit="batch", items_per_step=batch, enabled=progress)
-    for epoch in range(1, epochs + 1):
-        module.train()
-        active = torch.tensor([s < config.patience for s in stale], device=device, dtype=torch.float32)
-        order = torch.randperm(n_train, generator=generator).to(device)
-        total = torch.zeros(len(tracks), device=device)
-        for start in range(0, n_train, batch):
+    return optimizer, schedule
+
+
+class _Step(NamedTuple):
+    """What one optimiser step needs; `epoch` runs them over the shuffled training rows."""
+
+    module: nn.Module
+    loss_fn: Callable[[nn.Module, Tensors], torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    bf16: bool
+    grad_clip: float
+
+    def epoch(self, train: Tensors, order: torch.Tensor, active: torch.Tensor, batch: int, advance):
+        """One pass over `train` in `order`; the sum of per-track losses over windows [n_tracks].
+
+        Stopped tracks (`active` 0) get no gradient; nothing here waits for the device.
+        """
+        device = train[0].device
+        total = torch.zeros(len(active), device=device)
+        for start in range(0, len(order), batch):
             idx = order[start : start + batch]
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
-                losses = loss_fn(module, tuple(t[idx] for t in train))  # [n_tracks]
-            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                losses = self.loss_fn(self.module, tuple(t[idx] for t in train))  # [n_tracks]
+            self.optimizer.zero_grad(set_to_none=True)
             (losses * active).sum().backward()
-            nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
-            optimizer.step()
-            schedule.step()
+            nn.utils.clip_grad_norm_(self.module.parameters(), self.grad_clip)
+            self.optimizer.step()
+            self.schedule.step()
             total += losses.detach() * len(idx)
-            seen = start + len(idx)
-            bar.advance(functools.partial(_running, epoch, total, active, seen))
-        val_losses = _evaluate(module, loss_fn, val, batch, bf16)
-        row: dict[str, float] = {"epoch": epoch}
-        train_losses = (total / n_train).tolist()  # one host sync per epoch
-        for k, name in enumerate(names):
-            row[f"{name}/train_loss"] = train_losses[k]
-            row[f"{name}/val_loss"] = val_losses[k]
-            if stale[k] >= config.patience:
+            advance(total, active, start + len(idx))
+        return total
+
+
+class _EarlyStop:
+    """Per-track early stopping: best validation loss, its weights (a copy on the device), patience."""
+
+    def __init__(self, tracks: list[nn.Module], patience: int):
+        self.tracks, self.patience = tracks, patience
+        self.best = [float("inf")] * len(tracks)
+        self.best_state = [_snapshot(t) for t in tracks]
+        self.stale = [0] * len(tracks)
+
+    @property
+    def n_active(self) -> int:
+        return sum(s < self.patience for s in self.stale)
+
+    def active(self, device: torch.device) -> torch.Tensor:
+        """1 for every track still training, 0 for one stopped: [n_tracks]."""
+        return torch.tensor([s < self.patience for s in self.stale], device=device, dtype=torch.float32)
+
+    def update(self, val_losses: list[float]) -> None:
+        for k, loss in enumerate(val_losses):
+            if self.stale[k] >= self.patience:
                 continue  # this track already stopped; its weights are frozen by `active`
-            if val_losses[k] < best[k] - 1e-7:
-                best[k], stale[k] = val_losses[k], 0
-                best_state[k] = _snapshot(tracks[k])
+            if loss < self.best[k] - 1e-7:
+                self.best[k], self.stale[k] = loss, 0
+                self.best_state[k] = _snapshot(self.tracks[k])
             else:
-                stale[k] += 1
-        history.append(row)
-        if (listener := _epoch_listener.get()) is not None:
-            listener(desc, row)
-        bar.note(
-            f"epoch {epoch}: val {sum(val_losses) / len(val_losses):.4f}, {sum(s < config.patience for s in stale)} active"
-        )
-        if all(s >= config.patience for s in stale):
-            log.info("%s: early stop after epoch %d", desc, epoch)
-            break
-    bar.close()
-    for track, state in zip(tracks, best_state, strict=True):
-        track.load_state_dict(state)
-    module.eval()
-    return history
+                self.stale[k] += 1
+
+    def restore(self) -> None:
+        for track, state in zip(self.tracks, self.best_state, strict=True):
+            track.load_state_dict(state)
+
+
+def _epoch_row(epoch: int, names: list[str], train_losses: list[float], val_losses: list[float]) -> dict:
+    """The epoch's row of `history_`: per-track train and validation losses."""
+    row: dict[str, float] = {"epoch": epoch}
+    for k, name in enumerate(names):
+        row[f"{name}/train_loss"] = train_losses[k]
+        row[f"{name}/val_loss"] = val_losses[k]
+    return row
+
+
+def _advance(bar: Progress, epoch: int, total: torch.Tensor, active: torch.Tensor, seen: int) -> None:
+    bar.advance(functools.partial(_running, epoch, total, active, seen))
 
 
 def _running(epoch: int, total: torch.Tensor, active: torch.Tensor, seen: int) -> dict:
@@ -157,18 +217,22 @@ def _evaluate(module: nn.Module, loss_fn, data: Tensors, batch: int, bf16: bool)
 
 
 Gather = Callable[[torch.Tensor], torch.Tensor]  # window end rows [B] -> windows [B, L, F]
+# A head's per-window loss (`Head.window_loss`): [..., H, Q] outputs, [..., H] targets -> [...].
+WindowLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _weighted_expert_losses(ensemble: nn.Module, batch: Tensors, gather: Gather, levels) -> torch.Tensor:
+def _weighted_expert_losses(
+    ensemble: nn.Module, batch: Tensors, gather: Gather, loss: WindowLoss
+) -> torch.Tensor:
     end, y, w = batch  # [B], [B, H], [B, K]
-    per_window = window_loss(ensemble(gather(end)).float(), y[:, None, :], levels)  # [B, K]
+    per_window = loss(ensemble(gather(end)).float(), y[:, None, :])  # [B, K]
     # Weights have mean 1 over the whole training set, so this is an unbiased batch estimate.
     return (w * per_window).mean(dim=0)  # [K]
 
 
-def _fused_loss(ensemble: nn.Module, batch: Tensors, gather: Gather, levels) -> torch.Tensor:
+def _fused_loss(ensemble: nn.Module, batch: Tensors, gather: Gather, loss: WindowLoss) -> torch.Tensor:
     end, y, u = batch  # [B], [B, H], [B, K]
-    return window_loss(fuse(u, ensemble(gather(end)).float()), y, levels).mean().reshape(1)
+    return loss(fuse(u, ensemble(gather(end)).float()), y).mean().reshape(1)
 
 
 class _ExpertBlock(nn.Module):
@@ -205,56 +269,29 @@ class _ExpertBlock(nn.Module):
         return views
 
 
+class TrainingData(NamedTuple):
+    """What a loop reads, on the device: (window end rows [N], targets [N, H], weights [N, K]) of the
+    training and validation windows, how end rows become windows, and the head's per-window loss."""
+
+    train: Tensors
+    val: Tensors
+    gather: Gather
+    loss: WindowLoss
+
+
 def train_experts(
-    ensemble: ExpertEnsemble,
-    train: Tensors,
-    val: Tensors,
-    config: TrainConfig,
-    gather: Gather,
-    levels: torch.Tensor | None = None,
-    progress: bool | None = None,
-) -> list[dict[str, float]]:
-    """Expert k minimises its loss over all windows weighted by w_ik (from u_ik^m).
-
-    `train`, `val`: (window end rows [N], targets [N, H], weights [N, K]) tensors on the device;
-    `gather` turns end rows into windows; `levels` [Q] for the quantile head, None for the MSE head.
-    """
-    names = [f"expert_{k}" for k in range(ensemble.n_experts)]
-    return _fit(
-        ensemble,
-        [_ExpertBlock(ensemble, k) for k in range(ensemble.n_experts)],
-        functools.partial(_weighted_expert_losses, gather=gather, levels=levels),
-        train,
-        val,
-        config,
-        epochs=config.epochs,
-        lr=config.lr,
-        names=names,
-        desc="experts",
-        progress=progress,
-    )
+    ensemble: ExpertEnsemble, data: TrainingData, config: TrainConfig, progress=None
+) -> list[dict]:
+    """Expert k minimises its loss over all windows weighted by w_ik (from u_ik^m): weights are w [N, K]."""
+    k = ensemble.n_experts
+    stage = _Stage("experts", config.epochs, config.lr, [f"expert_{i}" for i in range(k)])
+    tracks = [_ExpertBlock(ensemble, i) for i in range(k)]
+    loss_fn = functools.partial(_weighted_expert_losses, gather=data.gather, loss=data.loss)
+    return _fit(ensemble, tracks, loss_fn, data.train, data.val, config, stage, progress)
 
 
-def fine_tune(
-    ensemble: ExpertEnsemble,
-    train: Tensors,
-    val: Tensors,
-    config: TrainConfig,
-    gather: Gather,
-    levels: torch.Tensor | None = None,
-    progress: bool | None = None,
-) -> list[dict[str, float]]:
-    """Joint fine-tune of all experts on the loss of the fused forecast: (end rows, targets, fusion weights)."""
-    return _fit(
-        ensemble,
-        [ensemble],
-        functools.partial(_fused_loss, gather=gather, levels=levels),
-        train,
-        val,
-        config,
-        epochs=config.fine_tune_epochs,
-        lr=config.fine_tune_lr,
-        names=["fused"],
-        desc="fine-tune",
-        progress=progress,
-    )
+def fine_tune(ensemble: ExpertEnsemble, data: TrainingData, config: TrainConfig, progress=None) -> list[dict]:
+    """Joint fine-tune of all experts on the loss of the fused forecast: weights are fusion weights u [N, K]."""
+    stage = _Stage("fine-tune", config.fine_tune_epochs, config.fine_tune_lr, ["fused"])
+    loss_fn = functools.partial(_fused_loss, gather=data.gather, loss=data.loss)
+    return _fit(ensemble, [ensemble], loss_fn, data.train, data.val, config, stage, progress)

@@ -13,11 +13,14 @@ _EPS = 1e-12
 
 @dataclass
 class FeatureScaler:
-    """Standardizes features and targets with statistics of the training windows only."""
+    """Standardizes features with statistics of the training windows only.
+
+    (The targets need no scaler: they are in units of the origin's volatility, see
+    `features.volatility.standardized_targets`.)
+    """
 
     mean: np.ndarray | None = None  # [F]
     std: np.ndarray | None = None  # [F]
-    target_std: float | None = None  # one scale for all horizons: daily log returns share a unit
 
     def fit(self, windows: WindowSet) -> FeatureScaler:
         """Mean and std over every day of every window, as if the windows were materialised.
@@ -32,7 +35,6 @@ class FeatureScaler:
         w, flat = weight[used, None], windows.features[used].astype(np.float64)  # [T', 1], [T', F]
         self.mean = (w * flat).sum(axis=0) / w.sum()
         self.std = np.maximum(np.sqrt((w * (flat - self.mean) ** 2).sum(axis=0) / w.sum()), _EPS)
-        self.target_std = float(max(np.nanstd(windows.y.astype(np.float64)), _EPS))
         return self
 
     def transform_x(self, x: np.ndarray) -> np.ndarray:
@@ -40,15 +42,10 @@ class FeatureScaler:
         (elementwise, so scaling the features and then gathering equals the reverse)."""
         return ((x - self.mean) / self.std).astype(np.float32)
 
-    def transform_y(self, y: np.ndarray) -> np.ndarray:
-        return (y / self.target_std).astype(np.float32)
-
-    def inverse_y(self, y_scaled: np.ndarray) -> np.ndarray:
-        return y_scaled * self.target_std
-
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"mean": self.mean, "std": self.std, "target_std": np.array(self.target_std)}
+        return {"mean": self.mean, "std": self.std}
 
     @classmethod
     def from_arrays(cls, arrays) -> FeatureScaler:
-        return cls(np.asarray(arrays["mean"]), np.asarray(arrays["std"]), float(arrays["target_std"]))
+        """Also reads scaler.npz files that still hold an unused `target_std`."""
+        return cls(np.asarray(arrays["mean"]), np.asarray(arrays["std"]))

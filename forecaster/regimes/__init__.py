@@ -1,1 +1,1 @@
-"""Regimes: descriptors of a window, fuzzy c-means, gates (memberships -> expert weights), labels."""
+"""Regimes: window descriptors, the clusterer (fuzzy c-means), gates (memberships -> expert weights), labels."""

@@ -3,6 +3,7 @@
 `fit` standardizes the inputs (statistics of the fitting data only), runs `skfuzzy.cmeans`
 and freezes the centers; `predict` gives memberships of new rows with the `cmeans_predict`
 rule, u_ik = 1 / sum_j (d_ik / d_ij) ** (2 / (m - 1)), which with frozen centers is closed form.
+Registered as the "fcm" `Clusterer` (`forecaster.regimes.clusterer`), the default of the forecaster.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Literal
 import numpy as np
 import skfuzzy
 from skfuzzy.cluster.normalize_columns import normalize_columns, normalize_power_columns
+
+from forecaster.config import CLUSTERERS, ClusterConfig
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ def membership_diagnostics(memberships: np.ndarray) -> dict[str, float]:
     }
 
 
+@CLUSTERERS.register("fcm")
 class FuzzyCMeans:
     """Fuzzy c-means clustering with frozen centers for out-of-sample memberships.
 
@@ -81,6 +85,10 @@ class FuzzyCMeans:
         self.error = error
         self.maxiter = maxiter
         self.random_state = random_state
+
+    @classmethod
+    def from_config(cls, config: ClusterConfig) -> FuzzyCMeans:
+        return cls(config.n_clusters, config.m, config.error, config.maxiter, config.random_state)
 
     def _standardize(self, x: np.ndarray) -> np.ndarray:
         return (np.asarray(x, dtype=np.float64) - self.mean_) / self.scale_
@@ -130,6 +138,17 @@ class FuzzyCMeans:
         dist = np.sqrt(((xs[None, :, :] - self.centers_[:, None, :]) ** 2).sum(axis=-1))  # [c, N]
         dist = np.fmax(dist, np.finfo(np.float64).eps)
         return normalize_power_columns(dist, -2.0 / (self.m - 1)).T
+
+    def descriptor_centers(self) -> np.ndarray:
+        """The centers in raw descriptor units: [c, D]."""
+        return self.centers_ * self.scale_ + self.mean_
+
+    def summary(self) -> dict[str, float]:
+        """The Xie-Beni index of the chosen c and the membership diagnostics (`cluster_fpc`, ...)."""
+        return {
+            "xie_beni": self.xie_beni_[self.n_clusters_],
+            **{f"cluster_{k}": v for k, v in self.diagnostics_.items()},
+        }
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"centers": self.centers_, "m": np.array(self.m), "mean": self.mean_, "scale": self.scale_}
