@@ -1,5 +1,7 @@
 """The OpenAPI document is the contract: schemathesis with every check, against a real uvicorn."""
 
+# ruff: noqa: F811  (pytest fixtures imported from test_service are arguments here)
+
 from __future__ import annotations
 
 import datetime as dt
@@ -120,7 +122,7 @@ def test_numbers_must_be_json_numbers_not_booleans_or_strings(contract_server, b
 
 def test_prices_must_be_json_numbers_and_integral_numbers_stay_accepted(
     contract_server, two_ticker_bars_module
-):  # noqa: F811
+):
     bars = bars_body(two_ticker_bars_module)
     for value in ("101.5", True):
         changed = [dict(b) for b in bars]
@@ -147,7 +149,7 @@ def test_a_repeated_key_is_422_naming_it(contract_server, data, loc):
 
 def test_a_repeated_key_in_a_bar_of_a_large_body_is_422_naming_bar_and_key(
     contract_server, two_ticker_bars_module
-):  # noqa: F811
+):
     import json
 
     bars = bars_body(two_ticker_bars_module, n=300)
