@@ -184,9 +184,12 @@ def main() -> None:
               chunked=False, length=150_000_000)  # fmt: skip
         drill(url, pid, f"1 byte every {args.trickle_every:g} s, valid key", {"X-API-Key": KEY},
               trickle(args.trickle_every))  # fmt: skip
-    day = pd.Timestamp("2000-01-03")
-    rows = [{"date": str((day + pd.Timedelta(days=i)).date()), "high": 101.0, "low": 99.0, "close": 100.0 + (i % 2),
-             "volume": 1e6} for i in range(5000)]  # fmt: skip
+    from forecaster.data.sessions import future_sessions
+
+    # 5,000 XNYS sessions from 2000-01-03: the API refuses bars on days without a session.
+    days = future_sessions(np.array([np.datetime64("2000-01-02")]), 5000, "XNYS")[0]
+    rows = [{"date": str(day), "high": 101.0, "low": 99.0, "close": 100.0 + (i % 2), "volume": 1e6}
+            for i, day in enumerate(days)]  # fmt: skip
     body = json.dumps({"bars": rows}).encode()
     print(
         f"\nevent-loop lag: /healthz latency while 4 clients post {len(body) / 1e6:.2f} MB bodies (5,000 bars)\n"

@@ -13,8 +13,12 @@ Then, with `--clients` threads posting forecasts all the time, the drills:
   4. registry back: seconds until both workers report `source: registry`;
   5. a cold start with the registry down and the cache present: seconds to ready;
   6. a cold start with the registry down and no cache: 503 and still running, then the registry
-     comes back: seconds to ready.
-Each phase prints requests by status; the drills pass when no forecast failed in 1-5.
+     comes back: seconds to ready;
+  7. header slow-loris: `--slowloris` connections that send nothing and as many that send half a
+     request head, held `--hold-s` seconds: how many the API closed, after how long (it must close
+     them all at FORECASTER_HEADER_TIMEOUT_S, `--header-timeout-s`), and /healthz meanwhile.
+Each phase prints requests by status; the drills pass when no forecast failed in 1-5 and every
+slow-loris connection was closed in 7. (What a reverse proxy must still do: service.protocol.)
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import argparse
 import collections
 import contextlib
 import os
+import selectors
 import shutil
 import signal
 import socket
@@ -116,6 +121,46 @@ def worker_pids(parent: int) -> list[int]:
     return [p for p, cmd in cmdlines.items() if b"spawn_main" in cmd and b"resource_tracker" not in cmd]
 
 
+def header_slowloris(url: str, n: int, hold_s: float) -> dict[str, list]:
+    """`n` idle and `n` half-header connections held up to `hold_s`: per kind, (seconds, first bytes
+    of the answer) of each connection the server closed."""
+    host, port = url.removeprefix("http://").split(":")
+    sel, closed = selectors.DefaultSelector(), {"idle": [], "half-header": []}
+    t0 = time.monotonic()
+    for _ in range(n):
+        for kind in closed:
+            sock = socket.create_connection((host, int(port)), timeout=10)
+            if kind == "half-header":
+                sock.sendall(b"POST /v1/forecast HTTP/1.1\r\nHost: chaos\r\nContent-Ty")
+            sock.setblocking(False)
+            sel.register(sock, selectors.EVENT_READ, (kind, bytearray()))
+    while sel.get_map() and time.monotonic() - t0 < hold_s:
+        for key, _ in sel.select(timeout=0.5):
+            kind, answer = key.data
+            try:
+                data = key.fileobj.recv(4096)
+            except OSError:  # reset: closed too
+                data = b""
+            answer += data
+            if not data:
+                closed[kind].append((time.monotonic() - t0, bytes(answer[:12])))
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+    for key in list(sel.get_map().values()):
+        key.fileobj.close()
+    return closed
+
+
+def report_slowloris(closed: dict[str, list], n: int, healthz: str) -> bool:
+    for kind, ends in closed.items():
+        times = [t for t, _ in ends]
+        statuses = collections.Counter(a.split(b" ")[1].decode() if a else "none" for _, a in ends)
+        span = f"after {min(times):.1f}-{max(times):.1f} s" if times else ""
+        print(f"   {kind:<12} closed {len(ends):>4}/{n} {span}  answers by status={dict(statuses)}")
+    print(f"   /healthz during the attack: {healthz}")
+    return all(len(ends) == n for ends in closed.values())
+
+
 def setup(home: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from forecaster import tracking
@@ -159,6 +204,9 @@ def main() -> None:
     )
     parser.add_argument("--phase-s", type=float, default=10.0, help="seconds of load per phase")
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--slowloris", type=int, default=250, help="idle and half-header connections, each")
+    parser.add_argument("--hold-s", type=float, default=40.0, help="how long slow-loris connections are held")
+    parser.add_argument("--header-timeout-s", type=float, default=10.0, help="FORECASTER_HEADER_TIMEOUT_S")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="chaos-api-"))
     home = root / "home"
@@ -176,6 +224,7 @@ def main() -> None:
         "MLFLOW_TRACKING_URI": registry_url, "FORECASTER_REGISTRY_RETRY_S": "1",
         "FORECASTER_RELOAD_INTERVAL_S": "2", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "3", "OMP_NUM_THREADS": "1",
+        "FORECASTER_HEADER_TIMEOUT_S": str(args.header_timeout_s),
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }  # fmt: skip
     api_cmd = [sys.executable, "-c", f"from service.main import serve; serve(port={api_port}, workers=2)"]
@@ -264,6 +313,27 @@ def main() -> None:
     print(f"   readyz said: {detail[:160]}")
     print(f"   registry restarted: ready {back and round(back, 1)} s later (mlflow server start included)")
     ok &= alive and back is not None
+
+    # 7. Header slow-loris against the ready API.
+    print(f"7. header slow-loris: {args.slowloris} idle + {args.slowloris} half-header connections, "
+          f"held up to {args.hold_s:g} s (header timeout {args.header_timeout_s:g} s)")  # fmt: skip
+    healthz = {}
+
+    def probe() -> None:
+        time.sleep(min(args.header_timeout_s, args.hold_s) / 2)
+        t0 = time.monotonic()
+        try:
+            healthz["answer"] = (
+                f"{get(f'{url}/healthz').status_code} in {1000 * (time.monotonic() - t0):.0f} ms"
+            )
+        except requests.RequestException as exc:
+            healthz["answer"] = type(exc).__name__
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    closed = header_slowloris(url, args.slowloris, args.hold_s)
+    prober.join()
+    ok &= report_slowloris(closed, args.slowloris, healthz.get("answer", "no answer"))
     stop(api)
     stop(mlflow)
     print("PASS" if ok else "FAIL")

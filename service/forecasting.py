@@ -11,7 +11,7 @@ import numpy as np
 
 from forecaster import serving
 from forecaster.calibration.aci import ACIState
-from forecaster.data.sessions import last_closed_session, target_dates
+from forecaster.data.sessions import future_sessions, last_closed_session, target_dates
 from forecaster.features.daily import history_needed
 from forecaster.features.windows import WindowSet, concat_windows, window_from_arrays
 from forecaster.model import Prediction
@@ -45,9 +45,22 @@ def check_levels(loaded: LoadedModel, levels: list[float] | None, field: tuple =
         return None
     model_levels = loaded.forecaster.levels
     for i, level in enumerate(levels):
-        if problem := serving.level_problem(level, model_levels):
+        if problem := _level_problem(level, model_levels):
             raise InputError((*field, i), problem)
     return tuple(sorted(set(float(q) for q in levels)))
+
+
+def _level_problem(level: float, model_levels: tuple[float, ...]) -> str | None:
+    """`serving.level_problem`, naming levels as given: `:g` would call 0.9999999999999999 "1"."""
+    if serving.level_problem(level, model_levels) is None:
+        return None
+    name = serving.level_key  # the shortest decimal that reads back as the same float
+    if not 0 < level < 1:
+        return f"level {name(level)} is outside (0, 1)"
+    return (
+        f"level {name(level)} is beyond this model's quantiles: it forecasts levels "
+        f"{name(model_levels[0])} to {name(model_levels[-1])}"
+    )
 
 
 def check_horizon(loaded: LoadedModel, horizon: int | None) -> int:
@@ -81,6 +94,25 @@ def bars_to_arrays(bars: list[Bar], keep: int) -> dict[str, np.ndarray]:
         "low": np.array([b.low for b in bars]),
         "volume": np.array([b.volume for b in bars]),
     }
+
+
+def check_sessions(bars: list[Bar], calendar: str, field: tuple = ("body", "bars")) -> None:
+    """Every bar dated on a trading session of the model's exchange; else 422 naming the first that
+    is not (a Saturday, a holiday). Dates the calendar cannot reach are left to `make_window`."""
+    dates = (np.array([b.date.toordinal() for b in bars]) - _EPOCH_ORDINAL).astype("datetime64[D]")
+    try:
+        # The first session after the day before: the day itself when it is a session.
+        sessions = future_sessions(dates - np.timedelta64(1, "D"), 1, calendar)[:, 0]
+    except ValueError:
+        return
+    off = np.flatnonzero(sessions != dates)
+    if off.size:
+        i, day = int(off[0]), bars[int(off[0])].date
+        others = f"; {off.size - 1} more bars are not either" if off.size > 1 else ""
+        raise InputError(
+            (*field, i, "date"),
+            f"{field[-1]}[{i}].date {day} ({day:%A}) is not a {calendar} trading session{others}",
+        )
 
 
 def closes_to_arrays(loaded: LoadedModel, closes: list[float], as_of) -> dict[str, np.ndarray]:

@@ -1,6 +1,8 @@
 """The FastAPI app: model loaded once in `lifespan`, hot reload in the background.
 
-Run with `forecaster serve` (`service.main.serve`) or `uvicorn --factory service.main:create_app`.
+Run with `forecaster serve` (`service.main.serve`), or `uvicorn --factory service.main:create_app
+--http service.protocol:HeaderDeadlineProtocol` (without `--http`, idle and half-sent request
+heads are never cut off; see service.protocol).
 Settings: ServiceSettings. Without the registry the app still starts (see service.model_state);
 `serve` exits non-zero when the process can never serve.
 """
@@ -144,6 +146,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
         port=port,
         workers=workers,
         log_config=server_logging_config(),  # FORECASTER_LOG_FORMAT=json: JSON lines, access log too
+        http="service.protocol:HeaderDeadlineProtocol",  # request heads due within header_timeout_s
     )
     if workers > 1:
         supervisor = Multiprocess(config, sockets=[config.bind_socket()])

@@ -10,16 +10,19 @@ restarted during an outage) that copy is served and reported as `source: cache`,
 registry is retried in the background until it answers. With neither, the process stays up,
 /readyz answers 503 saying what is missing, and the retries go on: an orchestrator sees "not
 ready", not a crash loop. Only a FORECASTER_MODEL_URI that is a local path and no model
-directory stops the start (no retry can fix it). A registered version whose files fail the
-checksum recorded at registration (`tracking.load_model`) is never served, not even from the cache.
+directory stops the start (no retry can fix it).
+
+A registered version whose files fail the checksum recorded at registration is never served; a
+cached copy is checked against that checksum (stored beside it) before it is served, and the
+registry's own record once it answers (see service.serving_cache). A refused version is
+remembered by (name, version, checksum): the polls do not download and hash it again, nor log it
+again; a new version, an alias move or a new checksum is tried. (Files repaired in place under
+the same checksum are picked up by a restart.)
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -30,6 +33,15 @@ import numpy as np
 from forecaster.data.sessions import future_sessions
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.runtime.redact import mask_credentials
+from forecaster.tracking import ModelIntegrityError
+from service.serving_cache import (
+    RegisteredVersion,
+    download_verified,
+    read_entry,
+    read_forecaster,
+    registered_version,
+    write_entry,
+)
 
 log = logging.getLogger("service.model")
 
@@ -43,6 +55,7 @@ class LoadedModel:
     alias: str | None
     run_id: str | None
     source: str = "registry"  # "registry"; "cache": the registry was unreachable; "directory"
+    checksum: str | None = None  # SHA-256 of the registered files it was read from (not for "directory")
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -69,78 +82,43 @@ def load(uri: str, default_name: str, cache_dir: Path | None = None) -> LoadedMo
         if problem := local_model_problem(uri):
             raise FileNotFoundError(problem)
         loaded = LoadedModel(FuzzyLSTMForecaster.load(uri), uri, default_name, None, None, None, "directory")
-    else:
-        from forecaster import tracking
+        warm_up(loaded.forecaster)
+        return loaded
+    return load_version(registered_version(uri), uri, cache_dir)
 
-        ref = tracking.resolve_model_uri(uri)
-        # Load the exact version the alias points at, so the version we report is the one we serve.
-        model = tracking.load_model(f"models:/{ref.name}/{ref.version}")
-        loaded = LoadedModel(model, uri, ref.name, ref.version, ref.alias, ref.run_id)
-    warm_up(loaded.forecaster)
-    if cache_dir is not None and loaded.source == "registry":
-        try:
-            write_cache(cache_dir, loaded)
-        except OSError as exc:  # a full disk costs the fallback, not the model just loaded
-            log.warning("could not cache %s v%s under %s: %s", loaded.name, loaded.version, cache_dir, exc)
+
+def load_version(version: RegisteredVersion, uri: str, cache_dir: Path | None = None) -> LoadedModel:
+    """Download, verify (ModelIntegrityError), load and warm a registered version; then cache it.
+
+    The exact version resolved is loaded, so the version we report is the one we serve.
+    """
+    with tempfile.TemporaryDirectory(prefix="forecaster-model-") as tmp:
+        files = download_verified(version, Path(tmp))
+        model = read_forecaster(files)
+        warm_up(model)
+        loaded = LoadedModel(model, uri, version.name, version.version, version.alias, version.run_id,
+                             checksum=version.checksum)  # fmt: skip
+        if cache_dir is not None:
+            try:
+                write_entry(cache_dir, version, files)
+            except OSError as exc:  # a full disk costs the fallback, not the model just loaded
+                log.warning(
+                    "could not cache %s v%s under %s: %s", version.name, version.version, cache_dir, exc
+                )
     return loaded
 
 
-def _cache_keys(uri: str) -> tuple[str, str | None, str | None]:
-    """`models:/name@alias` -> (name, alias, None); `models:/name/3` -> (name, None, "3")."""
-    spec = uri.removeprefix("models:/")
-    if "@" in spec:
-        name, alias = spec.split("@", 1)
-        return name, alias, None
-    name, version = spec.rsplit("/", 1)
-    return name, None, version
-
-
-def write_cache(cache_dir: Path, loaded: LoadedModel) -> Path:
-    """Copy a registry model to `<cache_dir>/<name>/<version>/`; point `@<alias>.json` at it.
-
-    Both writes are atomic (a temporary directory or file, then a rename), so a worker killed
-    mid-write, or two workers writing at once, never leave a half model a restart would load.
-    """
-    folder = cache_dir / loaded.name
-    target = folder / str(loaded.version)
-    folder.mkdir(parents=True, exist_ok=True)
-    if not target.is_dir():
-        tmp = Path(tempfile.mkdtemp(prefix=f".{loaded.version}.", dir=folder))
-        try:
-            loaded.forecaster.save(tmp)
-            ref = {"name": loaded.name, "version": loaded.version, "run_id": loaded.run_id}
-            (tmp / "registry.json").write_text(
-                json.dumps({**ref, "cached_at": datetime.now(UTC).isoformat()})
-            )
-            os.rename(tmp, target)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not target.is_dir():  # else another worker renamed its copy first: same version, fine
-                raise
-    if loaded.alias:
-        fd, tmp_file = tempfile.mkstemp(prefix=f".@{loaded.alias}.", dir=folder)
-        with os.fdopen(fd, "w") as out:
-            json.dump({"version": loaded.version}, out)
-        os.replace(tmp_file, folder / f"@{loaded.alias}.json")
-    return target
-
-
 def load_cached(cache_dir: Path, uri: str) -> LoadedModel | None:
-    """The cached copy of what registry `uri` pointed at when last loaded, or None when there is none."""
-    name, alias, version = _cache_keys(uri)
-    folder = cache_dir / name
-    if alias:
-        pointer = folder / f"@{alias}.json"
-        if not pointer.is_file():
-            return None
-        version = str(json.loads(pointer.read_text())["version"])
-    target = folder / str(version)
-    if not target.is_dir():
+    """The cached copy of what registry `uri` pointed at when last loaded, or None when there is none.
+
+    Raises ModelIntegrityError for a copy whose files do not match the checksum recorded with it.
+    """
+    copy = read_entry(cache_dir, uri)
+    if copy is None:
         return None
-    ref = json.loads((target / "registry.json").read_text())
-    model = FuzzyLSTMForecaster.load(target)
-    warm_up(model)
-    return LoadedModel(model, uri, name, version, alias, ref.get("run_id"), "cache")
+    warm_up(copy.forecaster)
+    return LoadedModel(copy.forecaster, uri, copy.name, copy.version, copy.alias, copy.run_id, "cache",
+                       checksum=copy.checksum)  # fmt: skip
 
 
 def warm_up(model: FuzzyLSTMForecaster) -> None:
@@ -176,6 +154,8 @@ class ModelState:
         self.registry_checked_at: datetime | None = None
         self.cache_note = ""  # why no cached copy was served, when none was
         self._configured = False
+        # (name, version, checksum) -> why it was refused: polls skip these, unlogged
+        self._refused: dict[tuple[str, str, str | None], str] = {}
 
     @property
     def uses_registry(self) -> bool:
@@ -208,24 +188,29 @@ class ModelState:
             self.current = load(self.uri, self.default_name)
             log.info("serving the model directory %s", self.uri)
             return
+        version = None
         try:
             self._configure()
-            self.current = load(self.uri, self.default_name, self.cache_dir)
+            version = registered_version(self.uri)
+            self.current = self._load(version)
             self.registry = "ok"
             log.info("serving %s v%s from %s", self.current.name, self.current.version, self.uri)
         except Exception as exc:  # the service still starts; /readyz says why it is not ready
-            from forecaster.tracking import ModelIntegrityError
-
             answered = getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
             refused = isinstance(exc, ModelIntegrityError)  # files changed since registration
             what = "refused the model" if refused else "has no such model" if answered else "unreachable"
             self.registry = f"{what}: {_describe(exc)}"
+            if refused and version is not None:
+                self._refused[version.key] = self.registry
             log.error("could not load %s: %s", self.uri, self.registry)
             # A registry that answered "no such model", or a model that fails its checksum, is
             # obeyed; the cache covers outages only.
             if not (answered or refused):
                 self.current = self._from_cache()
         self.registry_checked_at = datetime.now(UTC)
+
+    def _load(self, version: RegisteredVersion) -> LoadedModel:
+        return load_version(version, self.uri, self.cache_dir)
 
     def _from_cache(self) -> LoadedModel | None:
         try:
@@ -245,29 +230,43 @@ class ModelState:
 
     def check_once(self) -> bool:
         """Load and swap in the version the alias points at, if it moved. Blocking; True on swap."""
-        from forecaster import tracking
-
         try:
             self._configure()
-            ref = tracking.resolve_model_uri(self.uri)
+            version = registered_version(self.uri)
         except Exception as exc:
             self.registry = f"unreachable: {_describe(exc)}"
             self.registry_checked_at = datetime.now(UTC)
             log.warning("registry check failed, keeping the current model: %s", self.registry)
             return False
         self.registry, self.registry_checked_at = "ok", datetime.now(UTC)
-        current = self.current
-        if current is not None and current.version == ref.version:
-            if current.source == "cache":  # the registry is back and agrees: the copy is the registered model
-                self.current = replace(current, source="registry", run_id=ref.run_id)
-                return True
+        if refusal := self._refused.get(version.key):  # said once already: not downloaded again
+            self.registry = refusal
             return False
+        current = self.current
+        if current is not None and (current.name, current.version) == (version.name, version.version):
+            if current.source != "cache":
+                return False
+            if (
+                current.checksum == version.checksum
+            ):  # the registry's record: the copy is the registered model
+                self.current = replace(current, source="registry", run_id=version.run_id)
+                return True
+            log.warning(
+                "the cached copy of %s v%s is not what the registry recorded (SHA-256 %.16s..., registry "
+                "%.16s...): loading it from the registry", version.name, version.version,
+                current.checksum, version.checksum,
+            )  # fmt: skip
         try:
-            fresh = load(self.uri, self.default_name, self.cache_dir)  # loaded and warmed beside the old one
+            fresh = self._load(version)  # loaded and warmed beside the old one
         except Exception as exc:
-            self.registry = f"ok, but v{ref.version} did not load: {_describe(exc)}"
+            refused = isinstance(exc, ModelIntegrityError)
+            self.registry = (
+                f"ok, but v{version.version} {'was refused' if refused else 'did not load'}: {_describe(exc)}"
+            )
+            if refused:
+                self._refused[version.key] = self.registry
             log.error("%s; still serving v%s", self.registry, current.version if current else None)
             return False
         old, self.current = self.current, fresh  # one reference assignment: atomic for readers
-        log.info("alias moved: now serving v%s (was v%s)", fresh.version, old.version if old else None)
+        log.info("now serving v%s (was v%s)", fresh.version, old.version if old else None)
         return True

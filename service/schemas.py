@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-Price = Annotated[float, Field(gt=0, allow_inf_nan=False, description="positive, finite")]
+# Numbers are JSON numbers (strict): pydantic's lax mode would read `true` as 1 and "5" as 5.
+Price = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True, description="positive, finite")]
 TICKER_PATTERN = r"^[A-Za-z0-9^][A-Za-z0-9.^=&-]{0,31}$"
 Ticker = Annotated[str, Field(pattern=TICKER_PATTERN, examples=["^GSPC"])]
 # The stores keep naive UTC times; the API always says so (RFC 3339 with an offset).
@@ -15,7 +16,15 @@ UTCDatetime = Annotated[
     dt.datetime,
     AfterValidator(lambda t: t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)),
 ]
-Level = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+Level = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, strict=True)]
+
+
+def _integral_float(value):
+    """5.0 -> 5: JSON Schema counts 5.0 as an integer, so the API takes it; strict mode alone would not."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Horizon = Annotated[int, Field(ge=1, le=250, strict=True), BeforeValidator(_integral_float)]
 LEVELS_DESCRIPTION = (
     "quantile levels to answer, each in (0, 1) and within the served model's range (0.025 to 0.975 "
     "for the default model; GET /v1/model: `levels`): levels between the model's own are interpolated. "
@@ -83,7 +92,13 @@ class ForecastRequest(BaseModel):
                 {"ticker": "^GSPC", "horizon": 5},
                 {"bars": _example_bars(), "horizon": 3},
                 {"ticker": "^GSPC", "horizon": 5, "levels": [0.05, 0.5, 0.95]},
-            ]
+            ],
+            # "Exactly one of ticker, bars, closes", in the document: null counts as not given.
+            "oneOf": [
+                {"required": ["ticker"], "properties": {"ticker": {"type": "string"}}},
+                {"required": ["bars"], "properties": {"bars": {"type": "array"}}},
+                {"required": ["closes"], "properties": {"closes": {"type": "array"}}},
+            ],
         },
     )
 
@@ -101,7 +116,7 @@ class ForecastRequest(BaseModel):
         | None
     ) = None
     as_of: dt.date | None = Field(None, description="date of the last close, for `closes`")
-    horizon: int | None = Field(None, ge=1, le=250, description=HORIZON_DESCRIPTION)
+    horizon: Horizon | None = Field(None, description=HORIZON_DESCRIPTION)
     levels: Annotated[list[Level], Field(min_length=1, max_length=99)] | None = Field(
         None, description=LEVELS_DESCRIPTION
     )
@@ -122,7 +137,7 @@ class BatchForecastRequest(BaseModel):
     )
 
     tickers: Annotated[list[Ticker], Field(min_length=1, max_length=500)]
-    horizon: int | None = Field(None, ge=1, le=250, description=HORIZON_DESCRIPTION)
+    horizon: Horizon | None = Field(None, description=HORIZON_DESCRIPTION)
     levels: Annotated[list[Level], Field(min_length=1, max_length=99)] | None = Field(
         None, description=LEVELS_DESCRIPTION
     )
@@ -248,4 +263,5 @@ BODY_ERRORS: dict = {
     },
     408: {"model": ErrorPublic, "description": "the body did not arrive within FORECASTER_BODY_TIMEOUT_S"},
     413: {"model": ErrorPublic, "description": "the body is over FORECASTER_MAX_BODY_BYTES"},
+    415: {"model": ErrorPublic, "description": "the body was sent without Content-Type: application/json"},
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from forecaster.config import Settings
@@ -21,6 +21,9 @@ class ServiceSettings(Settings):
     max_bars: int = 5000  # per request
     max_body_bytes: int = 2_000_000  # counted as received: chunked bodies too (413 past it)
     body_timeout_s: float = 10.0  # the whole body must arrive within this, else 408
+    # A connection's request headers must arrive within this of its opening (or of the last
+    # response), else it is closed (service.protocol; 408 when half a request came in).
+    header_timeout_s: float = Field(10.0, gt=0)
     reload_interval_s: float = 30.0  # registry polling for a moved alias; 0 turns hot reload off
     # Without the registry (no model, or the cached champion): how often it is retried, reload or not.
     registry_retry_s: float = 5.0

@@ -20,6 +20,7 @@ from conftest import mlflow_environment_restored
 from forecaster import tracking
 from forecaster.config import Settings
 from forecaster.data import PriceStore
+from forecaster.data.sessions import future_sessions
 from forecaster.model import FuzzyLSTMForecaster
 from service.main import create_app
 from service.settings import ServiceSettings
@@ -73,12 +74,20 @@ def client(registry, monkeypatch):
         yield c
 
 
+def sessions(first, n: int) -> list[str]:
+    """`n` XNYS trading sessions from `first` on: the only days the API takes bars for."""
+    return [str(day) for day in future_sessions(np.array([np.datetime64(first, "D") - 1]), n, "XNYS")[0]]
+
+
 def bars_body(bars, n=40, changes=None):
+    """The last `n` bars of AAA as a request's `bars`, dated on consecutive sessions (the synthetic
+    frame's business days include exchange holidays)."""
     rows = bars[bars["ticker"] == "AAA"].tail(n)
+    days = sessions(rows["date"].iloc[0].date(), len(rows))
     out = [
-        {"date": str(r.date.date()), "open": r.open, "high": r.high, "low": r.low, "close": r.close,
+        {"date": day, "open": r.open, "high": r.high, "low": r.low, "close": r.close,
          "adj_close": r.adj_close, "volume": r.volume}
-        for r in rows.itertuples()
+        for day, r in zip(days, rows.itertuples(), strict=True)
     ]  # fmt: skip
     for (i, field), value in (changes or {}).items():
         out[i][field] = value

@@ -226,3 +226,43 @@ def test_metrics_sum_the_counts_of_every_worker_and_label_docs_routes(registry, 
             assert f'route="{route}",status="200"' in text
         assert 'route="unmatched"' not in text
         assert text.count("model_info{") == 1 and 'version="1"} 1.0' in text
+
+
+def test_idle_and_half_sent_request_heads_are_closed_at_the_header_deadline(registry, tmp_path):  # noqa: F811
+    """`forecast serve`'s uvicorn: connections that never finish a request head are closed after
+    FORECASTER_HEADER_TIMEOUT_S (408 for half a head); a slow but timely head is still served."""
+    from test_service_resilience import api_process, wait_for
+
+    log = tmp_path / "api.log"
+    with api_process(registry, log, FORECASTER_HEADER_TIMEOUT_S="1.5") as (url, proc):
+        wait_for(f"{url}/readyz", proc, log)
+        host, port = url.removeprefix("http://").split(":")
+        start = time.monotonic()
+        idle = [socket.create_connection((host, int(port)), timeout=15) for _ in range(20)]
+        half = [socket.create_connection((host, int(port)), timeout=15) for _ in range(20)]
+        for sock in half:
+            sock.sendall(b"POST /v1/forecast HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        timely = socket.create_connection((host, int(port)), timeout=15)
+        for part in (b"GET /healthz HTTP/1.1\r\n", b"Host: x\r\n", b"Connection: close\r\n\r\n"):
+            timely.sendall(part)
+            time.sleep(0.4)
+        assert read_until_closed(timely)[0].startswith(b"HTTP/1.1 200")
+        assert requests.get(f"{url}/healthz", timeout=5).ok  # the worker answers meanwhile
+
+        for sock in idle:
+            answer, at = read_until_closed(sock)
+            assert answer == b"" and 1.4 < at - start < 6, (answer, at - start)
+        for sock in half:
+            answer, at = read_until_closed(sock)
+            assert answer.startswith(b"HTTP/1.1 408") and b"not received within 1.5 s" in answer, answer
+            assert 1.4 < at - start < 6
+
+
+def read_until_closed(sock: socket.socket) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and when it closed it."""
+    answer = b""
+    with contextlib.suppress(ConnectionResetError):
+        while data := sock.recv(65536):
+            answer += data
+    sock.close()
+    return answer, time.monotonic()

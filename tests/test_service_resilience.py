@@ -22,6 +22,7 @@ from test_service import (  # noqa: F401  (module fixtures: a SQLite registry wi
     bars_body,
     make_settings,
     registry,
+    sessions,
     tiny_config_module,
     two_ticker_bars_module,
 )
@@ -29,6 +30,7 @@ from test_service import (  # noqa: F401  (module fixtures: a SQLite registry wi
 from forecaster import tracking
 from forecaster.config import Settings
 from forecaster.features.windows import window_from_arrays
+from forecaster.tracking.pyfunc import model_checksum
 from service.forecasting import MicroBatcher
 from service.main import create_app
 from service.model_state import load
@@ -42,10 +44,19 @@ def client(registry, monkeypatch):  # noqa: F811
 
 
 def shifted_bars(bars, start: str | None, n: int = 40, end: str | None = None) -> list[dict]:
-    """`n` valid bars of AAA re-dated to business days from `start` (or up to `end`)."""
+    """`n` valid bars of AAA re-dated to XNYS sessions from `start` (or up to `end`); to business
+    days where the calendar ends (the API names the date it cannot reach)."""
     body = bars_body(bars, n=n)
-    for row, day in zip(body, pd.bdate_range(start, end, periods=n), strict=True):
-        row["date"] = str(day.date())
+    try:
+        days = (
+            sessions(start, n)
+            if start
+            else [d for d in sessions(np.datetime64(end) - 3 * n, 3 * n) if d <= end][-n:]
+        )
+    except ValueError:
+        days = [str(day.date()) for day in pd.bdate_range(start, end, periods=n)]
+    for row, day in zip(body, days, strict=True):
+        row["date"] = day
     return body
 
 
@@ -170,7 +181,11 @@ def test_a_restart_during_a_registry_outage_serves_the_cached_champion(registry,
     with api_process(registry, log) as (url, proc):
         ready = wait_for(f"{url}/readyz", proc, log).json()
         assert ready["source"] == "registry" and ready["registry"] == "ok"
-    assert (registry / "serving-cache" / "fcm-lstm" / "1" / "metadata.json").is_file()
+    entry = registry / "serving-cache" / "fcm-lstm" / "1"
+    assert (entry / "model" / "MLmodel").is_file()  # the registered files, with their recorded checksum
+    assert json.loads((entry / "registry.json").read_text())["model_sha256"] == model_checksum(
+        entry / "model"
+    )
     assert json.loads((registry / "serving-cache" / "fcm-lstm" / "@champion.json").read_text()) == {
         "version": "1"
     }

@@ -11,6 +11,7 @@ from service.forecasting import (
     bars_to_arrays,
     check_horizon,
     check_levels,
+    check_sessions,
     closes_to_arrays,
     forecast_each,
     history_of,
@@ -73,6 +74,7 @@ async def forecast(body: ForecastRequest, request: Request, loaded: ModelDep) ->
     else:
         if body.bars is not None:
             field = ("body", "bars")
+            check_sessions(body.bars, loaded.forecaster.config.window.calendar, field)
             arrays = bars_to_arrays(body.bars, bars_needed(loaded))
         else:
             field = ("body", "closes")
