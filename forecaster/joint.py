@@ -172,6 +172,7 @@ def shrunk_correlation(scores: np.ndarray, shrinkage: str = "ledoit_wolf") -> np
     return corr
 
 
+@dataclass
 class Copula:
     """Student-t (or Gaussian, `df=None`) copula with a shrunk correlation of past daily returns.
 
@@ -181,19 +182,11 @@ class Copula:
     `tickers_`, `n_obs_` (rows read) and `as_of_` (the last date read, None for an array).
     """
 
-    def __init__(
-        self,
-        df: float | None = 6.0,  # t degrees of freedom (joint crashes: tail dependence); None: Gaussian
-        window: int = 504,  # trailing rows of daily returns (about 2 years)
-        shrinkage: str = "ledoit_wolf",  # or "factor": market factor + idiosyncratic noise
-        standardize: bool = True,  # divide by the EWMA volatility of the day before
-        min_periods: int = 60,
-    ):
-        self.df = df
-        self.window = window
-        self.shrinkage = shrinkage
-        self.standardize = standardize
-        self.min_periods = min_periods
+    df: float | None = 6.0  # t degrees of freedom (joint crashes: tail dependence); None: Gaussian
+    window: int = 504  # trailing rows of daily returns (about 2 years)
+    shrinkage: str = "ledoit_wolf"  # or "factor": market factor + idiosyncratic noise
+    standardize: bool = True  # divide by the EWMA volatility of the day before
+    min_periods: int = 60
 
     def fit(self, returns, as_of=None) -> Copula:
         if self.df is not None and not self.df > 0:

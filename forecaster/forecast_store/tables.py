@@ -59,10 +59,10 @@ job_locks = sa.Table(
     "job_locks",
     metadata,
     sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("token", sa.String(32)),  # new per acquisition: the fencing token
     sa.Column("holder", sa.String(200), nullable=False),
     sa.Column("acquired_at", sa.DateTime, nullable=False),
     sa.Column("expires_at", sa.DateTime, nullable=False),
-    sa.Column("token", sa.String(32)),  # new per acquisition: the fencing token
 )
 
 # Adaptive conformal inference (forecaster.calibration.aci) per ticker, model, horizon and level: the working
