@@ -76,3 +76,26 @@ def test_importing_forecaster_asks_openmp_to_wait_passively_unless_told_otherwis
         [sys.executable, "-c", code], capture_output=True, text=True, env=env | {"OMP_WAIT_POLICY": "ACTIVE"}
     )
     assert out.stdout.strip() == "ACTIVE"
+
+
+def test_training_under_a_cpu_quota_uses_the_cpus_the_quota_allows(tmp_path, monkeypatch):
+    # torch's default is the host's cores (it follows the affinity mask, not a cgroup quota);
+    # the training loop's first step fixes it, unless someone chose a count.
+    import torch
+
+    from forecaster.runtime import threads
+
+    monkeypatch.setattr(threads, "CGROUP_ROOT", fake_cgroup(tmp_path, "100000 100000"))  # one CPU
+    monkeypatch.setattr(threads, "_checked", False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("FORECASTER_TORCH_THREADS", raising=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(os.cpu_count())  # torch's default on this host
+        assert threads.ensure_threads() == 1 == torch.get_num_threads()
+        torch.set_num_threads(os.cpu_count())
+        monkeypatch.setattr(threads, "_checked", False)
+        monkeypatch.setenv("FORECASTER_TORCH_THREADS", str(os.cpu_count()))
+        assert threads.ensure_threads() == os.cpu_count()  # an explicit choice is left alone
+    finally:
+        torch.set_num_threads(before)

@@ -25,6 +25,7 @@ from torch import nn
 from forecaster.config import TrainConfig
 from forecaster.experts.network import ExpertEnsemble, fuse
 from forecaster.runtime.progress import Progress
+from forecaster.runtime.threads import ensure_threads
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ def _fit(
     weights one validation loss judges (one expert's block, or the whole ensemble when fine-tuning).
     """
     device = train[0].device
+    if device.type == "cpu":
+        ensure_threads()  # the host's core count is too many threads in a CPU-limited container
     bf16 = device.type == "cuda" if config.precision == "auto" else config.precision == "bf16"
     step = _Step(module, loss_fn, *_optimizer(module, config, stage.lr, device), bf16, config.grad_clip)
     generator = torch.Generator(device="cpu").manual_seed(config.seed)

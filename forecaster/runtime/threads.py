@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-def cgroup_cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
+def cgroup_cpu_quota(root: Path | None = None) -> float | None:
     """CPUs' worth of time the cgroup allows (e.g. 1.5), or None when unlimited or unknown."""
+    root = CGROUP_ROOT if root is None else root
     v2 = root / "cpu.max"  # "max 100000" or "<quota> <period>"
     v1_quota, v1_period = root / "cpu" / "cpu.cfs_quota_us", root / "cpu" / "cpu.cfs_period_us"
     try:
@@ -41,7 +42,7 @@ def cgroup_cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
     return None
 
 
-def usable_cpus(root: Path = CGROUP_ROOT) -> int:
+def usable_cpus(root: Path | None = None) -> int:
     """CPUs this process may run on: its affinity mask, capped by the cgroup quota (rounded up)."""
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -80,3 +81,29 @@ def configure_threads(threads: int | None = None) -> int:
         os.environ.get("OMP_WAIT_POLICY", "default"),
     )
     return threads
+
+
+_checked = False
+
+
+def ensure_threads() -> int:
+    """Before training on the CPU: fix torch's default thread count where it exceeds the usable CPUs.
+
+    torch defaults to the host's cores; inside a CPU-limited container or under `taskset` that is
+    too many. A count someone set (`torch.set_num_threads`, OMP_NUM_THREADS,
+    FORECASTER_TORCH_THREADS) is left alone. Logs the count once per process.
+    """
+    global _checked
+    import torch
+
+    if not _checked:
+        _checked = True
+        explicit = os.environ.get("FORECASTER_TORCH_THREADS") or os.environ.get("OMP_NUM_THREADS")
+        default = os.cpu_count() or 1
+        if explicit or torch.get_num_threads() != default or usable_cpus() >= default:
+            log.info(
+                "torch threads: %d (usable CPUs %d of %d)", torch.get_num_threads(), usable_cpus(), default
+            )
+        else:
+            configure_threads()
+    return torch.get_num_threads()
