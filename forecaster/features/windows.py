@@ -1,4 +1,4 @@
-"""Sliding windows pooled across tickers, and chronological splits.
+"""Sliding windows pooled across tickers: lazy (one [T, F] array and window ends), cut on demand.
 
 A window ending on day t (its *origin*, the as-of date) holds the features of days t-L+1..t;
 its target is the log returns of the adjusted close on the next H trading days t+1..t+H.
