@@ -8,27 +8,24 @@ model = FuzzyLSTMForecaster(ForecasterConfig()).fit(bars)
 model.predict(bars)          # next 5 trading days per ticker, intervals, memberships
 """
 
-from importlib import metadata as _metadata
-
-from forecaster.config import (
-    ClusterConfig,
-    ExpertConfig,
-    ForecasterConfig,
-    Settings,
-    TrainConfig,
-    WindowConfig,
-)
+from forecaster._version import __version__
 from forecaster.runtime.threads import passive_waiting
 
 passive_waiting()  # before anything imports torch: OpenMP reads its wait policy once, at start
 
-try:
-    __version__ = _metadata.version("fcm-lstm-forecaster")
-except _metadata.PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
-
-# Lazy, so `forecaster --help` and settings do not pay for importing torch: name -> module.
+# Lazy, so `forecaster --version` pays for nothing and settings do not pay for torch: name -> module.
 _LAZY = {
+    **{
+        name: "forecaster.config"
+        for name in (
+            "ClusterConfig",
+            "ExpertConfig",
+            "ForecasterConfig",
+            "Settings",
+            "TrainConfig",
+            "WindowConfig",
+        )
+    },
     "FuzzyLSTMForecaster": "forecaster.model",
     "FuzzyCMeans": "forecaster.regimes.fcm",
     "load_bars": "forecaster.data",
