@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
 import forecaster
 
@@ -24,9 +25,7 @@ def test_version_imports_nothing_heavy():
 
 def test_the_installed_console_script_and_the_package_agree_on_the_version():
     assert metadata.version("fcm-lstm-forecaster") == forecaster.__version__
-    script = shutil.which("forecaster") or str(
-        __import__("pathlib").Path(sys.executable).with_name("forecaster")
-    )
+    script = str(Path(sys.executable).with_name("forecaster"))
     out = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == f"forecaster {forecaster.__version__}"
     help_out = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
