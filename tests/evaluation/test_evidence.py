@@ -56,7 +56,9 @@ def test_traffic_light_counts_rolling_windows_per_model_and_ticker():
     assert set(lights["windows"]) == {1000 - 250 + 1}
     shares = traffic_light_shares(lights).set_index("model")
     assert shares.loc["calibrated", "green"] > 0.75  # P(<= 4 of 250 at 1%) = 0.89 per window
-    assert shares.loc["calibrated", "red"] == 0 and shares.loc["narrow", "red"] > 0.9  # 1% VaR 40% too tight: ~7% exceptions, 17 in 250 days
+    assert (
+        shares.loc["calibrated", "red"] == 0 and shares.loc["narrow", "red"] > 0.9
+    )  # 1% VaR 40% too tight: ~7% exceptions, 17 in 250 days
 
 
 def test_without_a_one_percent_quantile_there_is_no_traffic_light():
