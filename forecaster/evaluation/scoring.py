@@ -114,7 +114,8 @@ def quantile_scores(frame: pd.DataFrame) -> dict[str, float]:
     alpha = 2 * levels[lower]
     # WIS = (|y - m| / 2 + sum_k alpha_k / 2 * IS_k) / (K + 1/2). Not sr.weighted_interval_score:
     # its numpy backend (scoringrules 0.10) adds w_median * median where |y - median| belongs.
-    interval = sr.interval_score(y, q[:, lower], q[:, upper], alpha, backend="numpy")  # [N, K]
+    interval = sr.interval_score(y, q[:, lower], q[:, upper], alpha, backend="numpy")  # squeezed
+    interval = np.reshape(interval, (len(y), len(alpha)))  # [N, K], also for K = 1 or N = 1
     wis = (np.abs(y - q[:, mid[0]]) / 2 + (interval * alpha / 2).sum(axis=-1)) / (len(alpha) + 0.5)
     return out | {"wis": float(np.mean(wis))}
 
