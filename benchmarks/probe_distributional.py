@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from forecaster.config import DEFAULT_LEVELS, WindowConfig
+from forecaster.evaluation.baselines import BASELINES as REGISTERED
 from forecaster.evaluation.baselines import (
     EwmaForecaster,
     GarchForecaster,
+    GjrGarchForecaster,
+    HarQuantileForecaster,
     HistoricalForecaster,
     NaiveForecaster,
     level_index,
@@ -33,9 +37,13 @@ from forecaster.metrics import coverage, pinball_loss
 
 BASELINES = {
     "garch": GarchForecaster,  # GARCH(1,1)-t
+    "gjr_garch": GjrGarchForecaster,  # GJR-GARCH(1,1) skewed t, simulated h-day paths
+    "har_qr": HarQuantileForecaster,  # HAR quantile regression on RV1/5/22 levels
+    "har_qr_log": partial(HarQuantileForecaster, log_vol=True),  # ... on log RV
     "ewma": EwmaForecaster,  # EWMA 0.94, empirical standardized quantiles
     "historical": HistoricalForecaster,  # last 500 h-day returns
     "naive": NaiveForecaster,  # unconditional training quantiles of h-day returns
+    **{name: REGISTERED[name] for name in ("garch+cqr", "gjr_garch+cqr", "har_qr+cqr", "ewma+cqr")},
 }
 LEVELS = DEFAULT_LEVELS  # 0.05 and 0.95 give the 90% interval
 
@@ -62,6 +70,7 @@ def main() -> None:
     parser.add_argument("--test-start", default="2012-01-01")
     parser.add_argument("--test-end", default="2017-11-10")
     parser.add_argument("--horizon", type=int, default=5)
+    parser.add_argument("--models", default=",".join(BASELINES), help="comma-separated baselines")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -81,9 +90,10 @@ def main() -> None:
     header = f"{'baseline':<11} {'h':>2} {'pinball x1e4':>13} {'cov80':>7} {'cov90':>7} {'cov95':>7} {'seconds':>8}"
     print(header)
     print("-" * len(header))
-    for name, cls in BASELINES.items():
+    for name in args.models.split(","):
+        cls = BASELINES[name]
         t0 = time.perf_counter()
-        model = cls(config, coverage=(0.8, 0.95), levels=LEVELS).fit(train)
+        model = cls(config, coverage=(0.8, 0.95), levels=LEVELS).fit(train)  # +cqr: calib block of train
         q = model.predict_windows(test, bars=bars).quantiles  # [N, H, Q]
         seconds = time.perf_counter() - t0
         for h in shown:

@@ -27,8 +27,9 @@ FEATURES = (
     "rv_66",
     "norm_return",
 )
-# Quantile levels the experts forecast by default; the 80% and 95% intervals are read off them.
-DEFAULT_LEVELS = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975)
+# Quantile levels the experts forecast by default; the 80% and 95% intervals are read off them, and
+# 0.01 / 0.99 give the 1% VaR the Basel traffic light backtests.
+DEFAULT_LEVELS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975, 0.99)
 DESCRIPTORS = ("cum_return", "log_volatility", "last5_return", "max_abs_move", "trend_strength")
 
 

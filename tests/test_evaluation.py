@@ -9,7 +9,14 @@ from typer.testing import CliRunner
 
 from conftest import random_walk_bars, regime_switching_setup
 from forecaster.cli import app
-from forecaster.config import ClusterConfig, ExpertConfig, ForecasterConfig, TrainConfig, WindowConfig
+from forecaster.config import (
+    DEFAULT_LEVELS,
+    ClusterConfig,
+    ExpertConfig,
+    ForecasterConfig,
+    TrainConfig,
+    WindowConfig,
+)
 from forecaster.evaluation.backtest import COMPETITORS, walk_forward
 from forecaster.evaluation.baselines import ArimaForecaster
 from forecaster.evaluation.report import write_report
@@ -191,7 +198,8 @@ def test_nothing_after_an_origin_reaches_the_forecasts_made_at_it():
         "realized_vol",
         "regime",
     ]
-    assert len(quantiles) == 9  # the volatility baselines filter the full bars, up to each origin only
+    # the volatility baselines filter the full bars, up to each origin only
+    assert len(quantiles) == len(DEFAULT_LEVELS)
     distributional = before.forecasts[before.forecasts["model"].isin(["garch", "ewma", "historical"])]
     assert distributional[quantiles].notna().all().all()
     made = lambda r: r.forecasts[r.forecasts["origin"] <= cut].reset_index(drop=True)  # noqa: E731

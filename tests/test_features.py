@@ -4,7 +4,6 @@ import pytest
 from conftest import random_walk_bars
 from forecaster.config import FEATURES
 from forecaster.features.daily import VOLATILITY_FEATURES, daily_features, history_needed
-from forecaster.features.volatility import PRIOR_VOL, ewma_volatility, realized_volatility
 
 
 def test_every_feature_has_one_row_per_day_after_the_first_and_log_return_first():
@@ -14,17 +13,34 @@ def test_every_feature_has_one_row_per_day_after_the_first_and_log_return_first(
     np.testing.assert_allclose(f[:, 0], np.diff(np.log(bars["adj_close"])))
 
 
-def test_volatility_features_are_logs_of_the_volatility_helpers():
+def hand_volatilities(r: np.ndarray) -> dict[str, np.ndarray]:
+    """The volatility features written out day by day, independently of forecaster.features.volatility:
+    an expanding mean of squares with a 1% prior counted as one day, then EWMA 0.94 from day 20, and
+    k-day root mean squares once k days exist."""
+    out = {name: np.empty(len(r)) for name in ("ewma_vol", "rv_5", "rv_22", "rv_66")}
+    var = 0.0
+    for t in range(len(r)):
+        expanding = (0.01**2 + np.sum(r[: t + 1] ** 2)) / (t + 2)
+        var = expanding if t < 20 else 0.94 * var + 0.06 * r[t] ** 2
+        out["ewma_vol"][t] = np.sqrt(var)
+        for days in (5, 22, 66):
+            mean_square = np.mean(r[t - days + 1 : t + 1] ** 2) if t >= days - 1 else expanding
+            out[f"rv_{days}"][t] = np.sqrt(mean_square)
+    return out
+
+
+def test_volatility_features_match_a_hand_computation():
     bars = random_walk_bars(200, vol=0.02)
-    f = daily_features(bars, ("log_return", "ewma_vol", "rv_5", "rv_22", "rv_66", "norm_return"))
-    r = f[:, 0]
-    sigma = ewma_volatility(r)
-    np.testing.assert_allclose(f[:, 1], np.log(sigma))
-    for column, days in ((2, 5), (3, 22), (4, 66)):
-        np.testing.assert_allclose(f[:, column], np.log(realized_volatility(r, days)))
-    # norm_return divides by the forecast made the day before (the prior on the first day).
-    np.testing.assert_allclose(f[1:, 5], r[1:] / sigma[:-1])
-    np.testing.assert_allclose(f[0, 5], r[0] / PRIOR_VOL)
+    names = ("log_return", "ewma_vol", "rv_5", "rv_22", "rv_66", "norm_return")
+    f = daily_features(bars, names)
+    r = np.diff(np.log(bars["adj_close"].to_numpy()))
+    np.testing.assert_allclose(f[:, 0], r, rtol=1e-6)
+    hand = hand_volatilities(r)
+    for column, name in enumerate(names[1:5], start=1):
+        np.testing.assert_allclose(f[:, column], np.log(hand[name]), rtol=1e-5, err_msg=name)
+    # norm_return divides by the forecast made the day before (the 1% prior on the first day).
+    np.testing.assert_allclose(f[1:, 5], r[1:] / hand["ewma_vol"][:-1], rtol=1e-5)
+    np.testing.assert_allclose(f[0, 5], r[0] / 0.01, rtol=1e-5)
     assert 0.7 < f[100:, 5].std() < 1.3  # about unit variance once warmed up
 
 

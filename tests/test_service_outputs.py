@@ -16,12 +16,12 @@ from test_service import (  # noqa: F401  (module fixtures: a registry of its ow
 
 from conftest import mlflow_environment_restored
 from forecaster import forecast_store, serving, tracking
-from forecaster.config import Settings
+from forecaster.config import DEFAULT_LEVELS, Settings
 from forecaster.features.windows import latest_windows
 from pipelines import batch_forecast
 from service.main import create_app
 
-LEVELS = ["0.025", "0.05", "0.1", "0.25", "0.5", "0.75", "0.9", "0.95", "0.975"]
+LEVELS = [f"{level:g}" for level in DEFAULT_LEVELS]  # "0.01" .. "0.99"
 
 
 @pytest.fixture
@@ -88,8 +88,8 @@ def test_requested_levels_are_interpolated_inside_the_models_range(client):
 @pytest.mark.parametrize(
     "levels, loc, message",
     [
-        ([0.5, 0.99], ["body", "levels", 1], "level 0.99 is beyond this model's quantiles"),
-        ([0.01], ["body", "levels", 0], "forecasts levels 0.025 to 0.975"),
+        ([0.5, 0.995], ["body", "levels", 1], "level 0.995 is beyond this model's quantiles"),
+        ([0.005], ["body", "levels", 0], "forecasts levels 0.01 to 0.99"),
         ([0.5, 1.0], ["body", "levels", 1], "less than 1"),
         ([0.0], ["body", "levels", 0], "greater than 0"),
         ([], ["body", "levels"], "at least 1"),

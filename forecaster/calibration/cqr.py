@@ -34,14 +34,13 @@ class QuantileCalibrator:
             raise ValueError(f"quantile calibration needs at least 10 calibration windows, got {n}")
         residual = actual[:, :, None] - quantiles  # [N, H, Q]
         self.shifts_ = np.empty(residual.shape[1:])
+        ordered = np.sort(residual, axis=0)
         for q, level in enumerate(self.levels):
-            # Finite-sample conformal ranks: upper levels round up, lower levels round down, so each
-            # side of an interval is at least as wide as the nominal coverage asks.
-            if level >= 0.5:
-                rank, method = min(np.ceil((n + 1) * level) / n, 1.0), "higher"
-            else:
-                rank, method = max(np.floor((n + 1) * level) / n, 0.0), "lower"
-            self.shifts_[:, q] = np.quantile(residual[:, :, q], rank, axis=0, method=method)
+            # Finite-sample conformal ranks: the k-th smallest residual, k = ceil((n + 1) tau) for upper
+            # levels and floor((n + 1) tau) for lower ones, so each side of an interval is at least
+            # as wide as the nominal coverage asks (clipped to 1..n).
+            k = np.ceil((n + 1) * level) if level >= 0.5 else np.floor((n + 1) * level)
+            self.shifts_[:, q] = ordered[int(np.clip(k, 1, n)) - 1, :, q]
         return self
 
     def transform(self, quantiles: np.ndarray) -> np.ndarray:

@@ -32,7 +32,8 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 REPORT_COLUMNS = [
     "mae", "rmse", "mape", "mase", "theil_u", "return_rmse", "return_theil_u", "direction",
-    "coverage_80", "width_80", "coverage_95", "width_95", "pinball_x1e4", "winkler_80", "winkler_95",
+    "coverage_80", "width_80", "coverage_95", "width_95", "pinball_x1e4", "crps", "wis", "winkler_80",
+    "winkler_95",
 ]  # fmt: skip
 # Diebold-Mariano references: squared error against the point baselines, pinball loss against the
 # distributional bar (GARCH) and the fuzzy model's own equal-weight twin.
@@ -189,6 +190,11 @@ def _evidence_sections(tables) -> list[str]:
         "Kupiec (POF), Christoffersen conditional coverage and the dynamic quantile test do not reject "
         "at 5% (`var_tests.csv` has every ticker's statistics).",
         markdown_table(tables["var_summary"]),
+        "## ES backtest (Acerbi-Szekely Z2, 1-day 2.5% ES)",
+        "Per model over tickers: the share where Z2 does not reject at 5%, the mean Z2 (0 under the "
+        "null, negative when the realized tail is heavier than forecast) and the pooled Z2 of all "
+        "rows with its simulated p-value (`es_tests.csv` has every ticker's).",
+        markdown_table(tables["es_summary"]),
         "## Basel traffic light (99% 1-day VaR, rolling 250 days)",
         markdown_table(lights) if len(lights) else "No model forecasts the 1% quantile.",
     ]

@@ -1,8 +1,9 @@
 """Scores of backtest forecasts (long frames from `backtest.walk_forward`) per group, and DM tests.
 
-Probabilistic scores are on the cumulative log-return scale (scale-free): the pinball loss of the
-quantile columns `q_<level>` and the Winkler score and coverage of the `lower_XX` / `upper_XX`
-intervals. Coverage is also reported conditionally (`conditional_coverage`): per volatility tercile,
+Probabilistic scores are on the cumulative log-return scale (scale-free): the pinball loss, the
+quantile CRPS and the weighted interval score of the quantile columns `q_<level>`, and the Winkler
+(interval) score and coverage of the `lower_XX` / `upper_XX` intervals; the proper scores come
+from `scoringrules`. Coverage is also reported conditionally (`conditional_coverage`): per volatility tercile,
 per dominant fuzzy regime and per year.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import scoringrules as sr
 
 from forecaster.evaluation.comparison import bootstrap_pvalue, diebold_mariano_hac, newey_west_bandwidth
 from forecaster.metrics import (
@@ -22,7 +24,6 @@ from forecaster.metrics import (
     pinball_losses,
     quantile_hit_rates,
     theil_u,
-    winkler_score,
 )
 
 
@@ -33,7 +34,8 @@ def score(forecasts: pd.DataFrame, by: Sequence[str] = ("model",)) -> pd.DataFra
     same rows). Return scale (cumulative log return from the origin, comparable across tickers):
     return_mae, return_rmse, return_theil_u. direction: share of right direction calls (NaN for
     a forecast that never calls one). coverage_XX / width_XX (mean width over the last price).
-    Probabilistic: pinball (mean over rows and the model's quantile levels), winkler_XX.
+    Probabilistic: pinball (mean over rows and the model's quantile levels), crps and wis
+    (`quantile_scores`), winkler_XX (the interval score of the XX% interval).
     """
     rows = []
     for key, group in forecasts.groupby(list(by), sort=True, observed=True):
@@ -70,10 +72,10 @@ def _point_scores(g: pd.DataFrame) -> dict[str, float]:
 
 
 def _probabilistic_scores(g: pd.DataFrame) -> dict[str, float]:
-    """pinball, coverage_XX and winkler_XX of one group (NaN where the model gives none)."""
+    """pinball, crps, wis, coverage_XX and winkler_XX of one group (NaN where the model gives none)."""
     actual, last = g["actual"].to_numpy(np.float64), g["last_price"].to_numpy(np.float64)
     y = np.log(actual / last)
-    out = {"pinball": float(row_pinball(g).mean())}
+    out = {"pinball": float(row_pinball(g).mean()), **quantile_scores(g)}
     for column in [c for c in g.columns if c.startswith("lower_")]:
         pct = column.removeprefix("lower_")
         lower, upper = g[column].to_numpy(np.float64), g[f"upper_{pct}"].to_numpy(np.float64)
@@ -82,8 +84,40 @@ def _probabilistic_scores(g: pd.DataFrame) -> dict[str, float]:
             continue
         out[f"coverage_{pct}"] = coverage(actual, lower, upper)
         alpha = 1 - int(pct) / 100
-        out[f"winkler_{pct}"] = winkler_score(y, np.log(lower / last), np.log(upper / last), alpha)
+        winkler = sr.interval_score(y, np.log(lower / last), np.log(upper / last), alpha, backend="numpy")
+        out[f"winkler_{pct}"] = float(np.mean(winkler))
     return out
+
+
+def quantile_scores(frame: pd.DataFrame) -> dict[str, float]:
+    """Mean quantile CRPS and weighted interval score of the rows' `q_<level>` columns (NaN: none).
+
+    crps: `scoringrules.crps_quantile`, 2 / Q times the summed pinball loss over the levels (Berrisch
+    and Ziel 2023; the CRPS up to the grid, whose tails weigh as much as its centre). wis: the
+    weighted interval score (Bracher et al. 2021, weights alpha / 2) of the median and the central
+    intervals (tau, 1 - tau) of every level tau < 0.5 whose mirror level is there too; it equals the
+    crps for a symmetric set of levels. Rows without every quantile (a point model's) drop out.
+    """
+    columns = quantile_columns(frame)
+    q = frame[list(columns.values())].to_numpy(np.float64)
+    keep = ~np.isnan(q).any(axis=1) if columns else np.zeros(len(frame), bool)
+    if not keep.any():
+        return {"crps": np.nan, "wis": np.nan}
+    levels, q = np.array(list(columns)), q[keep]
+    y = np.log(frame["actual"].to_numpy(np.float64) / frame["last_price"].to_numpy(np.float64))[keep]
+    out = {"crps": float(np.mean(sr.crps_quantile(y, q, levels, backend="numpy")))}
+    lower = [j for j, tau in enumerate(levels) if tau < 0.5 and np.isclose(levels, 1 - tau).any()]
+    mid = np.flatnonzero(np.isclose(levels, 0.5))
+    if not lower or not len(mid):
+        return out | {"wis": np.nan}
+    upper = [int(np.flatnonzero(np.isclose(levels, 1 - levels[j]))[0]) for j in lower]
+    alpha = 2 * levels[lower]
+    # WIS = (|y - m| / 2 + sum_k alpha_k / 2 * IS_k) / (K + 1/2). Not sr.weighted_interval_score:
+    # its numpy backend (scoringrules 0.10) adds w_median * median where |y - median| belongs.
+    interval = sr.interval_score(y, q[:, lower], q[:, upper], alpha, backend="numpy")  # squeezed
+    interval = np.reshape(interval, (len(y), len(alpha)))  # [N, K], also for K = 1 or N = 1
+    wis = (np.abs(y - q[:, mid[0]]) / 2 + (interval * alpha / 2).sum(axis=-1)) / (len(alpha) + 0.5)
+    return out | {"wis": float(np.mean(wis))}
 
 
 def quantile_columns(frame: pd.DataFrame) -> dict[float, str]:

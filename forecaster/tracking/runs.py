@@ -185,7 +185,8 @@ def log_backtest_run(
         for row in summary.to_dict("records"):
             for key, value in row.items():
                 if key != "model" and isinstance(value, int | float) and np.isfinite(value):
-                    metrics[f"{row['model']}.{key}"] = float(value)
+                    # MLflow names take no "+": `garch+cqr` logs as `garch-cqr.<metric>`.
+                    metrics[f"{str(row['model']).replace('+', '-')}.{key}"] = float(value)
         mlflow.log_metrics(metrics)
         mlflow.set_tags(
             {**_git_state(), "kind": "backtest", "data.tickers": ",".join(sorted(bars["ticker"].unique()))}

@@ -85,7 +85,7 @@ def test_garch_variance_filter_matches_arch_forecast(garch_bars):
     )
     variance = np.cumsum(res.forecast(horizon=3, reindex=False).variance.to_numpy()[-1])
     # The 97.5% and 2.5% quantiles are symmetric around h * mu: their spread gives sqrt(V_h).
-    spread = (q[:, -1] - q[:, 0]) * 100 / 2
+    spread = (q[:, DEFAULT_LEVELS.index(0.975)] - q[:, DEFAULT_LEVELS.index(0.025)]) * 100 / 2
     from scipy import stats
 
     z = stats.t.ppf(0.975, p["nu"]) * np.sqrt((p["nu"] - 2) / p["nu"])

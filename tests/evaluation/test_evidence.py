@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from scipy import stats
 
 from forecaster.evaluation.evidence import evidence_tables, traffic_light_shares
@@ -56,9 +57,26 @@ def test_traffic_light_counts_rolling_windows_per_model_and_ticker():
     assert set(lights["windows"]) == {1000 - 250 + 1}
     shares = traffic_light_shares(lights).set_index("model")
     assert shares.loc["calibrated", "green"] > 0.75  # P(<= 4 of 250 at 1%) = 0.89 per window
-    assert shares.loc["calibrated", "red"] == 0 and shares.loc["narrow", "red"] > 0.9  # 1% VaR 40% too tight: ~7% exceptions, 17 in 250 days
+    assert (
+        shares.loc["calibrated", "red"] == 0 and shares.loc["narrow", "red"] > 0.9
+    )  # 1% VaR 40% too tight: ~7% exceptions, 17 in 250 days
 
 
 def test_without_a_one_percent_quantile_there_is_no_traffic_light():
     frame = backtest_frame(n_days=300).drop(columns=["q_0.01", "q_0.99"])
     assert evidence_tables(frame)["traffic_light"].empty
+
+
+def test_es_backtest_keeps_the_calibrated_tail_and_rejects_the_narrow_one():
+    frame = backtest_frame(n_days=800)
+    tables = evidence_tables(frame)
+    tests = tables["es_tests"].set_index(["model", "ticker"])
+    assert len(tests) == 2 * 3 and (tests["n"] == 800).all()
+    one = frame[(frame["model"] == "narrow") & (frame["ticker"] == "AAA")]
+    assert tests.loc[("narrow", "AAA"), "violations"] == (one["actual_log_return"] < one["q_0.025"]).sum()
+    summary = tables["es_summary"].set_index("model")
+    assert summary.loc["calibrated", "z2_pass"] >= 2 / 3 and summary.loc["calibrated", "pooled_p"] > 0.05
+    assert summary.loc["narrow", "z2_pass"] == 0 and summary.loc["narrow", "pooled_p"] < 0.01
+    assert summary.loc["narrow", "mean_z2"] < -1 < summary.loc["calibrated", "mean_z2"]
+    # The pooled Z2 is the n-weighted mean of the tickers' (equal n here: their mean).
+    assert summary.loc["narrow", "pooled_z2"] == pytest.approx(tests.loc["narrow", "z2"].mean())

@@ -144,3 +144,30 @@ def test_a_backtest_of_point_forecasts_only_still_reports(tmp_path):
     assert reliability(frame).empty and dm_tests(frame, ["garch"], loss="pinball").empty
     paths = write_report(BacktestResult(frame, pd.DataFrame(), pd.DataFrame({"fold": [0]})), tmp_path)
     assert "reliability_plot" not in paths and paths["coverage_plot"].is_file()
+
+
+def test_score_gives_quantile_crps_and_weighted_interval_score_by_hand():
+    y = np.array([0.01, 0.03])
+    frame = pd.DataFrame(
+        {
+            "model": "m",
+            "last_price": 100.0,
+            "actual": 100 * np.exp(y),
+            "forecast": 100.0,
+            "mase_scale": 1.0,
+            "q_0.1": -0.02,
+            "q_0.5": 0.0,
+            "q_0.9": 0.02,
+        }
+    )
+    row = score(frame).iloc[0]
+    # crps = 2 / Q * summed pinball: 2 * (0.009 / 3 + 0.029 / 3) / 2 rows
+    assert row["crps"] == pytest.approx(2 * 0.038 / 6)
+    # WIS (K = 1, alpha 0.2): (|y - m| / 2 + 0.1 * IS_80) / 1.5; IS = 0.04, then 0.04 + 10 * 0.01
+    wis = [(0.01 / 2 + 0.1 * 0.04) / 1.5, (0.03 / 2 + 0.1 * 0.14) / 1.5]
+    assert row["wis"] == pytest.approx(np.mean(wis))
+    assert row["wis"] == pytest.approx(row["crps"])  # symmetric levels: WIS is the quantile CRPS
+    # Without the median or a mirrored pair there is no WIS; without quantiles, neither score.
+    assert np.isnan(score(frame.drop(columns="q_0.5")).iloc[0]["wis"])
+    none = score(frame.drop(columns=["q_0.1", "q_0.5", "q_0.9"])).iloc[0]
+    assert np.isnan(none["crps"]) and np.isnan(none["wis"])
