@@ -108,8 +108,16 @@ class FuzzyLSTMForecaster:
 
     # ---- fitting -------------------------------------------------------------------------
 
-    def fit(self, bars: pd.DataFrame, progress: bool | None = None) -> FuzzyLSTMForecaster:
-        """Fit on validated bars: split by date, cluster, train experts, fine-tune, calibrate, score."""
+    def fit(
+        self, bars: pd.DataFrame, progress: bool | None = None, *, verbose: bool | None = None
+    ) -> FuzzyLSTMForecaster:
+        """Fit on validated bars: split by date, cluster, train experts, fine-tune, calibrate, score.
+
+        Training shows its progress (a bar on a terminal or in a notebook, periodic lines on stderr
+        or in the log elsewhere: `forecaster.runtime.progress`); `verbose=False` or
+        `progress=False` trains quietly.
+        """
+        progress = False if False in (progress, verbose) else None
         torch.manual_seed(self.config.train.seed)
         splits = split_windows(make_windows(bars, self.config.window), self.config.window)
         train, val = splits["train"], splits["val"]
