@@ -2,12 +2,13 @@
 
 Every table fits the console's width: optional columns go first, then the remaining columns
 are split over several tables that repeat the key columns (ticker, horizon, date; or the
-model), so no key cell is ever cut to "…". Piped output (logs, CI) gets 140 columns unless
-COLUMNS says otherwise.
+model), so no key cell is ever cut to "…". The width is the terminal's; piped output (logs, CI,
+`| less`) gets COLUMNS, else 80 (`console_width`).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -16,13 +17,24 @@ from rich.markup import escape
 from rich.table import Table
 
 
-def _width(stream) -> int | None:
-    # Not COLUMNS: GNU readline exports it (80) into the environment of child processes.
-    return None if stream.isatty() else 140
+def console_width(stream=None) -> int:
+    """Columns to print in: a terminal's own width, else COLUMNS, else 80.
+
+    On a terminal its size wins over COLUMNS: GNU readline exports a COLUMNS (often a stale 80)
+    into the environment of child processes. Piped, COLUMNS is the only word on the width.
+    """
+    stream = stream or sys.stdout
+    try:
+        if stream.isatty():
+            return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        pass
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else 80
 
 
-console = Console(width=_width(sys.stdout))
-err_console = Console(stderr=True, width=_width(sys.stderr))
+console = Console(width=console_width(sys.stdout))
+err_console = Console(stderr=True, width=console_width(sys.stderr))
 
 
 def say(message: str, **options) -> None:
