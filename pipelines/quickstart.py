@@ -52,14 +52,17 @@ def quickstart_config(epochs: int = 15, clusters: int | str = 3) -> ForecasterCo
 def run(
     settings: Settings, config: ForecasterConfig, plot_tickers: list[str] | None = None
 ) -> QuickstartResult:
-    bars = load_sample()
-    PriceStore(settings.price_dir).write(bars)
-    say(f"[dim]stored {len(bars):,} sample bars in {settings.price_dir}[/]")
-    model, model_dir = fit_and_save(bars, config, settings, NAME)
-    print_forecast(model.predict(bars), model.regime_labels_)
-    print_metrics(model.metrics_)
-    plots = write_run_plots(model, bars, settings.reports_dir / NAME, plot_tickers)
-    logged, decision = register_and_promote(model, bars, settings, NAME, tuple(plots))
+    # The run opens first: its duration is the job's and its loss curves grow while training.
+    with tracking.training_run(settings, NAME) as opened:
+        say(f"[dim]MLflow run {opened.info.run_id}: {tracking.run_url(settings, opened.info.run_id)}[/]")
+        bars = load_sample()
+        PriceStore(settings.price_dir).write(bars)
+        say(f"[dim]stored {len(bars):,} sample bars in {settings.price_dir}[/]")
+        model, model_dir = fit_and_save(bars, config, settings, NAME)
+        print_forecast(model.predict(bars), model.regime_labels_)
+        print_metrics(model.metrics_)
+        plots = write_run_plots(model, bars, settings.reports_dir / NAME, plot_tickers)
+        logged, decision = register_and_promote(model, bars, settings, NAME, tuple(plots))
     return QuickstartResult(model, model_dir, plots, logged.run_id, logged.version, decision)
 
 
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         f"prices: {settings.price_dir}\n"
         f"mlflow: run {result.run_id}, {promotion_line(settings.model_name, result.decision)}\n"
         f"        tracking store {settings.tracking_uri}\n"
-        f"        open the UI with `forecaster ui`, then {tracking.ui_url(settings)}",
+        f"        open the UI with `forecaster ui`, then {tracking.run_url(settings, result.run_id)}",
         highlight=False,
     )
     say(f"done in {time.perf_counter() - started:.0f} s on {result.model.device_}")
