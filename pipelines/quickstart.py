@@ -27,6 +27,7 @@ from forecaster.data import DataSourceError, PriceStore, load_sample
 from forecaster.evaluation.run_plots import write_run_plots
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.runtime.logs import setup_logging
+from forecaster.runtime.placeholders import refuse_placeholders
 from forecaster.tracking import PromotionDecision
 from pipelines.train import fit_and_save, register_and_promote
 
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     tickers = split_tickers(args.plot_tickers)
     try:
+        refuse_placeholders()  # a .env copied unchanged from .env.example
         result = run(settings, quickstart_config(args.epochs, parse_clusters(args.clusters)), tickers)
     except (*EXPECTED_ERRORS, DataSourceError) as exc:  # expected failures: one line
         fail(exc)

@@ -12,9 +12,11 @@ from typing import Annotated
 import typer
 
 from forecaster.cli import model_work, operations, registry, scale
+from forecaster.cli.common import fail
 from forecaster.cli.helptext import fit_typer_help, reflow
 from forecaster.cli.render import console_width
 from forecaster.runtime.logs import setup_logging
+from forecaster.runtime.placeholders import placeholder_problem
 
 # Help at the terminal's width, or COLUMNS (else 80) when piped: `| less` and README generators
 # get what an 80-column terminal shows. TERMINAL_WIDTH, Typer's own setting, still wins.
@@ -46,6 +48,8 @@ def main(
     ] = False,
 ) -> None:
     setup_logging(verbose or None)  # None: FORECASTER_VERBOSE decides
+    if problem := placeholder_problem():  # a .env copied unchanged: stop before any verb starts
+        fail(problem)
 
 
 for verb in (
