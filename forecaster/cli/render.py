@@ -265,7 +265,9 @@ def print_versions(rows: list[dict], title: str, out: Console | None = None) -> 
         for r in rows
     ]
     print_table(
-        layout, out, caption="Scores on the held-out test block (pinball x1e4: lower is better).\n" + "\n".join(notes)
+        layout,
+        out,
+        caption="Scores on the held-out test block (pinball x1e4: lower is better).\n" + "\n".join(notes),
     )
 
 

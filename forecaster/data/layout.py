@@ -47,7 +47,9 @@ def _contract_columns(frame: pd.DataFrame) -> pd.DataFrame:
     if "date" not in frame.columns:
         frame = frame.rename_axis(_column_key(frame.index.name or "")).reset_index()
     if "date" not in frame.columns:
-        raise DataValidationError(f"no date: expected a 'Date' or 'date' column or index, got columns {given}")
+        raise DataValidationError(
+            f"no date: expected a 'Date' or 'date' column or index, got columns {given}"
+        )
     if "adj_close" not in frame.columns and "close" in frame.columns:
         frame = frame.assign(adj_close=frame["close"])
     missing = [c for c in _VALUE_COLUMNS if c not in frame.columns]
