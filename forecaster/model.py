@@ -47,7 +47,7 @@ from forecaster.persistence import (
     write_model_dir,
 )
 from forecaster.prediction import Prediction, prediction_frame
-from forecaster.regimes.clusterer import load_clusterer, make_clusterer
+from forecaster.regimes.clusterer import fit_clusterer, load_clusterer
 from forecaster.regimes.descriptors import regime_descriptors
 from forecaster.regimes.gates import Gate, make_gate
 from forecaster.regimes.labels import cluster_labels
@@ -108,8 +108,16 @@ class FuzzyLSTMForecaster:
 
     # ---- fitting -------------------------------------------------------------------------
 
-    def fit(self, bars: pd.DataFrame, progress: bool | None = None) -> FuzzyLSTMForecaster:
-        """Fit on validated bars: split by date, cluster, train experts, fine-tune, calibrate, score."""
+    def fit(
+        self, bars: pd.DataFrame, progress: bool | None = None, *, verbose: bool | None = None
+    ) -> FuzzyLSTMForecaster:
+        """Fit on validated bars: split by date, cluster, train experts, fine-tune, calibrate, score.
+
+        Training shows its progress (a bar on a terminal or in a notebook, periodic lines on stderr
+        or in the log elsewhere: `forecaster.runtime.progress`); `verbose=False` or
+        `progress=False` trains quietly.
+        """
+        progress = False if False in (progress, verbose) else None
         torch.manual_seed(self.config.train.seed)
         splits = split_windows(make_windows(bars, self.config.window), self.config.window)
         train, val = splits["train"], splits["val"]
@@ -124,9 +132,9 @@ class FuzzyLSTMForecaster:
         return self
 
     def _fit_regimes(self, train: WindowSet, val: WindowSet) -> tuple[np.ndarray, np.ndarray]:
-        """Cluster the training windows and name the regimes; memberships of train and val [N, c]."""
+        """Cluster the training windows (calmest first) and name the regimes; memberships of train and val."""
         cluster = self.config.cluster
-        self.clusterer_ = make_clusterer(cluster).fit(self._descriptors(train))
+        self.clusterer_ = fit_clusterer(cluster, self._descriptors(train))
         n_clusters = self.clusterer_.n_clusters_
         self.regime_labels_ = cluster_labels(self.clusterer_.descriptor_centers(), cluster.descriptors)
         u_train, u_val = self._memberships(train), self._memberships(val)

@@ -27,6 +27,7 @@ from forecaster.data import DataSourceError, PriceStore, load_sample
 from forecaster.evaluation.run_plots import write_run_plots
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.runtime.logs import setup_logging
+from forecaster.runtime.placeholders import refuse_placeholders
 from forecaster.tracking import PromotionDecision
 from pipelines.train import fit_and_save, register_and_promote
 
@@ -52,14 +53,17 @@ def quickstart_config(epochs: int = 15, clusters: int | str = 3) -> ForecasterCo
 def run(
     settings: Settings, config: ForecasterConfig, plot_tickers: list[str] | None = None
 ) -> QuickstartResult:
-    bars = load_sample()
-    PriceStore(settings.price_dir).write(bars)
-    say(f"[dim]stored {len(bars):,} sample bars in {settings.price_dir}[/]")
-    model, model_dir = fit_and_save(bars, config, settings, NAME)
-    print_forecast(model.predict(bars), model.regime_labels_)
-    print_metrics(model.metrics_)
-    plots = write_run_plots(model, bars, settings.reports_dir / NAME, plot_tickers)
-    logged, decision = register_and_promote(model, bars, settings, NAME, tuple(plots))
+    # The run opens first: its duration is the job's and its loss curves grow while training.
+    with tracking.training_run(settings, NAME) as opened:
+        say(f"[dim]MLflow run {opened.info.run_id}: {tracking.run_url(settings, opened.info.run_id)}[/]")
+        bars = load_sample()
+        PriceStore(settings.price_dir).write(bars)
+        say(f"[dim]stored {len(bars):,} sample bars in {settings.price_dir}[/]")
+        model, model_dir = fit_and_save(bars, config, settings, NAME)
+        print_forecast(model.predict(bars), model.regime_labels_)
+        print_metrics(model.metrics_)
+        plots = write_run_plots(model, bars, settings.reports_dir / NAME, plot_tickers)
+        logged, decision = register_and_promote(model, bars, settings, NAME, tuple(plots))
     return QuickstartResult(model, model_dir, plots, logged.run_id, logged.version, decision)
 
 
@@ -78,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     tickers = split_tickers(args.plot_tickers)
     try:
+        refuse_placeholders()  # a .env copied unchanged from .env.example
         result = run(settings, quickstart_config(args.epochs, parse_clusters(args.clusters)), tickers)
     except (*EXPECTED_ERRORS, DataSourceError) as exc:  # expected failures: one line
         fail(exc)
@@ -88,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         f"prices: {settings.price_dir}\n"
         f"mlflow: run {result.run_id}, {promotion_line(settings.model_name, result.decision)}\n"
         f"        tracking store {settings.tracking_uri}\n"
-        f"        open the UI with `forecaster ui`, then {tracking.ui_url(settings)}",
+        f"        open the UI with `forecaster ui`, then {tracking.run_url(settings, result.run_id)}",
         highlight=False,
     )
     say(f"done in {time.perf_counter() - started:.0f} s on {result.model.device_}")

@@ -35,6 +35,7 @@ from forecaster.evaluation.run_plots import write_run_plots
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.runtime.engine import ENGINES, use_engine
 from forecaster.runtime.logs import setup_logging
+from forecaster.runtime.placeholders import refuse_placeholders
 from pipelines import ingest as ingest_job
 
 log = logging.getLogger("pipelines.train")
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     tickers = split_tickers(args.plot_tickers)
     overrides = {"engine": args.engine, "train_workers": args.workers}
     try:
+        refuse_placeholders()  # a .env copied unchanged from .env.example
         result = run(
             Settings(**{k: v for k, v in overrides.items() if v is not None}),
             config,

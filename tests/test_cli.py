@@ -191,7 +191,7 @@ def test_version_and_public_api():
     assert all(getattr(forecaster, name) is not None for name in forecaster.__all__)
 
 
-def test_help_does_not_import_torch_mlflow_or_pandas_and_piped_help_is_wide():
+def test_help_does_not_import_torch_mlflow_or_pandas_and_piped_help_honours_columns():
     code = (
         "import sys, runpy\n"
         "sys.argv = ['forecaster', 'train', '--help']\n"
@@ -204,8 +204,92 @@ def test_help_does_not_import_torch_mlflow_or_pandas_and_piped_help_is_wide():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.stdout.strip().endswith("no torch"), result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert max(len(line) for line in lines) == 100  # piped: a fixed, readable width
+    assert max(len(line) for line in lines) == 80  # piped without COLUMNS: what a terminal shows
     assert any("--config" in line for line in lines)
+    wide = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env | {"COLUMNS": "120"}
+    )
+    assert max(len(line) for line in wide.stdout.splitlines()) == 120
+
+
+def piped(*args: str, columns: int = 80) -> subprocess.CompletedProcess:
+    """`forecaster ARGS | cat` with COLUMNS set, as a shell would run it."""
+    env = {k: v for k, v in os.environ.items() if k != "TERMINAL_WIDTH"} | {"COLUMNS": str(columns)}
+    return subprocess.run(
+        [sys.executable, "-m", "forecaster.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_every_help_fits_80_piped_columns_with_examples_whole_and_no_bool_type():
+    code = (
+        "from forecaster.cli import app\n"
+        "from typer.main import get_command_name\n"
+        "for verb in [None, *(get_command_name(c.callback.__name__) for c in app.registered_commands)]:\n"
+        "    print('=== ' + str(verb))\n"
+        "    try:\n        app([verb, '--help'] if verb else ['--help'], prog_name='forecaster')\n"
+        "    except SystemExit:\n        pass\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TERMINAL_WIDTH"} | {"COLUMNS": "80"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    helps = result.stdout.split("=== ")[1:]
+    assert len(helps) >= 13 and all("Usage: forecaster" in h for h in helps)
+    for text in helps:
+        long = [line for line in text.splitlines() if len(line) > 80]
+        assert not long, long
+        assert "<bool>" not in text, text
+    backtest = next(h for h in helps if h.startswith("backtest"))
+    # An example too long for 80 columns continues with a shell `\`, its options whole.
+    assert "--sample 30 \\\n" in "\n".join(line.rstrip() for line in backtest.splitlines())
+    assert "--start 2012-01-01 --models garch,fuzzy -o bt/" in backtest
+    # Prose re-wrapped at the width, not the docstring's lines cut in two.
+    assert "Walk-forward backtest of the fuzzy quantile ensemble against statistical and" in backtest
+    assert "fuzzy_mse, fuzzy]" in backtest  # the long default wraps, is not cut to "…"
+    assert "--strict " in backtest and "--help " in backtest
+
+
+def test_the_forecast_table_fits_80_piped_columns(home, model_dir):
+    result = piped("forecast", str(model_dir), "--csv", str(model_dir.parent / "AAA.csv"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "Forecast of the adjusted close" in result.stdout and "AAA: regime" in result.stdout
+    assert max(len(line) for line in lines) <= 80, result.stdout
+
+
+def test_a_long_error_on_a_terminal_wraps_between_words(home):
+    import fcntl
+    import pty
+    import re
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    missing = "prices/of/every/ticker/in/the/universe/that/we/downloaded/last/week.parquet"
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TERMINAL_WIDTH")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forecaster.cli", "train", "--source", missing],
+        stdin=slave, stdout=slave, stderr=slave, env=env | {"NO_COLOR": "1"},
+    )  # fmt: skip
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert process.wait(timeout=60) == 2
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode())
+    lines = [line.rstrip() for line in text.replace("\r", "").splitlines() if line.strip()]
+    expected = f"error: --source {missing}: no such file or folder (or use one of sample, cache, yahoo)"
+    assert len(lines) > 1 and max(len(line) for line in lines) <= 80, lines
+    assert " ".join(lines).split() == expected.split()  # every word whole
 
 
 def test_console_script_is_installed_with_help_for_every_verb():

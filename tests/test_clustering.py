@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 import skfuzzy
 
+from forecaster.config import ClusterConfig
+from forecaster.regimes.clusterer import fit_clusterer, volatility_order
 from forecaster.regimes.fcm import FuzzyCMeans, membership_diagnostics, xie_beni
 
 
@@ -76,3 +78,44 @@ def test_round_trip_through_arrays_keeps_predictions():
     fcm = FuzzyCMeans(3).fit(x)
     again = FuzzyCMeans.from_arrays(fcm.to_arrays())
     np.testing.assert_array_equal(again.predict(x), fcm.predict(x))
+
+
+def regime_descriptor_rows(seed=0, n=80):
+    """Descriptor rows (cum_return, log_volatility) of three regimes: calm, normal, turbulent."""
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0.02, -5.0], [-0.03, -4.0], [0.0, -3.0]])
+    return np.vstack([c + rng.normal(0, [0.01, 0.1], (n, 2)) for c in centers])
+
+
+def test_clusters_are_numbered_calmest_first_whatever_the_seed():
+    x = regime_descriptor_rows()
+    raw_orders, volatilities = set(), []
+    for seed in range(6):
+        config = ClusterConfig(n_clusters=3, descriptors=("cum_return", "log_volatility"), random_state=seed)
+        raw = FuzzyCMeans(3, random_state=seed).fit(x)
+        raw_orders.add(tuple(np.argsort(raw.descriptor_centers()[:, 1])))
+        fcm = fit_clusterer(config, x)
+        volatilities.append(fcm.descriptor_centers()[:, 1])
+        # u_0 is the calm blob's membership, u_2 the turbulent one's.
+        assert fcm.predict(x[:80]).mean(axis=0).argmax() == 0
+        assert fcm.predict(x[-80:]).mean(axis=0).argmax() == 2
+    assert len(raw_orders) > 1  # unordered, the seeds number the clusters differently
+    for v in volatilities:
+        assert (np.diff(v) > 0).all()
+        np.testing.assert_allclose(v, volatilities[0], atol=1e-3)
+
+
+def test_reorder_permutes_memberships_and_rejects_a_non_permutation():
+    x = three_blobs()
+    fcm = FuzzyCMeans(3, random_state=1).fit(x)
+    before = fcm.predict(x)
+    np.testing.assert_allclose(fcm.reorder(np.array([2, 0, 1])).predict(x), before[:, [2, 0, 1]], atol=1e-12)
+    with pytest.raises(ValueError, match="permutation"):
+        fcm.reorder(np.array([0, 0, 1]))
+
+
+def test_volatility_order_falls_back_to_other_descriptors():
+    centers = np.array([[0.3, 4.0], [-0.1, 2.0]])
+    assert volatility_order(centers, ("cum_return", "max_abs_move")).tolist() == [1, 0]
+    assert volatility_order(centers, ("cum_return", "last5_return")).tolist() == [1, 0]
+    assert volatility_order(centers, ("last5_return", "trend_strength")).tolist() == [0, 1]

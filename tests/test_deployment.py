@@ -18,6 +18,7 @@ import yaml
 from servers import free_port, fresh_postgres_database, mlflow_command, process, stop
 
 from forecaster.data import PriceStore, load_sample
+from forecaster.runtime.placeholders import SECRETS, placeholder_problem
 
 ROOT = Path(__file__).parents[1]
 
@@ -83,6 +84,34 @@ def test_compose_file_declares_the_topology(tmp_path):
         ".venv" in (ROOT / ".dockerignore").read_text()
         and ".forecaster" in (ROOT / ".dockerignore").read_text()
     )
+
+
+def test_an_env_file_copied_unchanged_is_refused_at_start_naming_the_variable(tmp_path):
+    example = dict(
+        line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines() if "=" in line
+    )
+    secrets = [name for name in SECRETS if "CHANGE-ME" in example.get(name, "")]
+    assert secrets and set(secrets) == {name for name, value in example.items() if "CHANGE-ME" in value}
+    # What docker-compose hands the containers: .env (env_file) and the URL built from the password.
+    password = example["POSTGRES_PASSWORD"]
+    env = {**os.environ, **example, "FORECASTER_FORECAST_STORE_URL": f"postgresql://u:{password}@db/x"}
+    env |= {"FORECASTER_HOME": str(tmp_path / "home")}
+    for job in (["forecaster.cli", "runs"], ["pipelines.train", "--no-register"]):
+        result = subprocess.run(
+            [sys.executable, "-m", *job], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "POSTGRES_PASSWORD is still the placeholder CHANGE-ME" in lines[0], lines
+    # Each secret is named once the ones before it are set; with all of them set, the verb runs.
+    for i, name in enumerate(secrets):
+        assert placeholder_problem({**example, **dict.fromkeys(secrets[:i], "set")}).startswith(name)
+        env[name] = "a-real-secret"
+    env["FORECASTER_FORECAST_STORE_URL"] = f"sqlite:///{tmp_path / 'forecasts.db'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "forecaster.cli", "runs"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and "no job runs recorded yet" in result.stdout, result.stderr
 
 
 def run_job(args: list[str], env: dict, log: Path) -> None:

@@ -126,3 +126,15 @@ def test_backtest_on_ray_equals_the_local_backtest(ray_runtime, tiny_config, two
     pd.testing.assert_frame_equal(distributed.memberships, local.memberships)
     seconds = [c for c in local.folds.columns if c.endswith("_seconds")]
     pd.testing.assert_frame_equal(distributed.folds.drop(columns=seconds), local.folds.drop(columns=seconds))
+
+
+def test_ray_tasks_are_reported_as_they_finish_with_an_eta(ray_runtime, caplog):
+    nap = lambda seconds: time.sleep(seconds) or seconds  # noqa: E731  (a lambda travels by value)
+    caplog.set_level("INFO", logger="forecaster.runtime.progress")
+    assert map_tasks(nap, [3.0, 0.1], "ray", desc="naps") == [3.0, 0.1]
+    ended = time.time()
+    lines = {r.getMessage().split(" (")[0]: r.created for r in caplog.records if r.name.endswith("progress")}
+    assert "naps: 1/2 tasks" in lines and "naps: 2/2 tasks" in lines, lines
+    # The short task is reported when it ends, not when the long one does.
+    assert ended - lines["naps: 1/2 tasks"] > 1.5
+    assert any("ETA" in r.getMessage() for r in caplog.records)

@@ -68,3 +68,31 @@ def test_training_without_a_terminal_logs_progress_lines(tiny_csv, tmp_path):
     assert progress, result.stderr
     assert any("epoch 2" in line and "loss" in line and "ETA" in line for line in progress), progress
     assert all(" INFO " in line for line in progress)  # plain lines, not a live bar
+
+
+def test_a_script_fit_shows_progress_on_stderr_unless_quiet():
+    # A script with no logging set up and no terminal: the case that used to train in silence.
+    code = (
+        "import sys\n"
+        "from conftest import random_walk_bars\n"
+        "from forecaster import FuzzyLSTMForecaster\n"
+        "from forecaster.config import ClusterConfig, ExpertConfig, ForecasterConfig, TrainConfig,"
+        " WindowConfig\n"
+        "config = ForecasterConfig(window=WindowConfig(window=10, horizon=3),"
+        " cluster=ClusterConfig(n_clusters=2), expert=ExpertConfig(hidden_size=8),"
+        " train=TrainConfig(epochs=2, batch_size=64, device='cpu', fine_tune_epochs=1))\n"
+        "bars = random_walk_bars(300, 'AAA', seed=1)\n"
+        "FuzzyLSTMForecaster(config).fit(bars, verbose=False)\n"
+        "FuzzyLSTMForecaster(config).fit(bars, progress=False)\n"
+        "print('--- now with progress', file=sys.stderr, flush=True)\n"
+        "FuzzyLSTMForecaster(config).fit(bars)\n"
+    )
+    result = run_python(code, FORECASTER_PROGRESS_INTERVAL_S="0", PYTHONPATH=os.pathsep.join(sys.path))
+    assert result.returncode == 0, result.stderr
+    quiet, _, shown = result.stderr.partition("--- now with progress")
+    assert not [line for line in quiet.splitlines() if line.startswith(("experts:", "fine-tune:"))], quiet
+    lines = shown.splitlines()
+    assert any(line.startswith("experts: started") for line in lines), shown
+    assert any(line.startswith("experts: ") and "epoch 2" in line and "ETA" in line for line in lines), shown
+    assert any(line.startswith("fine-tune: done") for line in lines), shown
+    assert "\r" not in shown  # plain lines, not a bar redrawn in place

@@ -88,3 +88,24 @@ def test_metrics_and_backtest_tables_split_instead_of_truncating_at_80_columns()
     assert "…" not in text
     for header in ("naive RMSE", "Winkler 80 x1e4", "95% cover", "pinball x1e4", "equal_weight", "a" * 32):
         assert header in text
+
+
+def test_registry_versions_are_one_table_at_80_columns_with_pinball_in_x1e4():
+    out = console(80)
+    rows = [
+        {
+            "version": str(v), "aliases": aliases, "created": f"2026-01-0{v} 10:00", "run_id": f"{v}" * 32,
+            "test_pinball": "0.00255", "test_coverage_80": "0.8123", "test_rmse": "61.03",
+            "regimes": "calm, rising 37% | normal, falling 37% | turbulent, falling 26%",
+            "promotion.decision": "promoted" if aliases else "",
+        }
+        for v, aliases in ((3, "challenger,champion"), (2, ""), (1, ""))
+    ]  # fmt: skip
+    print_versions(rows, "fcm-lstm in sqlite:////home/me/.forecaster/mlflow.db", out=out)
+    text = out.file.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    assert text.count("┏") == 1 and "(continued)" not in text  # one table, not five stacked
+    assert "x1e4" in text and "25.50" in text and "0.00255" not in text
+    assert "81.2%" in text and "61.03" in text and "…" not in text
+    assert "v3: run " + "3" * 32 in text  # the whole run id, for copying
+    assert "promotion: promoted" in " ".join(text.split())

@@ -2,8 +2,10 @@
 process on PostgreSQL with proxied artifacts."""
 
 import json
+import os
 import subprocess
 import sys
+import time
 
 import mlflow
 import pandas as pd
@@ -110,6 +112,59 @@ def test_promotion_moves_champion_only_for_a_better_challenger(settings, tiny_co
     ]
 
 
+def test_a_training_run_opens_before_training_and_its_curves_grow_live(
+    settings, tiny_config, two_ticker_bars
+):
+    with tracking.training_run(settings, "live") as run:
+        client = MlflowClient()  # after the run points MLflow at the store
+        fit_started = time.time() * 1000
+        model = FuzzyLSTMForecaster(tiny_config).fit(two_ticker_bars, progress=False)
+        live = client.get_metric_history(run.info.run_id, "loss/experts.expert_0.val_loss")
+        assert [m.step for m in live] == [1, 2]  # in the run while it trains, not after
+        time.sleep(0.05)
+        logged = tracking.log_training_run(model, two_ticker_bars, settings, run_name="ignored")
+    assert logged.run_id == run.info.run_id
+    info = client.get_run(run.info.run_id).info
+    assert info.start_time <= fit_started <= live[0].timestamp  # opened before the first epoch
+    assert info.status == "FINISHED" and info.end_time > live[-1].timestamp
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss/experts.expert_0.val_loss")] == [
+        1,
+        2,
+    ]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss/fine_tune.fused.val_loss")] == [
+        1
+    ]
+    assert len(client.search_runs([info.experiment_id])) == 1
+
+
+def test_printed_links_open_the_model_training_view(settings, fitted, two_ticker_bars):
+    logged = tracking.log_training_run(fitted, two_ticker_bars, settings, register=False)
+    experiment = mlflow.get_experiment_by_name(settings.experiment).experiment_id
+    query = "?workflowType=machine_learning"
+    assert tracking.ui_url(settings) == f"http://127.0.0.1:5000/#/experiments/{experiment}{query}"
+    assert tracking.run_url(settings, logged.run_id, "http://localhost:5050/") == (
+        f"http://localhost:5050/#/experiments/{experiment}/runs/{logged.run_id}{query}"
+    )
+
+
+def test_forecaster_ui_is_sized_for_one_user(settings, tmp_path):
+    import psutil
+    from servers import free_port, process
+
+    port, log = free_port(), tmp_path / "ui.log"
+    command = [sys.executable, "-m", "forecaster.cli", "ui", "--port", str(port)]
+    env = {**os.environ, "FORECASTER_HOME": str(settings.home)}
+    with process(command, log, env=env, ready_url=f"http://127.0.0.1:{port}/health") as ui:
+        assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).ok
+        children = [" ".join(p.cmdline()) for p in psutil.Process(ui.pid).children(recursive=True)]
+    assert not [c for c in children if "huey" in c or "job_runner" in c], children
+    uvicorn = [c for c in children if "uvicorn" in c]
+    assert uvicorn and all("--workers 1" in c for c in uvicorn), children
+    output = log.read_text()
+    assert "workflowType=machine_learning" in output
+    assert "Warning" not in output, output
+
+
 def test_unknown_promotion_metric_is_a_clear_error(settings):
     with pytest.raises(ValueError, match="promotion metric must be one of"):
         tracking.promote(settings, pd.DataFrame(), metric="accuracy")
@@ -126,7 +181,7 @@ print(json.dumps(model.predict(bars)["forecast"].round(6).tolist()))
 
 
 def test_mlflow_server_on_postgres_serves_registry_artifacts_and_ui(
-    tmp_path, monkeypatch, fitted, two_ticker_bars
+    tmp_path, monkeypatch, fitted, two_ticker_bars, capsys
 ):
     with (
         fresh_postgres_database() as db,
@@ -136,6 +191,10 @@ def test_mlflow_server_on_postgres_serves_registry_artifacts_and_ui(
         settings = Settings(home=tmp_path / "home")
         assert settings.tracking_uri == url
         logged = tracking.log_training_run(fitted, two_ticker_bars, settings, run_name="on-server")
+        # MLflow's own "View run ... at" links open the GenAI view: ours, in the training view, only.
+        assert "View run" not in capsys.readouterr().out
+        link = tracking.run_url(settings, logged.run_id)
+        assert link.startswith(f"{url}/#/experiments/") and link.endswith("?workflowType=machine_learning")
         assert tracking.promote(settings, two_ticker_bars).promoted
         assert any((tmp_path / "artifacts").rglob("weights.pt")), "artifacts must go through the server"
 

@@ -36,3 +36,25 @@ def test_an_unavailable_device_names_what_is_available():
         resolve_device("cuda")
     with pytest.raises(DeviceUnavailable, match="unknown device"):
         resolve_device("tpu")
+
+
+def test_a_diverging_validation_loss_is_a_warning_naming_the_expert_and_epochs(caplog):
+    torch.manual_seed(0)
+    features = torch.randn(400, 3)
+    offsets = torch.arange(-9, 1)
+    gather = lambda end: features[end[:, None] + offsets]  # noqa: E731
+    ends = torch.arange(9, 390)
+    y = 3 * (features[ends + 1, :1] + features[ends, 1:2]).repeat(1, 2)  # [N, H=2] expert 0 learns it
+    train = (ends, y, torch.tensor([[1.0, 0.0]]).repeat(len(ends), 1))  # expert 1 gets no weight
+    val = (ends, -y, torch.ones(len(ends), 2))  # the opposite relation: fitting it hurts validation
+    ensemble = ExpertEnsemble(2, 3, 2, n_outputs=3, median_index=1, hidden_size=8)
+    loss = QuantileHead((0.1, 0.5, 0.9)).window_loss
+    config = TrainConfig(epochs=8, patience=10, batch_size=64, lr=3e-2, warmup_steps=1)
+    with caplog.at_level("WARNING", logger="forecaster.experts.training"):
+        history = train_experts(ensemble, TrainingData(train, val, gather, loss), config, False)
+    val_losses = [row["expert_0/val_loss"] for row in history]
+    assert val_losses[-1] > 1.2 * min(val_losses)  # the data really diverge
+    warnings = [r.getMessage() for r in caplog.records if "diverges" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("experts: expert_0's validation loss"), warnings
+    best = int(np.argmin(val_losses)) + 1
+    assert f"(epoch {best}) for 2 epochs" in warnings[0] and "--lr" in warnings[0]

@@ -29,7 +29,11 @@ def fail(message: object, code: int = 2) -> None:
     """
     if is_verbose() and sys.exc_info()[0] is not None:
         traceback.print_exc()
-    err_console.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    # Piped (logs, grep): one line, however long. On a terminal: wrapped between words, not mid-word.
+    wrap = err_console.is_terminal
+    err_console.print(
+        f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=not wrap, overflow="fold"
+    )
     sys.exit(code)
 
 

@@ -10,15 +10,17 @@ import sys
 from typing import Annotated
 
 import typer
-import typer.rich_utils
 
 from forecaster.cli import model_work, operations, registry, scale
+from forecaster.cli.common import fail
+from forecaster.cli.helptext import fit_typer_help, reflow
+from forecaster.cli.render import console_width
 from forecaster.runtime.logs import setup_logging
+from forecaster.runtime.placeholders import placeholder_problem
 
-# Piped help (`forecaster train --help | less`, a README generator) would wrap at rich's 80
-# columns, the option descriptions squeezed into a narrow column; TERMINAL_WIDTH still wins.
-if not sys.stdout.isatty() and typer.rich_utils.MAX_WIDTH is None:
-    typer.rich_utils.MAX_WIDTH = 100
+# Help at the terminal's width, or COLUMNS (else 80) when piped: `| less` and README generators
+# get what an 80-column terminal shows. TERMINAL_WIDTH, Typer's own setting, still wins.
+fit_typer_help(console_width(sys.stdout))
 
 app = typer.Typer(
     help="Stock price forecasting with fuzzy-clustering-weighted LSTM experts.",
@@ -46,6 +48,8 @@ def main(
     ] = False,
 ) -> None:
     setup_logging(verbose or None)  # None: FORECASTER_VERBOSE decides
+    if problem := placeholder_problem():  # a .env copied unchanged: stop before any verb starts
+        fail(problem)
 
 
 for verb in (
@@ -63,4 +67,4 @@ for verb in (
     operations.schedule,
     operations.runs,
 ):
-    app.command()(verb)
+    app.command(help=reflow(verb.__doc__))(verb)  # prose re-wrapped at the width, examples kept

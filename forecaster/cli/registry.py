@@ -77,6 +77,9 @@ def ui(
 ) -> None:
     """Start the MLflow UI on the local store (runs, curves, plots, registry).
 
+    Sized for one person on this machine: one worker, and none of the job-queue consumers the
+    MLflow server starts for GenAI jobs.
+
     Example:
 
       forecaster ui --port 5050
@@ -88,9 +91,26 @@ def ui(
         raise typer.Exit(0)
     from forecaster import tracking
 
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.tracking_uri]
-    command += ["--host", host, "--port", str(port)]
+    command = ui_command(settings.tracking_uri, host, port)
     say(f"[dim]{' '.join(command[1:])}[/]")
     say(f"MLflow UI: training runs at {tracking.ui_url(settings, f'http://{host}:{port}')}")
     sys.stdout.flush()
+    for name, value in UI_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     os.execv(command[0], command)
+
+
+# The UI for one person on this machine: MLflow's server defaults serve a team (4 workers, and
+# 7 job-queue consumers for GenAI jobs this project never runs), and warn about its own deprecations.
+UI_ENVIRONMENT = {
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    # Starlette's own deprecation class is a UserWarning: matched by its message.
+    "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning,"
+    "ignore:starlette.middleware.wsgi is deprecated",
+}
+
+
+def ui_command(tracking_uri: str, host: str, port: int) -> list[str]:
+    """`python -m mlflow ui` on the local store, one worker."""
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
+            "--registry-store-uri", tracking_uri, "--host", host, "--port", str(port), "--workers", "1"]  # fmt: skip

@@ -2,12 +2,13 @@
 
 Every table fits the console's width: optional columns go first, then the remaining columns
 are split over several tables that repeat the key columns (ticker, horizon, date; or the
-model), so no key cell is ever cut to "…". Piped output (logs, CI) gets 140 columns unless
-COLUMNS says otherwise.
+model), so no key cell is ever cut to "…". The width is the terminal's; piped output (logs, CI,
+`| less`) gets COLUMNS, else 80 (`console_width`).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -16,13 +17,24 @@ from rich.markup import escape
 from rich.table import Table
 
 
-def _width(stream) -> int | None:
-    # Not COLUMNS: GNU readline exports it (80) into the environment of child processes.
-    return None if stream.isatty() else 140
+def console_width(stream=None) -> int:
+    """Columns to print in: a terminal's own width, else COLUMNS, else 80.
+
+    On a terminal its size wins over COLUMNS: GNU readline exports a COLUMNS (often a stale 80)
+    into the environment of child processes. Piped, COLUMNS is the only word on the width.
+    """
+    stream = stream or sys.stdout
+    try:
+        if stream.isatty():
+            return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        pass
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else 80
 
 
-console = Console(width=_width(sys.stdout))
-err_console = Console(stderr=True, width=_width(sys.stderr))
+console = Console(width=console_width(sys.stdout))
+err_console = Console(stderr=True, width=console_width(sys.stderr))
 
 
 def say(message: str, **options) -> None:
@@ -41,7 +53,11 @@ class Column:
 
     @property
     def width(self) -> int:
-        return max([len(self.header), *(len(c) for c in self.cells)])
+        """Columns it needs: its longest cell, or for wrapping text its longest word."""
+        texts = [*self.header.split("\n"), *self.cells]
+        if self.wrap:
+            return max(len(word) for text in texts for word in (text.split() or [""]))
+        return max(len(text) for text in texts)
 
 
 @dataclass
@@ -227,12 +243,43 @@ def print_backtest(summary, out: Console | None = None) -> None:
 
 
 def print_versions(rows: list[dict], title: str, out: Console | None = None) -> None:
-    names = list(rows[0])
-    columns = [
-        Column(n, [str(r[n]) for r in rows], "left", wrap=n in ("regimes", "promotion.decision"))
-        for n in names
+    """The registry's versions (`tracking.list_versions`): one compact table, then a note per version.
+
+    Scores in the units of every other table (pinball x1e4); the run id and the free text
+    (regimes, the promotion decision) go to the notes, whole, where they can be copied.
+    """
+    layout = Layout(
+        title,
+        keys=[Column("version", [f"v{r['version']}" for r in rows], "left")],
+        columns=[
+            Column("aliases", [r["aliases"].replace(",", ", ") or "-" for r in rows], "left", wrap=True),
+            Column("created (UTC)", [r["created"] for r in rows], "left", wrap=True),
+            Column("pinball\nx1e4", [_number(r.get("test_pinball"), "{:.2f}", 1e4) for r in rows]),
+            Column("80%\ncover", [_number(r.get("test_coverage_80"), "{:.1%}") for r in rows]),
+            Column("RMSE", [_number(r.get("test_rmse"), "{:,.2f}") for r in rows], drop=1),
+        ],
+    )
+    notes = [
+        f"v{r['version']}: run {r['run_id']}"
+        + "".join(f"; {name} {r[key]}" for key, name in _VERSION_NOTES.items() if r.get(key))
+        for r in rows
     ]
-    print_table(Layout(title, keys=columns[:1], columns=columns[1:]), out)
+    print_table(
+        layout,
+        out,
+        caption="Scores on the held-out test block (pinball x1e4: lower is better).\n" + "\n".join(notes),
+    )
+
+
+_VERSION_NOTES = {"regimes": "regimes", "promotion.decision": "promotion:"}
+
+
+def _number(value, fmt: str, scale: float = 1.0) -> str:
+    """A registry tag (a string) in a table's format; "-" when missing or not a number."""
+    try:
+        return fmt.format(float(value) * scale)
+    except (TypeError, ValueError):
+        return "-"
 
 
 def print_runs(rows: list[dict], out: Console | None = None) -> None:

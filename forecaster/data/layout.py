@@ -42,12 +42,13 @@ def _contract_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` in one long layout with the contract's lowercase date and value columns."""
     if isinstance(frame.columns, pd.MultiIndex):
         frame = _stack_download_layout(frame)
+    given = [str(c) for c in frame.columns]  # as the file names them, before any index joins them
     frame = frame.rename(columns=_column_key)
     if "date" not in frame.columns:
         frame = frame.rename_axis(_column_key(frame.index.name or "")).reset_index()
     if "date" not in frame.columns:
         raise DataValidationError(
-            f"no date: expected a 'Date' or 'date' column or index, got columns {list(frame.columns)}"
+            f"no date: expected a 'Date' or 'date' column or index, got columns {given}"
         )
     if "adj_close" not in frame.columns and "close" in frame.columns:
         frame = frame.assign(adj_close=frame["close"])

@@ -113,7 +113,7 @@ def walk_forward(
         "baselines": {m: BASELINES[m] for m in models if m in BASELINES},
         "progress": progress,
     }
-    outputs = map_tasks(run_fold_task, tasks, engine, shared=shared)
+    outputs = map_tasks(run_fold_task, tasks, engine, shared=shared, desc="backtest fits")
     forecasts, members, folds = _gather(plan, tasks, outputs, models)
     if "fuzzy_aci" in models:
         forecasts = pd.concat([forecasts, _aci_rows(forecasts, config)], ignore_index=True)

@@ -10,11 +10,16 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from forecaster.evaluation.plot_style import (  # noqa: E402
+    DESCRIPTOR_NAMES,
+    legend_outside,
+    log_price_axis,
+    regime_colours,
+    regime_names,
+)
 from forecaster.features.windows import WindowSet  # noqa: E402
-
-_plain = FuncFormatter(lambda value, _: f"{value:,.0f}")
 
 
 def plot_forecast_vs_actual(
@@ -53,7 +58,7 @@ def plot_forecast_vs_actual(
     )
     ax.set_title(f"{ticker}: {h + 1}-day-ahead forecast vs actual, held-out block")
     ax.set(ylabel="adjusted close", xlabel="target date")
-    ax.legend(loc="upper left", fontsize="small", framealpha=0.9)
+    legend_outside(ax)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -87,41 +92,28 @@ def plot_regimes(
 ) -> Path:
     """Price (log scale) on top and memberships [N, c] as a stacked area below, on shared dates.
 
-    `labels` name the regimes (the model's `regime_labels_`); colours run from calm (blue) to
-    turbulent (red) when the labels say which is which.
+    `labels` name the regimes (the model's `regime_labels_`; without them the clusters, ordered
+    calm first, are named by volatility); colours run from calm (blue) to turbulent (red).
     """
+    return _save(regimes_figure(dates, prices, memberships, ticker, labels), path)
+
+
+def regimes_figure(dates, prices: np.ndarray, memberships: np.ndarray, ticker: str, labels=None):
+    """The figure of `plot_regimes`, not yet saved."""
     u = np.nan_to_num(memberships)  # a fold with fewer clusters leaves its extra columns empty
-    names = _regime_names(labels, u.shape[1])
+    names = regime_names(labels, u.shape[1])
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=(2, 1))
     top.plot(dates, prices, color="black", linewidth=1)
-    top.set_yscale("log")
-    top.yaxis.set_major_formatter(_plain)  # 2,000 rather than 2 x 10^3
-    top.yaxis.set_minor_formatter(_plain)
+    log_price_axis(top, prices)
     top.set_ylabel("adjusted close (log scale)")
     top.set_title(f"{ticker}: price and fuzzy regime memberships")
     top.grid(alpha=0.3)
-    bottom.stackplot(dates, u.T, labels=names, colors=_regime_colours(names), alpha=0.85)
+    bottom.stackplot(dates, u.T, labels=names, colors=regime_colours(names), alpha=0.85)
     bottom.set_ylim(0, 1)
     bottom.set_ylabel("membership")
     bottom.set_xlabel("window end date")
-    bottom.legend(loc="upper left", ncols=min(u.shape[1], 3), fontsize="small", framealpha=0.9)
-    return _save(fig, path)
-
-
-def _regime_names(labels: list[str] | None, n: int) -> list[str]:
-    if labels is not None and len(labels) == n:
-        return list(labels)
-    return [f"cluster {k}" for k in range(n)]
-
-
-def _regime_colours(names: list[str]) -> list:
-    """Blue for calm through red for turbulent (by the labels' words); the default cycle otherwise."""
-    order = ("calm", "normal", "moderate", "turbulent")
-    ranks = [next((i for i, w in enumerate(order) if name.startswith(w)), None) for name in names]
-    if any(r is None for r in ranks):
-        return [f"C{k}" for k in range(len(names))]
-    cmap = plt.get_cmap("coolwarm")
-    return [cmap(0.1 + 0.8 * r / (len(order) - 1)) for r in ranks]
+    legend_outside(bottom)
+    return fig
 
 
 def plot_fan_chart(
@@ -176,7 +168,7 @@ def plot_fan_chart(
     ax.set_ylabel("adjusted close")
     ax.set_xlabel("date")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize="small", framealpha=0.9)
+    legend_outside(ax)
     ax.set_xlim(history["date"].iloc[0], dates[-1] + (dates[-1] - history["date"].iloc[0]) * 0.08)
     fig.autofmt_xdate()
     return _save(fig, path)
@@ -207,10 +199,11 @@ def plot_backtest_forecast(
             )
     ax.plot(rows["target_date"], rows["actual"], color="black", linewidth=1, label="actual")
     ax.plot(rows["target_date"], rows["forecast"], color="tab:blue", linewidth=0.8, label=f"{model} forecast")
-    for refit in forecasts.loc[forecasts["ticker"] == ticker].groupby("fold")["origin"].min().iloc[1:]:
-        ax.axvline(refit, color="grey", linewidth=0.5, linestyle=":")
-    ax.set_title(f"{ticker}: walk-forward {horizon}-day-ahead forecast vs actual (dotted: refits)")
-    ax.legend(loc="upper left")
+    refits = forecasts.loc[forecasts["ticker"] == ticker].groupby("fold")["origin"].min().iloc[1:]
+    for i, refit in enumerate(refits):  # dotted, and dark enough to see over the bands
+        ax.axvline(refit, color="dimgrey", linewidth=1.2, linestyle=":", label="refit" if i == 0 else None)
+    ax.set_title(f"{ticker}: walk-forward {horizon}-day-ahead forecast vs actual")
+    legend_outside(ax)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -261,18 +254,18 @@ def plot_cluster_profiles(
 ) -> Path:
     """Each fuzzy cluster center as a profile over the regime descriptors (standardized units)."""
     n_clusters, n_desc = centers.shape
-    names = _regime_names(labels, n_clusters)
-    colours = _regime_colours(names)
+    names = regime_names(labels, n_clusters)
+    colours = regime_colours(names)
     fig, ax = plt.subplots(figsize=(9, 4))
     width = 0.8 / n_clusters
     for k in range(n_clusters):
         ax.bar(np.arange(n_desc) + k * width, centers[k], width, label=names[k], color=colours[k])
-    ax.set_xticks(np.arange(n_desc) + 0.4 - width / 2, [d.replace("_", " ") for d in descriptors])
+    ax.set_xticks(np.arange(n_desc) + 0.4 - width / 2, [DESCRIPTOR_NAMES.get(d, d) for d in descriptors])
     ax.set_xlabel("regime descriptor of a window")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_ylabel("standard deviations from the mean window")
     ax.set_title("Fuzzy cluster centers: what each regime looks like")
-    ax.legend(fontsize="small")
+    legend_outside(ax)
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)
 

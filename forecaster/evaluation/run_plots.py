@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.evaluation import plots
+from forecaster.evaluation.plot_style import regime_title
 from forecaster.features.splits import split_windows
 from forecaster.features.windows import make_windows
 from forecaster.model import FuzzyLSTMForecaster
@@ -63,7 +64,7 @@ def write_run_plots(
         name = _file_name(ticker)
         rows = forecast[forecast["ticker"] == ticker]
         u = rows[sorted(c for c in rows.columns if c.startswith("u_"))].to_numpy()[0]
-        regime = f"{labels[int(u.argmax())]} (membership {u.max():.2f})" if len(u) == len(labels) else None
+        regime = regime_title(u, labels) if len(u) else None  # "no clear regime" when near uniform
         paths.append(
             plots.plot_fan_chart(
                 chosen[chosen["ticker"] == ticker], rows, folder / f"fan_{name}.png", regime=regime

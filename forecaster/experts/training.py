@@ -82,7 +82,7 @@ def _fit(
     bf16 = device.type == "cuda" if config.precision == "auto" else config.precision == "bf16"
     step = _Step(module, loss_fn, *_optimizer(module, config, stage.lr, device), bf16, config.grad_clip)
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
-    stop = _EarlyStop(tracks, config.patience)
+    stop = _EarlyStop(tracks, config.patience, stage)
     n_train, batch = len(train[0]), config.batch_size
     steps = (n_train + batch - 1) // batch
     bar = Progress(
@@ -151,14 +151,26 @@ class _Step(NamedTuple):
         return total
 
 
-class _EarlyStop:
-    """Per-track early stopping: best validation loss, its weights (a copy on the device), patience."""
+# A track diverges when its validation loss stays this far above its best for this many epochs.
+DIVERGENCE_RISE, DIVERGENCE_EPOCHS = 0.2, 2
 
-    def __init__(self, tracks: list[nn.Module], patience: int):
-        self.tracks, self.patience = tracks, patience
+
+class _EarlyStop:
+    """Per-track early stopping: best validation loss, its weights (a copy on the device), patience.
+
+    It also warns, once per track, when a track's validation loss has stayed more than 20% above
+    its best for 2 epochs: a diverging expert (learning rate too high, a bad batch of data) that
+    early stopping would otherwise hide behind its restored best weights.
+    """
+
+    def __init__(self, tracks: list[nn.Module], patience: int, stage: _Stage | None = None):
+        self.tracks, self.patience, self.stage = tracks, patience, stage
         self.best = [float("inf")] * len(tracks)
+        self.best_epoch = [0] * len(tracks)
         self.best_state = [_snapshot(t) for t in tracks]
         self.stale = [0] * len(tracks)
+        self.rising = [0] * len(tracks)  # epochs in a row above (1 + DIVERGENCE_RISE) x best
+        self.epoch = 0
 
     @property
     def n_active(self) -> int:
@@ -169,14 +181,31 @@ class _EarlyStop:
         return torch.tensor([s < self.patience for s in self.stale], device=device, dtype=torch.float32)
 
     def update(self, val_losses: list[float]) -> None:
+        self.epoch += 1
         for k, loss in enumerate(val_losses):
             if self.stale[k] >= self.patience:
                 continue  # this track already stopped; its weights are frozen by `active`
             if loss < self.best[k] - 1e-7:
-                self.best[k], self.stale[k] = loss, 0
+                self.best[k], self.best_epoch[k], self.stale[k] = loss, self.epoch, 0
                 self.best_state[k] = _snapshot(self.tracks[k])
             else:
                 self.stale[k] += 1
+            self._watch_divergence(k, loss)
+
+    def _watch_divergence(self, k: int, loss: float) -> None:
+        diverging = loss != loss or loss > self.best[k] + DIVERGENCE_RISE * abs(self.best[k])
+        self.rising[k] = self.rising[k] + 1 if diverging else 0
+        if self.rising[k] == DIVERGENCE_EPOCHS:  # once per run of rising epochs
+            stage, name = self.stage or _Stage("training", 0, 0.0, []), f"track {k}"
+            name = stage.names[k] if k < len(stage.names) else name
+            log.warning(
+                "%s: %s's validation loss diverges: %.4g at epoch %d, %.0f%% above its best %.4g "
+                "(epoch %d) for %d epochs (%d-%d); its best weights are kept. A lower learning "
+                "rate (--lr) usually helps.",
+                stage.desc, name, loss, self.epoch, 100 * (loss / self.best[k] - 1) if self.best[k] else float("inf"),
+                self.best[k], self.best_epoch[k], DIVERGENCE_EPOCHS,
+                self.epoch - DIVERGENCE_EPOCHS + 1, self.epoch,
+            )  # fmt: skip
 
     def restore(self) -> None:
         for track, state in zip(self.tracks, self.best_state, strict=True):

@@ -34,6 +34,10 @@ class Clusterer(Protocol):
         """A typical descriptor row of each cluster, in descriptor units: [c, D] (names the regimes)."""
         ...
 
+    def reorder(self, order: np.ndarray) -> Self:
+        """Renumber the clusters: new cluster k is old cluster `order[k]` (memberships follow)."""
+        ...
+
     def summary(self) -> dict[str, float]:
         """Numbers about the fit worth keeping in the model's metrics."""
         ...
@@ -47,6 +51,30 @@ class Clusterer(Protocol):
 def make_clusterer(config: ClusterConfig) -> Clusterer:
     """The unfitted clusterer `config.clusterer` names."""
     return CLUSTERERS.get(config.clusterer).from_config(config)
+
+
+def fit_clusterer(config: ClusterConfig, descriptors: np.ndarray) -> Clusterer:
+    """The clusterer `config.clusterer` names, fitted on `descriptors` [N, D], calmest cluster first.
+
+    A clusterer numbers its clusters by the luck of its start, so `u_0` would mean "calm" in one
+    fit and "turbulent" in the next. Renumbering them by volatility right after fitting, before
+    anything reads a membership, makes cluster k (expert k, `u_k`) the k-th calmest in every fit.
+    """
+    clusterer = make_clusterer(config).fit(descriptors)
+    return clusterer.reorder(volatility_order(clusterer.descriptor_centers(), config.descriptors))
+
+
+def volatility_order(raw_centers: np.ndarray, descriptors: tuple[str, ...]) -> np.ndarray:
+    """Cluster numbers from the calmest center to the most turbulent: [c, D] -> [c].
+
+    By `log_volatility`; without it, by the largest move relative to volatility or the size of the
+    cumulative return, and as found when no descriptor speaks of risk.
+    """
+    for name in ("log_volatility", "max_abs_move", "cum_return"):
+        if name in descriptors:
+            key = raw_centers[:, descriptors.index(name)]
+            return np.argsort(np.abs(key) if name == "cum_return" else key, kind="stable")
+    return np.arange(len(raw_centers))
 
 
 def load_clusterer(config: ClusterConfig, arrays: dict[str, Any]) -> Clusterer:

@@ -143,6 +143,16 @@ class FuzzyCMeans:
         """The centers in raw descriptor units: [c, D]."""
         return self.centers_ * self.scale_ + self.mean_
 
+    def reorder(self, order: np.ndarray) -> FuzzyCMeans:
+        """Renumber the clusters: new cluster k is old cluster `order[k]` (diagnostics do not change)."""
+        order = np.asarray(order)
+        if sorted(order.tolist()) != list(range(self.n_clusters_)):
+            raise ValueError(
+                f"reorder needs a permutation of 0..{self.n_clusters_ - 1}, got {order.tolist()}"
+            )
+        self.centers_ = self.centers_[order]
+        return self
+
     def summary(self) -> dict[str, float]:
         """The Xie-Beni index of the chosen c and the membership diagnostics (`cluster_fpc`, ...)."""
         return {

@@ -2,7 +2,8 @@
 
 A cluster's label comes from its center in the regime descriptors: its volatility rank among
 the clusters ("calm" ... "turbulent") and the sign of its cumulative return ("rising" /
-"falling"), e.g. "turbulent, falling". Numbers are arbitrary from fit to fit; labels are not.
+"falling"), e.g. "turbulent, falling". Clusters are numbered calmest first
+(`forecaster.regimes.clusterer.fit_clusterer`), so `u_0` is the calmest regime in every fit.
 """
 
 from __future__ import annotations

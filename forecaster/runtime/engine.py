@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from forecaster.runtime.progress import Progress
+
 log = logging.getLogger(__name__)
 
 ENGINES = ("local", "ray")
@@ -140,19 +142,50 @@ def map_tasks(
     shared: dict[str, Any] | None = None,
     num_cpus: float = 1,
     num_gpus: float = 0,
+    desc: str | None = None,
 ) -> list:
     """`[fn(item, **shared) for item in items]`, here or as one Ray task per item; results in order.
 
     `fn` must be importable (a module-level function) and pure: on Ray it runs in another
-    process, perhaps on another machine, and sees only its arguments.
+    process, perhaps on another machine, and sees only its arguments. Every task's end is
+    reported as it happens, with the count done and an ETA (`forecaster.runtime.progress`,
+    under `desc`, default the function's name), when there is more than one.
     """
     items, shared = list(items), shared or {}
-    if check_engine(engine) == "local":
-        return [fn(item, **shared) for item in items]
+    check_engine(engine)
+    progress = Progress(
+        desc or fn.__name__, len(items), unit="task", enabled=None if len(items) > 1 else False, interval=0
+    )
+    try:
+        if engine == "local":
+            results = [_counted(fn(item, **shared), progress) for item in items]
+        else:
+            results = _ray_tasks(fn, items, shared, num_cpus, num_gpus, progress)
+    except BaseException:
+        progress.close(ok=False)
+        raise
+    progress.close()
+    return results
+
+
+def _counted(result, progress: Progress):
+    progress.advance()
+    return result
+
+
+def _ray_tasks(fn: Callable, items: list, shared: dict, num_cpus: float, num_gpus: float, progress) -> list:
+    """One Ray task per item, collected as they finish (not in order), returned in order."""
     ray = start_ray()
     refs = {name: ray.put(value) for name, value in shared.items()}  # once, not once per task
     remote = ray.remote(fn).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)
-    return ray.get([remote.remote(item, **refs) for item in items])
+    pending = {remote.remote(item, **refs): i for i, item in enumerate(items)}
+    results: list = [None] * len(items)
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            results[pending.pop(ref)] = ray.get(ref)  # a failed task raises here, as ray.get would
+            progress.advance()
+    return results
 
 
 class RateLimit:

@@ -1,20 +1,31 @@
-"""Progress of long work: a live bar on a terminal, a log line every few seconds elsewhere.
+"""Progress of long work, shown wherever the work runs, unless asked to be quiet.
 
-On a terminal, tqdm shows the step, the rate in items/s, the ETA and a postfix (for training:
-epoch and running loss). Without one (CI, cron, docker logs) the same facts go to the log every
-`FORECASTER_PROGRESS_INTERVAL_S` seconds (default 30), so a long job is never silent. The postfix
-is computed only when shown: on a GPU reading the loss syncs with the host.
+Where it shows (`Progress(..., enabled=None or True)`):
+
+- a terminal: a live tqdm bar with the step, the rate in windows/s, the ETA and a postfix (for
+  training: epoch and running loss);
+- a Jupyter notebook: a tqdm bar in the cell (a widget when ipywidgets is installed, else a
+  text bar on the cell's stdout, so nothing shows as an error);
+- elsewhere (scripts piped to a file, CI, cron, docker logs): a line when the work starts, one
+  every `FORECASTER_PROGRESS_INTERVAL_S` seconds (default 30) and one when it ends, so a long
+  job is never silent. With a logging handler configured (the command line, the jobs, an
+  application's own `logging.basicConfig`) the lines go through logging; without one, as plain
+  lines on stderr.
+
+`enabled=False` shows nothing. The postfix is computed only when shown: on a GPU reading the
+loss syncs with the host.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable
 
-from tqdm import tqdm  # plain: tqdm.auto warns in a notebook without ipywidgets
+from tqdm import tqdm
 
 log = logging.getLogger("forecaster.runtime.progress")
 
@@ -26,8 +37,39 @@ def _interval() -> float:
         return 30.0
 
 
+def in_notebook() -> bool:
+    """Whether this code runs in a Jupyter kernel (not a terminal IPython)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _form(enabled: bool | None) -> str:
+    """How progress shows here: off, bar (terminal), notebook, log or lines (plain stderr)."""
+    if enabled is False:
+        return "off"
+    if in_notebook():
+        return "notebook"
+    if sys.stderr.isatty():
+        return "bar"
+    return "log" if log.hasHandlers() else "lines"
+
+
+def _bar(form: str, desc: str, total: int, unit: str):
+    if form == "notebook" and importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.notebook import tqdm as notebook_tqdm
+
+        return notebook_tqdm(total=total, desc=desc, unit=unit)
+    if form == "notebook":  # a text bar on stdout: stderr would show as an error in the cell
+        return tqdm(total=total, desc=desc, unit=unit, file=sys.stdout, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
+
+
 class Progress:
-    """`enabled`: None chooses by whether stderr is a terminal; False shows nothing."""
+    """`enabled`: None or True shows progress in the form that suits (see the module); False nothing.
+
+    `interval`: seconds between the log or stderr lines (default FORECASTER_PROGRESS_INTERVAL_S).
+    """
 
     def __init__(
         self,
@@ -37,15 +79,27 @@ class Progress:
         unit: str = "step",
         items_per_step: int = 1,
         enabled: bool | None = None,
+        interval: float | None = None,
     ):
         self.desc, self.total, self.unit, self.items_per_step = desc, total, unit, items_per_step
-        self.quiet = enabled is False
-        self.bar = None
-        if enabled is True or (enabled is None and sys.stderr.isatty()):
-            self.bar = tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
+        self.form = _form(enabled)
+        self.bar = _bar(self.form, desc, total, unit) if self.form in ("bar", "notebook") else None
         self.done = 0
         self.started = self.last_shown = time.perf_counter()
-        self.interval = 0.5 if self.bar is not None else _interval()
+        # Seconds between lines (the bar redraws at most twice a second); 0: a line per step.
+        self.interval = 0.5 if self.bar is not None else _interval() if interval is None else interval
+        self._say(f"started, {total:,} {_plural(unit)} to go")
+
+    @property
+    def quiet(self) -> bool:
+        return self.form == "off"
+
+    def _say(self, message: str, *args) -> None:
+        """A line of the log or lines forms (nothing on a bar or when quiet)."""
+        if self.form == "log":
+            log.info(f"%s: {message}", self.desc, *args)
+        elif self.form == "lines":
+            print(f"{self.desc}: {message % args}", file=sys.stderr, flush=True)
 
     def advance(self, postfix: Callable[[], dict] | None = None, steps: int = 1) -> None:
         self.done += steps
@@ -62,15 +116,14 @@ class Progress:
             return
         eta = (self.total - self.done) / max(self.done / (now - self.started), 1e-9)
         details = ", ".join(f"{k} {v}" for k, v in _rounded(facts).items())
-        log.info(
-            "%s: %d/%d %s (%.0f%%)%s, %s/s, ETA %s",
-            self.desc,
+        self._say(
+            "%d/%d %s (%.0f%%)%s, %s, ETA %s",
             self.done,
             self.total,
-            self.unit,
+            _plural(self.unit),
             100 * self.done / max(self.total, 1),
             f", {details}" if details else "",
-            f"{rate:,.0f} windows" if self.items_per_step > 1 else f"{rate:,.1f} {self.unit}",
+            _rate(rate, self.unit, self.items_per_step),
             _duration(eta),
         )
 
@@ -81,9 +134,26 @@ class Progress:
         elif not self.quiet:
             log.debug("%s: %s", self.desc, message)
 
-    def close(self) -> None:
+    def close(self, ok: bool = True) -> None:
+        """The end: `ok` False when the work failed (the line says where it stopped)."""
         if self.bar is not None:
             self.bar.close()
+        elapsed = _duration(time.perf_counter() - self.started)
+        if ok:
+            self._say(f"done, {self.done:,} {_plural(self.unit)} in {elapsed}")
+        else:
+            self._say(f"stopped after {self.done:,}/{self.total:,} {_plural(self.unit)} ({elapsed})")
+
+
+def _rate(rate: float, unit: str, items_per_step: int) -> str:
+    """`12,345 windows/s`, `3.2 batches/s`, or for slow steps `41s per task`."""
+    if items_per_step > 1:
+        return f"{rate:,.0f} windows/s"
+    return f"{rate:,.1f} {_plural(unit)}/s" if rate >= 1 else f"{_duration(1 / max(rate, 1e-9))} per {unit}"
+
+
+def _plural(unit: str) -> str:
+    return unit + ("es" if unit.endswith(("s", "ch", "sh", "x")) else "s")
 
 
 def _rounded(facts: dict) -> dict:

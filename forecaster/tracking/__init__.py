@@ -26,9 +26,9 @@ from forecaster.tracking.registry import (
     promote,
     resolve_model_uri,
 )
-from forecaster.tracking.runs import LoggedModel, log_backtest_run, log_training_run
+from forecaster.tracking.runs import LoggedModel, log_backtest_run, log_training_run, training_run
 from forecaster.tracking.search import log_search, tag_search
-from forecaster.tracking.setup import configure, ui_url
+from forecaster.tracking.setup import configure, run_url, ui_url
 
 __all__ = [
     "CHALLENGER",
@@ -54,6 +54,8 @@ __all__ = [
     "mark_challenger",
     "promote",
     "resolve_model_uri",
+    "run_url",
     "tag_search",
+    "training_run",
     "ui_url",
 ]

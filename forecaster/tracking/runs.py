@@ -7,6 +7,7 @@ import logging
 import subprocess
 import tempfile
 import warnings
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -17,6 +18,7 @@ import pandas as pd
 from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 
 from forecaster.config import Settings
+from forecaster.experts.training import on_epoch
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.runtime.logs import is_verbose
 from forecaster.tracking.pyfunc import CODE_FILE, pyfunc_output, record_checksum, signature
@@ -52,6 +54,51 @@ def _requirements() -> list[str]:
     return [f"{n}=={importlib_metadata.version(n).split('+')[0]}" for n in names]
 
 
+@dataclass
+class _OpenRun:
+    run_id: str
+    epochs_logged: int = 0  # epochs the live curves received (none when training ran elsewhere)
+
+
+# The training run `training_run` opened in this context, which `log_training_run` completes.
+_open_run: ContextVar[_OpenRun | None] = ContextVar("open_training_run", default=None)
+
+
+@contextlib.contextmanager
+def training_run(settings: Settings, run_name: str | None = None):
+    """Open the training run before the work starts; `log_training_run` inside completes it.
+
+    The run's duration is then the job's (not the seconds of logging after it), and the loss
+    curves grow in the UI while the experts train: every epoch is logged as it ends. Epochs
+    trained in other processes (Ray Train workers) are logged from the fit's history at the end.
+    An exception ends the run as FAILED.
+    """
+    configure(settings)
+    with mlflow.start_run(run_name=run_name) as run, on_epoch(_log_epoch):
+        token = _open_run.set(_OpenRun(run.info.run_id))
+        try:
+            yield run
+        finally:
+            _open_run.reset(token)
+
+
+def _run(opened: _OpenRun | None, run_name: str | None):
+    """The run to log into: the one `training_run` opened (it ends it), else a new one."""
+    active = mlflow.active_run()
+    if opened is not None and active is not None and active.info.run_id == opened.run_id:
+        return contextlib.nullcontext(active)
+    return mlflow.start_run(run_id=opened.run_id) if opened else mlflow.start_run(run_name=run_name)
+
+
+def _log_epoch(stage: str, row: dict[str, float]) -> None:
+    """One epoch's losses into the open run, named as `_log_curves` names them."""
+    opened = _open_run.get()
+    if opened is None:
+        return
+    _log_curves({stage.replace("-", "_"): [row]}, run_id=opened.run_id)
+    opened.epochs_logged += 1
+
+
 def log_training_run(
     model: FuzzyLSTMForecaster,
     bars: pd.DataFrame,
@@ -63,14 +110,17 @@ def log_training_run(
 ) -> LoggedModel:
     """Log a fitted model's run (params, curves, metrics, data, plots) and its pyfunc model.
 
-    When `register`, the model becomes a new version of `settings.model_name` with the alias
+    Inside `training_run` it completes the run opened there; otherwise it opens one now. When
+    `register`, the model becomes a new version of `settings.model_name` with the alias
     `challenger`; `promote` decides whether it becomes `champion`.
     """
     configure(settings)
-    with mlflow.start_run(run_name=run_name) as run, tempfile.TemporaryDirectory() as tmp:
+    opened = _open_run.get()
+    with _run(opened, run_name) as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params({k: str(v) for k, v in model.config.flat().items()})
         mlflow.log_params({"source": settings.source, "universe": ",".join(model.fingerprint_["tickers"])})
-        _log_curves(model.history_)
+        if opened is None or not opened.epochs_logged:
+            _log_curves(model.history_)
         _log_fit(model)
         _log_data(model, bars)
         _log_config_and_regimes(model)
@@ -85,7 +135,7 @@ def log_training_run(
     return LoggedModel(run.info.run_id, info.model_uri, version)
 
 
-def _log_curves(history: dict[str, list[dict]]) -> None:
+def _log_curves(history: dict[str, list[dict]], run_id: str | None = None) -> None:
     """Per-epoch losses as metric steps, so the UI draws the curves."""
     for stage, rows in history.items():
         for row in rows:
@@ -93,7 +143,8 @@ def _log_curves(history: dict[str, list[dict]]) -> None:
             # section of single-value metrics.
             mlflow.log_metrics(
                 {f"loss/{stage}.{k.replace('/', '.')}": v for k, v in row.items() if k != "epoch"},
-                step=row["epoch"],
+                step=int(row["epoch"]),
+                run_id=run_id,
             )
 
 

@@ -16,11 +16,14 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 # MLflow 3.17's UI takes the kind from its GenAI / Model training switch (kept in the browser,
 # GenAI by default) rather than from the tag; a link with this parameter opens the runs.
 UI_QUERY = "?workflowType=machine_learning"
+LOCAL_UI = "http://127.0.0.1:5000"  # where `forecaster ui` serves by default
 
 
 def configure(settings: Settings) -> str:
     """Point MLflow at the configured store and experiment; returns the tracking URI."""
     uri = settings.tracking_uri
+    # MLflow prints "View run ... at" links that open the GenAI view; ours (`run_url`) do not.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if not sys.stderr.isatty():
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     adopt_library_loggers()  # importing mlflow gave it a handler of its own
@@ -39,8 +42,23 @@ def configure(settings: Settings) -> str:
     return uri
 
 
-def ui_url(settings: Settings, base: str = "http://127.0.0.1:5000") -> str:
-    """The MLflow UI page of the experiment's training runs."""
+def ui_url(settings: Settings, base: str | None = None) -> str:
+    """The MLflow UI page of the experiment's training runs, in the model-training view.
+
+    `base`: the UI's address; default the tracking server (an http URI) or `forecaster ui`'s.
+    """
     configure(settings)  # creates the experiment when it is new
     experiment = mlflow.get_experiment_by_name(settings.experiment)
-    return f"{base}/#/experiments/{experiment.experiment_id}{UI_QUERY}"
+    return f"{_ui_base(settings, base)}/#/experiments/{experiment.experiment_id}{UI_QUERY}"
+
+
+def _ui_base(settings: Settings, base: str | None) -> str:
+    uri = settings.tracking_uri
+    return (base or (uri if uri.startswith(("http://", "https://")) else LOCAL_UI)).rstrip("/")
+
+
+def run_url(settings: Settings, run_id: str, base: str | None = None) -> str:
+    """The MLflow UI page of one run, in the model-training view (`base` as for `ui_url`)."""
+    configure(settings)
+    experiment_id = mlflow.get_run(run_id).info.experiment_id
+    return f"{_ui_base(settings, base)}/#/experiments/{experiment_id}/runs/{run_id}{UI_QUERY}"

@@ -114,6 +114,15 @@ def test_missing_column_error_names_file_and_column(tmp_path, gs):
         read_bars_file(path)
 
 
+def test_a_file_without_a_date_column_lists_its_own_columns(tmp_path):
+    path = tmp_path / "AAA.csv"
+    path.write_text("when,price\n2020-01-02,100\n2020-01-03,101\n")
+    with pytest.raises(DataValidationError) as caught:
+        read_bars_file(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: no date") and "got columns ['when', 'price']" in message, message
+
+
 def test_unreadable_date_error_names_file_row_and_line(tmp_path, make_bars):
     frame = make_bars("AAPL").astype({"date": "str"})
     frame.loc[2, "date"] = "2020-02-30"
