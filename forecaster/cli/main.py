@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 import typer.rich_utils
 
-from forecaster.cli import model_work, operations, registry, scale
+from forecaster.cli import model_work, operations, products, registry, scale
 from forecaster.runtime.logs import setup_logging
 
 # Piped help (`forecaster train --help | less`, a README generator) would wrap at rich's 80
@@ -53,6 +53,8 @@ for verb in (
     model_work.train,
     model_work.forecast,
     model_work.backtest,
+    products.risk,
+    products.rank,
     scale.tune,
     registry.promote,
     registry.models,
