@@ -75,6 +75,17 @@ def simulate_joint(
     """`joint_draws` from the latest window of each ticker (all ending on one day) and the wide
     frame of daily log returns (`daily_returns`) the copula is fitted on."""
     horizon = check_horizon(model, horizon)
+    return simulate_horizons(model, windows, returns, horizons=(horizon,), n_paths=n_paths, seed=seed)[0]
+
+
+def simulate_horizons(
+    model, windows: WindowSet, returns: pd.DataFrame, *, horizons, n_paths: int = DEFAULT_PATHS, seed: int = 0
+) -> list[JointDraws]:
+    """`simulate_joint` at each of `horizons`, with one forecast and one copula fit for all.
+
+    Each horizon's draws are those `simulate_joint` gives at that horizon with the same seed.
+    """
+    horizons = [check_horizon(model, h) for h in horizons]
     origins = np.unique(windows.origin)
     if len(origins) != 1:
         raise ValueError(f"the windows end on {len(origins)} different days; a joint forecast needs one")
@@ -82,8 +93,16 @@ def simulate_joint(
     tickers = [str(t) for t in windows.ticker]
     quantiles = model.predict_windows(windows, intervals=False).quantiles  # [N, H, Q], calibrated
     copula = Copula().fit(returns[tickers], as_of=as_of)  # in the windows' order
-    draws = simulate_returns(quantiles, model.levels, copula, horizon=horizon, n_paths=n_paths, seed=seed)
-    return JointDraws(tuple(tickers), as_of, horizon, draws, windows.last_price)
+    return [
+        JointDraws(
+            tuple(tickers),
+            as_of,
+            h,
+            simulate_returns(quantiles, model.levels, copula, horizon=h, n_paths=n_paths, seed=seed),
+            windows.last_price,
+        )
+        for h in horizons
+    ]
 
 
 def daily_returns(bars: pd.DataFrame) -> pd.DataFrame:
