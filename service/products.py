@@ -8,7 +8,8 @@ of ms of CPU (paths x tickers), so it runs in a thread, never on the event loop.
 A worker keeps the last `joint_cache_size` simulations, keyed by the served model (a reload is
 another), the tickers, the horizon, the path count and a digest of the bars read: the draws are a
 seeded function of these, so a request that asks again (the bars change once a day) gets the same
-numbers without simulating. Two identical requests that arrive together may both simulate.
+numbers without simulating. Two identical requests that arrive together may both simulate. It
+also keeps each ticker's bars as last read (`StoredBars`), read again when the file changes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pandas as pd
 from fastapi import HTTPException, Request
 
 from forecaster import products
+from forecaster.data import PriceStore
 from forecaster.data.sessions import last_closed_session
 from forecaster.features.windows import concat_windows, window_from_arrays
 from forecaster.joint import Copula
@@ -35,22 +37,27 @@ SEED = 0  # one seed: the same request gets the same answer from every worker
 
 
 class JointCache:
-    """The last `size` simulations of one worker (`JointDraws` by key), least recently used out first."""
+    """The last `size` simulations of one worker, least recently used out first.
+
+    An entry is the `JointDraws` of a key and the products already computed from it, by product
+    key (the rank table; risk tables by weights and levels): those are functions of the draws too.
+    """
 
     def __init__(self, size: int):
         self.size = size
-        self._items: OrderedDict[tuple, products.JointDraws] = OrderedDict()
+        self._items: OrderedDict[tuple, tuple[products.JointDraws, dict]] = OrderedDict()
 
-    def get(self, key: tuple) -> products.JointDraws | None:
-        joint = self._items.get(key)
-        if joint is not None:
+    def get(self, key: tuple) -> tuple[products.JointDraws, dict] | None:
+        item = self._items.get(key)
+        if item is not None:
             self._items.move_to_end(key)
-        return joint
+        return item
 
-    def put(self, key: tuple, joint: products.JointDraws) -> None:
+    def put(self, key: tuple, joint: products.JointDraws, product_key: tuple, result) -> None:
         if self.size <= 0:
             return
-        self._items[key] = joint
+        item = self._items.setdefault(key, (joint, {}))
+        item[1][product_key] = result
         self._items.move_to_end(key)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
@@ -79,12 +86,14 @@ async def joint_product(
     tickers: list[str],
     horizon: int,
     product: Callable[[products.JointDraws], object],
+    product_key: tuple,
     field: tuple = ("body", "tickers"),
 ):
     """(JointDraws, product(draws), stale) for the tickers' latest bars; the CPU work in a thread.
 
-    The simulation runs in the tickers' sorted order, as `forecaster.products` does, so the same
-    tickers get the same draws whatever order they are asked in; answers follow the request's.
+    `product_key` names the product and its parameters: a repeated request is answered from the
+    cache. The simulation runs in the tickers' sorted order, as `forecaster.products` does, so the
+    same tickers get the same draws whatever order they are asked in; answers follow the request's.
     404 for a ticker without bars, 503 when its bars cannot be had, 422 naming `field[i]` for the
     i-th requested ticker when its bars end before the others' or are too few.
     """
@@ -92,14 +101,18 @@ async def joint_product(
     tickers = sorted(tickers)
     arrays = await _bars(http, loaded, tickers)
     as_of = _common_as_of(tickers, arrays, where)
+    calendar = loaded.forecaster.config.window.calendar
+    stale = bool(as_of < last_closed_session(calendar, np.datetime64(datetime.now(UTC).date(), "D")))
     paths = http.app.state.settings.joint_paths
     cache = _cache(http)
     key = (loaded.uri, loaded.version, loaded.checksum, loaded.loaded_at, tuple(tickers), horizon, paths)
     key += (_digest(tickers, arrays),)
     cached = cache.get(key)
+    if cached is not None and product_key in cached[1]:
+        return cached[0], cached[1][product_key], stale
 
     def work():
-        joint = cached or _simulate(loaded, tickers, arrays, horizon, paths, where)
+        joint = cached[0] if cached else _simulate(loaded, tickers, arrays, horizon, paths, where)
         return joint, product(joint)
 
     try:
@@ -108,27 +121,77 @@ async def joint_product(
         raise
     except ValueError as exc:  # LinAlgError too: the inputs cannot be simulated
         raise InputError(field, str(exc)) from None
-    if cached is None:
-        cache.put(key, joint)
-    calendar = loaded.forecaster.config.window.calendar
-    fresh_after = last_closed_session(calendar, np.datetime64(datetime.now(UTC).date(), "D"))
-    return joint, result, bool(as_of < fresh_after)
+    cache.put(key, joint, product_key, result)
+    return joint, result, stale
+
+
+class StoredBars:
+    """Each ticker's arrays as last read, by the identity of its price-store file (mtime, size, inode).
+
+    Reading and validating 100 Parquet files costs about a second; a `stat` of each costs ~2 ms.
+    A file that changed (the ingest job, a refresh) is read again through `BarSource.arrays`, and so
+    is a ticker whose cached bars are behind the last closed session when the source refreshes.
+    """
+
+    def __init__(self):
+        self._items: dict[str, tuple[tuple, int, dict[str, np.ndarray]]] = {}  # ticker -> (stamp, n, arrays)
+
+    def get(self, ticker: str, stamp: tuple | None, n: int, fresh_after) -> dict[str, np.ndarray] | None:
+        item = self._items.get(ticker)
+        if stamp is None or item is None or item[:2] != (stamp, n):
+            return None
+        arrays = item[2]
+        if fresh_after is not None and arrays["date"][-1] < fresh_after:  # the source may have newer bars
+            return None
+        return arrays
+
+    def put(self, ticker: str, stamp: tuple | None, n: int, arrays: dict[str, np.ndarray]) -> None:
+        if stamp is not None:
+            self._items[ticker] = (stamp, n, arrays)
+
+
+def _stamps(settings, tickers: list[str]) -> list[tuple | None]:
+    """Each ticker's file identity in the price store (None: no such file). Blocking."""
+    store = PriceStore(settings.price_dir)
+    out = []
+    for ticker in tickers:
+        try:
+            info = store.path(ticker).stat()
+        except (OSError, ValueError):
+            out.append(None)
+        else:
+            out.append((info.st_mtime_ns, info.st_size, info.st_ino))
+    return out
 
 
 async def _bars(http: Request, loaded: LoadedModel, tickers: list[str]) -> list[dict[str, np.ndarray]]:
     """Each ticker's last bars: enough for its window's features and the copula's trailing window."""
     calendar = loaded.forecaster.config.window.calendar
     n = max(bars_needed(loaded), Copula.window + 1)
-    source = http.app.state.bars
-    results = await asyncio.gather(*(source.arrays(t, calendar, n) for t in tickers), return_exceptions=True)
-    for result in results:
+    settings, source = http.app.state.settings, http.app.state.bars
+    stored = getattr(http.app.state, "joint_bars", None)
+    if stored is None:
+        stored = http.app.state.joint_bars = StoredBars()
+    refreshes = settings.source == "yahoo"
+    fresh_after = (
+        last_closed_session(calendar, np.datetime64(bar_source.utcnow().date(), "D")) if refreshes else None
+    )
+    stamps = await asyncio.to_thread(_stamps, settings, tickers)
+    arrays = [stored.get(t, stamp, n, fresh_after) for t, stamp in zip(tickers, stamps, strict=True)]
+    missing = [i for i, a in enumerate(arrays) if a is None]
+    results = await asyncio.gather(
+        *(source.arrays(tickers[i], calendar, n) for i in missing), return_exceptions=True
+    )
+    for i, result in zip(missing, results, strict=True):
         if isinstance(result, bar_source.UnknownTicker):
             raise HTTPException(404, str(result))
         if isinstance(result, bar_source.SourceUnavailable):
             raise HTTPException(503, str(result))
         if isinstance(result, BaseException):
             raise result
-    return results
+        stored.put(tickers[i], stamps[i], n, result)  # a file written since is read again next time
+        arrays[i] = result
+    return arrays
 
 
 def _common_as_of(tickers: list[str], arrays: list[dict], where: dict) -> np.datetime64:

@@ -167,3 +167,20 @@ def test_the_routes_are_in_the_openapi_document(server):
     for path in ("/v1/risk", "/v1/rank"):
         assert {"401", "404", "422", "503"} <= set(doc["paths"][path]["post"]["responses"])
     assert doc["components"]["schemas"]["RankRequest"]["properties"]["tickers"]["minItems"] == 5
+
+
+def test_a_revised_bar_in_the_price_store_is_read_again(server, bars):
+    body = {"tickers": ["AAA", "BBB"], "levels": [0.05]}
+    before = post(server, "/v1/risk", body).json()
+    store = PriceStore(Settings(home=server[1]).price_dir)
+    last = bars[bars["ticker"] == "AAA"].tail(1)
+    try:
+        store.upsert(
+            last.assign(**{c: last[c] * 1.01 for c in ("open", "high", "low", "close", "adj_close")})
+        )
+        after = post(server, "/v1/risk", body).json()
+        assert after["tickers"][0]["last_price"] == pytest.approx(1.01 * before["tickers"][0]["last_price"])
+        assert after["tickers"][1]["last_price"] == before["tickers"][1]["last_price"]
+    finally:
+        store.upsert(last)
+    assert post(server, "/v1/risk", body).json() == before  # the original bars: the cached answer again

@@ -65,7 +65,10 @@ async def risk(body: RiskRequest, request: Request, loaded: ModelDep) -> dict:
     def tables(joint):
         return products.risk_tables(joint, weights=weights, alphas=alphas)
 
-    joint, (per_ticker, portfolio), stale = await joint_product(request, loaded, tickers, horizon, tables)
+    product_key = ("risk", tuple(sorted((weights or {}).items())), alphas)
+    joint, (per_ticker, portfolio), stale = await joint_product(
+        request, loaded, tickers, horizon, tables, product_key
+    )
     _finite([*per_ticker[["var", "es", "component_es"]].to_numpy().ravel(), *portfolio["es"]], "losses")
     rows = per_ticker.to_dict("records")  # in the simulation's order: A rows a ticker
     a = len(alphas)
@@ -104,7 +107,9 @@ async def rank(body: RankRequest, request: Request, loaded: ModelDep) -> dict:
         raise InputError(
             ("body", "tickers"), f"ranking into quintiles needs at least 5 tickers, got {len(tickers)}"
         )
-    joint, table, stale = await joint_product(request, loaded, tickers, horizon, products.rank_table)
+    joint, table, stale = await joint_product(
+        request, loaded, tickers, horizon, products.rank_table, ("rank",)
+    )
     return {
         "as_of": joint.as_of.date(),
         "stale": stale,
