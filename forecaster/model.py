@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from forecaster import products
 from forecaster.calibration.calibrator import load_calibrator, make_calibrator
 from forecaster.calibration.cqr import interval_levels
 from forecaster.config import ForecasterConfig
@@ -338,6 +339,10 @@ class FuzzyLSTMForecaster:
         options (`train_days`, `progress`) and the refit rules are in `forecaster.walkforward`.
         """
         return historical_forecasts(self, bars, start=start, end=end, refit_every=refit_every, **options)
+
+    # Joint products of several tickers (`forecaster.products`): VaR / ES, and M6 quintile ranks.
+    risk = products.risk  # (bars, tickers, weights, horizon, alphas, n_paths, seed) -> (tickers, portfolio)
+    rank = products.rank  # (bars, tickers, horizon, n_paths, seed) -> ID, Rank1..Rank5
 
     # ---- persistence ---------------------------------------------------------------------
 

@@ -3,10 +3,12 @@
 One joint simulation serves both (`forecaster.joint`): each ticker's calibrated quantiles of its
 h-day cumulative log return, from the latest window in `bars`, are the marginals; a copula fitted on
 the trailing daily returns of the same bars, dated up to the as-of date, is the dependence. The
-model, the CLI verbs `risk` / `rank`, the API routes and the batch job all call these two functions.
+model (`FuzzyLSTMForecaster.risk` / `.rank`), the CLI verbs `risk` / `rank`, the API routes and the
+batch job all call these functions.
 
 The as-of date is the latest date every requested ticker has a bar; a ticker whose last bar is older
-is refused by name (its window would end on another day than the others').
+is refused by name (its window would end on another day than the others'). Results are seeded: the
+same model, bars, horizon, path count and seed give the same numbers.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecaster.features.windows import latest_windows
+from forecaster.features.windows import WindowSet, latest_windows
 from forecaster.joint import (
     DEFAULT_ALPHAS,
     Copula,
@@ -42,24 +44,95 @@ class JointDraws:
 
 
 def joint_draws(
-    model, bars: pd.DataFrame, *, horizon: int, tickers=None, n_paths: int = DEFAULT_PATHS, seed: int = 0
+    model,
+    bars: pd.DataFrame,
+    *,
+    horizon: int | None = None,
+    tickers=None,
+    n_paths: int = DEFAULT_PATHS,
+    seed: int = 0,
 ) -> JointDraws:
-    """Simulate the tickers' h-day returns jointly from `model`'s quantiles and a copula on `bars`."""
+    """Simulate the tickers' h-day returns jointly from `model`'s quantiles and a copula on `bars`.
+
+    `horizon` 1..the model's H (default H); `tickers` default every ticker in `bars`.
+    """
+    check_horizon(model, horizon)
+    bars = _select(bars, tickers)
+    common_as_of(bars.groupby("ticker")["date"].max())
+    windows = latest_windows(bars, model.config.window)
+    return simulate_joint(model, windows, daily_returns(bars), horizon=horizon, n_paths=n_paths, seed=seed)
+
+
+def simulate_joint(
+    model,
+    windows: WindowSet,
+    returns: pd.DataFrame,
+    *,
+    horizon: int | None = None,
+    n_paths: int = DEFAULT_PATHS,
+    seed: int = 0,
+) -> JointDraws:
+    """`joint_draws` from the latest window of each ticker (all ending on one day) and the wide
+    frame of daily log returns (`daily_returns`) the copula is fitted on."""
+    horizon = check_horizon(model, horizon)
+    return simulate_horizons(model, windows, returns, horizons=(horizon,), n_paths=n_paths, seed=seed)[0]
+
+
+def simulate_horizons(
+    model, windows: WindowSet, returns: pd.DataFrame, *, horizons, n_paths: int = DEFAULT_PATHS, seed: int = 0
+) -> list[JointDraws]:
+    """`simulate_joint` at each of `horizons`, with one forecast and one copula fit for all.
+
+    Each horizon's draws are those `simulate_joint` gives at that horizon with the same seed.
+    """
+    horizons = [check_horizon(model, h) for h in horizons]
+    origins = np.unique(windows.origin)
+    if len(origins) != 1:
+        raise ValueError(f"the windows end on {len(origins)} different days; a joint forecast needs one")
+    as_of = pd.Timestamp(origins[0])
+    tickers = [str(t) for t in windows.ticker]
+    quantiles = model.predict_windows(windows, intervals=False).quantiles  # [N, H, Q], calibrated
+    copula = Copula().fit(returns[tickers], as_of=as_of)  # in the windows' order
+    return [
+        JointDraws(
+            tuple(tickers),
+            as_of,
+            h,
+            simulate_returns(quantiles, model.levels, copula, horizon=h, n_paths=n_paths, seed=seed),
+            windows.last_price,
+        )
+        for h in horizons
+    ]
+
+
+def daily_returns(bars: pd.DataFrame) -> pd.DataFrame:
+    """Daily log returns of the adjusted close, each ticker's own (a gap spans it): [dates, tickers].
+
+    `bars` sorted by ticker and date, as validated bars are; NaN where a ticker has no bar.
+    """
+    r = np.log(bars["adj_close"].to_numpy(np.float64))
+    same = np.append(False, bars["ticker"].to_numpy()[1:] == bars["ticker"].to_numpy()[:-1])
+    frame = pd.DataFrame(
+        {
+            "date": bars["date"].to_numpy(),
+            "ticker": bars["ticker"].to_numpy(),
+            "r": np.diff(r, prepend=np.nan),
+        }
+    )[same]
+    return frame.pivot(index="date", columns="ticker", values="r").sort_index()
+
+
+def check_horizon(model, horizon: int | None) -> int:
+    """The horizon asked for (default the model's H); a horizon beyond H is refused."""
     h_max = model.config.window.horizon
+    if horizon is None:
+        return h_max
     if not 1 <= horizon <= h_max:
         raise ValueError(
             f"horizon {horizon} is outside 1..{h_max}: this model forecasts {h_max} days ahead; "
             "train one with a longer horizon (1-day quantiles are never compounded)"
         )
-    bars = _select(bars, tickers)
-    as_of = _common_as_of(bars)
-    windows = latest_windows(bars, model.config.window)
-    quantiles = model.predict_windows(windows).quantiles  # [N, H, Q], calibrated
-    closes = bars.pivot(index="date", columns="ticker", values="adj_close")
-    returns = np.log(closes).diff().iloc[1:][list(windows.ticker)]  # [T, N] in the windows' order
-    copula = Copula().fit(returns, as_of=as_of)
-    draws = simulate_returns(quantiles, model.levels, copula, horizon=horizon, n_paths=n_paths, seed=seed)
-    return JointDraws(tuple(map(str, windows.ticker)), as_of, horizon, draws, windows.last_price)
+    return horizon
 
 
 def risk_tables(
@@ -94,11 +167,60 @@ def risk_tables(
     return tickers, portfolio
 
 
+def portfolio_losses(joint: JointDraws, weights=None) -> np.ndarray:
+    """The portfolio's simulated loss over the horizon on every path, a fraction of value: [S]."""
+    n = len(joint.tickers)
+    w = np.full(n, 1.0 / n) if weights is None else _weights(weights, joint.tickers)
+    return -(np.expm1(joint.draws) @ w)
+
+
 def rank_table(joint: JointDraws) -> pd.DataFrame:
     """Each ticker's probabilities of each quintile of the cross-section, in M6's `ID,Rank1..Rank5`."""
     if len(joint.tickers) < 5:
         raise ValueError(f"ranking into quintiles needs at least 5 tickers, got {len(joint.tickers)}")
     return m6_frame(list(joint.tickers), rank_probabilities(joint.draws))
+
+
+def risk(
+    model,
+    bars: pd.DataFrame,
+    tickers=None,
+    weights=None,
+    horizon: int | None = None,
+    alphas=DEFAULT_ALPHAS,
+    n_paths: int = DEFAULT_PATHS,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """VaR and ES per ticker and of a portfolio over `horizon` trading days (default the model's H).
+
+    Returns `risk_tables`' (tickers, portfolio): losses as positive fractions of value at each tail
+    probability in `alphas`. `weights`: ticker -> weight (default equal).
+    """
+    joint = joint_draws(model, bars, horizon=horizon, tickers=tickers, n_paths=n_paths, seed=seed)
+    return risk_tables(joint, weights=weights, alphas=alphas)
+
+
+def rank(
+    model,
+    bars: pd.DataFrame,
+    tickers=None,
+    horizon: int | None = None,
+    n_paths: int = DEFAULT_PATHS,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Quintile rank probabilities of the tickers' returns over `horizon` days, in M6's layout
+    (`ID,Rank1..Rank5`; Rank1 the lowest returns). Needs at least 5 tickers."""
+    return rank_table(joint_draws(model, bars, horizon=horizon, tickers=tickers, n_paths=n_paths, seed=seed))
+
+
+def common_as_of(last: pd.Series) -> pd.Timestamp:
+    """The latest date of `last` (ticker -> date of its last bar); every ticker must have a bar on it."""
+    as_of = last.max()
+    stale = last[last < as_of]
+    if len(stale):
+        named = ", ".join(f"{t} (last bar {pd.Timestamp(d).date()})" for t, d in stale.items())
+        raise ValueError(f"every ticker needs a bar on {as_of.date()}, the latest date; missing for {named}")
+    return as_of
 
 
 def _select(bars: pd.DataFrame, tickers) -> pd.DataFrame:
@@ -109,16 +231,6 @@ def _select(bars: pd.DataFrame, tickers) -> pd.DataFrame:
     if missing:
         raise ValueError(f"no bars for ticker(s) {', '.join(missing)}")
     return bars[bars["ticker"].isin(tickers)]
-
-
-def _common_as_of(bars: pd.DataFrame) -> pd.Timestamp:
-    last = bars.groupby("ticker")["date"].max()
-    as_of = last.max()
-    stale = last[last < as_of]
-    if len(stale):
-        named = ", ".join(f"{t} (last bar {d.date()})" for t, d in stale.items())
-        raise ValueError(f"every ticker needs a bar on {as_of.date()}, the latest date; missing for {named}")
-    return as_of
 
 
 def _weights(weights, tickers: tuple[str, ...]) -> np.ndarray:

@@ -19,6 +19,12 @@ forecasting as of day D, each ticker's ACI state learns the outcomes of its stor
 whose target dates are in (updated_through, D]; the state is written in the transaction of the
 forecasts, so a re-run of D learns nothing twice. A backfill (D before a ticker's
 updated_through) is served at the nominal levels: the state already knows later outcomes.
+
+Beside the forecasts, in the same transaction, the joint products of the forecast tickers at every
+horizon 1..H (`forecaster.products`, one seeded simulation of 10,000 paths per horizon from the
+calibrated quantiles at the nominal levels): each ticker's VaR and ES at alpha 0.01, 0.025 and 0.05
+(table `risk`) and, with 5 tickers or more, its quintile rank probabilities (table `ranks`). A
+ticker with too few daily returns for the copula is left out of them (and logged).
 """
 
 from __future__ import annotations
@@ -33,12 +39,14 @@ from datetime import date
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from forecaster import forecast_store, serving
+from forecaster import forecast_store, products, serving
 from forecaster.calibration.aci import ACIState
 from forecaster.config import Settings
 from forecaster.data import DataSourceError, PriceStore
 from forecaster.data.universe import universe_tickers
 from forecaster.data.validation import as_day
+from forecaster.features.windows import latest_windows
+from forecaster.joint import DEFAULT_ALPHAS, Copula
 from forecaster.runtime.engine import ENGINES, map_frames, shards, use_engine
 from forecaster.runtime.logs import setup_logging
 from forecaster.runtime.paths import NotWritableError, ensure_writable
@@ -55,6 +63,7 @@ class BatchResult:
     skipped: dict[str, str] = field(default_factory=dict)  # ticker -> why not
     rows_written: int = 0  # new rows; rows already stored are left alone
     rows_total: int = 0
+    products_written: dict[str, int] = field(default_factory=dict)  # new `risk` and `ranks` rows
 
 
 def read_universe(store: PriceStore, tickers: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -168,6 +177,51 @@ def learn_aci(engine: Engine, model, model_name: str, fresh: pd.DataFrame, day: 
     return state, forecast_store.aci_records(learnt, model_name, day)
 
 
+def joint_products(model, fresh: pd.DataFrame, *, model_name: str, model_version: str, created_at):
+    """`risk` and `ranks` rows of the fresh tickers at every horizon, and the tickers left out with why.
+
+    A universe the joint simulation cannot take (ValueError) gives no rows and one reason, under
+    the key "(all)": the forecasts are written all the same.
+    """
+    returns = products.daily_returns(fresh)
+    copula = Copula()
+    counts = returns.tail(copula.window).notna().sum()
+    left_out = {
+        str(t): f"{n} daily returns; the copula needs {copula.min_periods}"
+        for t, n in counts.items()
+        if n < copula.min_periods
+    }
+    usable = fresh[~fresh["ticker"].isin(list(left_out))]
+    if usable.empty:
+        return [], [], left_out
+    key = {"model_name": model_name, "model_version": model_version, "created_at": created_at}
+    try:
+        joints = products.simulate_horizons(
+            model, latest_windows(usable, model.config.window), returns,
+            horizons=range(1, model.config.window.horizon + 1), n_paths=products.DEFAULT_PATHS,
+        )  # fmt: skip
+    except ValueError as exc:
+        return [], [], left_out | {"(all)": str(exc)}
+    risk_rows, rank_rows = [], []
+    for joint in joints:
+        day, paths = joint.as_of.date(), len(joint.draws)
+        per_ticker, _ = products.risk_tables(joint, alphas=DEFAULT_ALPHAS)
+        risk_rows += [
+            {"ticker": r["ticker"], "as_of": day, "horizon": joint.horizon, "alpha": r["alpha"],
+             "var": r["var"], "es": r["es"], "paths": paths, **key}
+            for r in per_ticker.to_dict("records")
+        ]  # fmt: skip
+        if len(joint.tickers) >= 5:
+            table = products.rank_table(joint)
+            probabilities = table.drop(columns="ID").to_numpy()  # [N, 5] Rank1..Rank5
+            rank_rows += [
+                {"ticker": ticker, "as_of": day, "horizon": joint.horizon, "n_tickers": len(joint.tickers),
+                 "paths": paths, **{f"rank{k + 1}": float(p[k]) for k in range(5)}, **key}
+                for ticker, p in zip(table["ID"], probabilities, strict=True)
+            ]  # fmt: skip
+    return risk_rows, rank_rows, left_out
+
+
 def forecast(
     model,
     bars: pd.DataFrame,
@@ -247,7 +301,15 @@ def run(
         )
         result.rows_total = len(rows)
         result.skipped = missing | result.skipped
-        result.rows_written = forecast_store.write_forecasts(engine, rows, fence, state_rows)
+        names = {"model_name": champion.name, "model_version": champion.version}
+        risk, ranks, left_out = joint_products(model, fresh, **names, created_at=forecast_store.utcnow())
+        for ticker, why in left_out.items():
+            log.warning("%s: left out of risk and ranks (%s)", ticker, why)
+        written = forecast_store.write_batch(
+            engine, rows, fence=fence, aci_state=state_rows, risk=risk, ranks=ranks
+        )
+        result.rows_written = written.pop("forecasts")
+        result.products_written = written
         record.counts = {
             "as_of": str(result.as_of),
             "model_version": champion.version,
@@ -257,6 +319,8 @@ def run(
             "rows_written": result.rows_written,
             "rows_existing": result.rows_total - result.rows_written,
             "aci_tickers_learnt": len({r["ticker"] for r in state_rows}),
+            "risk_rows_written": written["risk"],
+            "rank_rows_written": written["ranks"],
         }
         if result.skipped:
             record.status = "partial"

@@ -32,7 +32,7 @@ from service.forecasting import InputError, MicroBatcher
 from service.guard import RequestGuard
 from service.metrics import INFERENCE, MetricsMiddleware, publish_model_info
 from service.model_state import ModelState, local_model_problem
-from service.routes import forecast, forecasts, health, model
+from service.routes import forecast, forecasts, health, model, products
 from service.settings import ServiceSettings
 from service.store_reads import ACICache, RegimeCounts
 
@@ -82,6 +82,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(model.router, dependencies=protected)
     app.include_router(forecast.router, dependencies=protected)
     app.include_router(forecasts.router, dependencies=protected)
+    app.include_router(products.router, dependencies=protected)
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     # The last added runs first: metrics also count what the guard refuses.

@@ -245,6 +245,120 @@ class StoredForecastPublic(BaseModel):
     created_at: UTCDatetime
 
 
+# ---- joint products of several tickers: VaR / ES (POST /v1/risk), M6 quintile ranks (POST /v1/rank) ----
+
+TailLevel = Annotated[float, Field(gt=0, le=0.5, allow_inf_nan=False, strict=True)]
+Weight = Annotated[float, Field(ge=-100, le=100, allow_inf_nan=False, strict=True)]
+JOINT_TICKERS_DESCRIPTION = (
+    "stored tickers (bars from the price store, as for POST /v1/forecast), each with a bar on the "
+    "latest date of the group: a ticker whose bars end earlier is answered with 422 naming it. "
+    "Case-insensitive; repeats count once"
+)
+JOINT_HORIZON_DESCRIPTION = (
+    "trading days ahead of the as-of date, 1..the served model's horizon (GET /v1/model: `horizon`): "
+    "the model's own h-day quantiles, never compounded 1-day ones; larger is answered with 422. "
+    "Default: the model's horizon"
+)
+
+
+class RiskRequest(BaseModel):
+    """VaR and ES of each ticker and of a portfolio of them, from one joint simulation."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"tickers": ["^GSPC", "^IXIC"], "horizon": 5},
+                {
+                    "tickers": ["^GSPC", "^IXIC"],
+                    "weights": {"^GSPC": 0.6, "^IXIC": 0.4},
+                    "levels": [0.01, 0.05],
+                },
+            ]
+        },
+    )
+
+    tickers: Annotated[
+        list[Ticker], Field(min_length=1, max_length=500, description=JOINT_TICKERS_DESCRIPTION)
+    ]
+    weights: Annotated[dict[Ticker, Weight], Field(max_length=500)] | None = Field(
+        None,
+        description="portfolio weights as fractions of value, ticker -> weight (negative: short); a ticker "
+        "left out weighs 0, a ticker not in `tickers` is answered with 422. Default: equal weights",
+        examples=[{"^GSPC": 0.6, "^IXIC": 0.4}],
+    )
+    horizon: Horizon | None = Field(None, description=JOINT_HORIZON_DESCRIPTION)
+    levels: Annotated[list[TailLevel], Field(min_length=1, max_length=20)] | None = Field(
+        None,
+        description="tail probabilities alpha of VaR and ES, each in (0, 0.5]. Default: 0.01, 0.025, 0.05",
+    )
+
+
+class RankRequest(BaseModel):
+    """Quintile rank probabilities of the tickers' returns, in the M6 competition's layout."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"tickers": ["AAPL", "MSFT", "XOM", "JPM", "KO"], "horizon": 5}]},
+    )
+
+    tickers: Annotated[
+        list[Ticker], Field(min_length=5, max_length=500, description=JOINT_TICKERS_DESCRIPTION)
+    ]
+    horizon: Horizon | None = Field(None, description=JOINT_HORIZON_DESCRIPTION)
+
+
+class RiskLevelPublic(BaseModel):
+    level: float = Field(description="tail probability alpha")
+    var: float = Field(
+        description="value at risk: the loss exceeded with probability alpha, a fraction of value"
+    )
+    es: float = Field(description="expected shortfall: the mean loss on the worst alpha share of paths")
+
+
+class TickerRiskLevelPublic(RiskLevelPublic):
+    component_es: float = Field(
+        description="the ticker's share of the portfolio's ES at this level (the tickers' sum to it)"
+    )
+
+
+class TickerRiskPublic(BaseModel):
+    ticker: str
+    weight: float
+    last_price: float = Field(description="adjusted close on the as-of date")
+    risk: list[TickerRiskLevelPublic] = Field(description="the ticker's own VaR and ES, one per level")
+
+
+class RiskPublic(BaseModel):
+    as_of: dt.date = Field(description="date of the last bar every ticker's forecast reads")
+    stale: bool = Field(description="true when the bars end before the latest completed trading session")
+    horizon: int
+    paths: int = Field(description="simulated paths (FORECASTER_JOINT_PATHS); the simulation is seeded")
+    tickers: list[TickerRiskPublic]
+    portfolio: list[RiskLevelPublic] = Field(description="the portfolio's VaR and ES, one per level")
+    model: ModelRefPublic
+
+
+class RankRowPublic(BaseModel):
+    """One row of the M6 template: the ticker (ID) and its probability of each quintile."""
+
+    ID: str
+    Rank1: float = Field(description="probability of the lowest fifth of returns in the group")
+    Rank2: float
+    Rank3: float
+    Rank4: float
+    Rank5: float = Field(description="probability of the highest fifth")
+
+
+class RankPublic(BaseModel):
+    as_of: dt.date = Field(description="date of the last bar every ticker's forecast reads")
+    stale: bool = Field(description="true when the bars end before the latest completed trading session")
+    horizon: int
+    paths: int = Field(description="simulated paths (FORECASTER_JOINT_PATHS); the simulation is seeded")
+    ranks: list[RankRowPublic] = Field(description="one row per ticker, in request order; rows sum to 1")
+    model: ModelRefPublic
+
+
 class ErrorPublic(BaseModel):
     detail: str
 

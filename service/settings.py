@@ -33,6 +33,12 @@ class ServiceSettings(Settings):
     # How long a worker reuses what it read from the forecast store: a ticker's ACI state (which
     # the batch job writes once a day) and the tickers-per-regime gauge of /metrics.
     store_cache_s: float = 60.0
+    # POST /v1/risk and /v1/rank: simulated paths of the joint forecast (seeded), how many stored
+    # tickers one request may name, and how many simulations (model, tickers, bars, horizon) a
+    # worker keeps for the requests that ask again (0: none; 100 tickers x 10,000 paths: 8 MB each).
+    joint_paths: int = Field(10_000, ge=100)
+    max_joint_tickers: int = Field(500, ge=1)
+    joint_cache_size: int = Field(4, ge=0)
 
     @field_validator("api_keys", mode="before")
     @classmethod

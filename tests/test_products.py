@@ -78,3 +78,32 @@ def test_bad_requests_name_what_is_wrong(model, universe):
         rank_table(joint)
     with pytest.raises(ValueError, match="not in the portfolio: ZZZ"):
         risk_tables(joint, weights={"ZZZ": 1.0})
+
+
+def test_the_model_offers_risk_and_rank_with_the_same_seeded_numbers(model, universe):
+    tickers, portfolio = model.risk(universe, weights={"AAA": 0.5, "FFF": 0.5}, alphas=(0.05,), n_paths=1000)
+    joint = joint_draws(model, universe, horizon=3, n_paths=1000)  # horizon defaults to the model's H
+    expected = risk_tables(joint, weights={"AAA": 0.5, "FFF": 0.5}, alphas=(0.05,))
+    pd.testing.assert_frame_equal(tickers, expected[0])
+    pd.testing.assert_frame_equal(portfolio, expected[1])
+    assert set(tickers.loc[tickers["weight"] == 0, "ticker"]) == {"BBB", "CCC", "DDD", "EEE"}
+    pd.testing.assert_frame_equal(model.rank(universe, horizon=3, n_paths=1000), rank_table(joint))
+
+
+def test_the_portfolio_loss_draws_give_the_portfolio_var(model, universe):
+    from forecaster.products import portfolio_losses
+
+    joint = joint_draws(model, universe, horizon=2, n_paths=2000, seed=3)
+    losses = portfolio_losses(joint, {"BBB": 1.0})
+    _, portfolio = risk_tables(joint, weights={"BBB": 1.0}, alphas=(0.05,))
+    assert np.sort(losses)[::-1][99] == pytest.approx(portfolio["var"].iloc[0])
+
+
+def test_daily_returns_are_each_tickers_own_and_span_a_missing_day(universe):
+    from forecaster.products import daily_returns
+
+    gap = universe[~((universe["ticker"] == "AAA") & (universe.index % 260 == 100))]
+    wide = daily_returns(gap)
+    aaa = gap[gap["ticker"] == "AAA"]
+    assert wide["AAA"].dropna().to_numpy() == pytest.approx(np.diff(np.log(aaa["adj_close"].to_numpy())))
+    assert wide["AAA"].isna().sum() == 1  # the missing day (the first has no return in any ticker)

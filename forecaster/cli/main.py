@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from forecaster.cli import model_work, operations, registry, scale
+from forecaster.cli import model_work, operations, products, registry, scale
 from forecaster.cli.common import fail
 from forecaster.cli.helptext import fit_typer_help, reflow
 from forecaster.cli.render import console_width
@@ -57,6 +57,8 @@ for verb in (
     model_work.train,
     model_work.forecast,
     model_work.backtest,
+    products.risk,
+    products.rank,
     scale.tune,
     registry.promote,
     registry.models,

@@ -359,3 +359,33 @@ def plot_traffic_light(shares: pd.DataFrame, path: Path) -> Path:
     ax.invert_yaxis()
     ax.legend(fontsize="small", loc="lower left", bbox_to_anchor=(1.0, 0.0))
     return _save(fig, path)
+
+
+def plot_portfolio_loss(losses, var, es, path: Path, alphas=None) -> Path:
+    """Histogram of simulated portfolio losses (% of value) with each alpha's VaR (dashed) and ES."""
+    var, es = np.atleast_1d(var), np.atleast_1d(es)
+    names = [f" {a:g}" for a in alphas] if alphas is not None else [""] * len(var)
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.hist(100 * np.asarray(losses, dtype=np.float64), bins=120, color="#90a4ae")
+    for k, (v, e, name) in enumerate(zip(var, es, names, strict=True)):
+        ax.axvline(100 * v, color=f"C{k}", linestyle="--", label=f"VaR{name}: {100 * v:.2f}%")
+        ax.axvline(100 * e, color=f"C{k}", label=f"ES{name}: {100 * e:.2f}%")
+    ax.set(title="Simulated portfolio loss over the horizon", xlabel="loss (% of value)", ylabel="paths")
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_rank_heatmap(table: pd.DataFrame, path: Path) -> Path:
+    """Each ticker's probability of each quintile (M6's `ID,Rank1..Rank5`): tickers x quintiles."""
+    ranks = [c for c in table.columns if c.startswith("Rank")]
+    p = table[ranks].to_numpy(np.float64)  # [N, 5]
+    fig, ax = plt.subplots(figsize=(6.5, 1.6 + 0.22 * len(table)))
+    image = ax.imshow(p, cmap="viridis", vmin=0, vmax=max(float(p.max()), 0.4), aspect="auto")
+    ax.set_xticks(np.arange(len(ranks)), ranks)
+    ax.set_yticks(np.arange(len(table)), table["ID"].astype(str), fontsize=7 if len(table) > 30 else 9)
+    if len(table) <= 40:  # numbers stay legible
+        for (i, k), value in np.ndenumerate(p):
+            ax.text(k, i, f"{value:.2f}", ha="center", va="center", fontsize="x-small", color="white")
+    ax.set(title="Quintile rank probabilities (Rank1: lowest returns)")
+    fig.colorbar(image, ax=ax, label="probability")
+    return _save(fig, path)

@@ -16,7 +16,9 @@ Times are stored as naive UTC (`utcnow`); dates (as_of, target_date) are exchang
 
 Beside the forecasts lives the adaptive-conformal state (`aci_state`, see `aci_rows`): the batch
 job learns it from the outcomes of stored forecasts and writes it in the transaction of its
-forecasts; the API reads it (`load_aci_state`) to serve the same quantiles.
+forecasts; the API reads it (`load_aci_state`) to serve the same quantiles. The joint products of
+the universe (per-ticker VaR / ES in `risk`, quintile rank probabilities in `ranks`, see
+`product_rows`) are written in that transaction too (`write_batch`).
 
 The API reads with `latest_forecasts(engine, ticker)`; the jobs write with `write_forecasts`
 and record themselves with `record_run` (a heartbeat while they run; runs whose heartbeat
@@ -26,12 +28,16 @@ stopped are marked `interrupted` at the next start); the scheduler serialises jo
 
 from forecaster.forecast_store.tables import (  # noqa: I001 (tables first: the others use them)
     FORECAST_KEY,
+    RANK_KEY,
+    RISK_KEY,
     RUN_STATUSES,
     aci_state,
     forecasts,
     job_locks,
     job_runs,
     metadata,
+    ranks,
+    risk,
     utcnow,
 )
 from forecaster.forecast_store.schema import (
@@ -56,11 +62,18 @@ from forecaster.forecast_store.jobs import (
     renew_lock,
 )
 from forecaster.forecast_store.aci_rows import aci_records, forecasts_due, load_aci_state
-from forecaster.forecast_store.forecast_rows import latest_forecasts, tickers_by_regime, write_forecasts
+from forecaster.forecast_store.forecast_rows import (
+    latest_forecasts,
+    tickers_by_regime,
+    write_batch,
+    write_forecasts,
+)
 
 __all__ = [
     "BASELINE",
     "FORECAST_KEY",
+    "RANK_KEY",
+    "RISK_KEY",
     "RUN_STATUSES",
     "VERSION_TABLE",
     "Lease",
@@ -81,13 +94,16 @@ __all__ = [
     "load_aci_state",
     "mark_interrupted",
     "metadata",
+    "ranks",
     "recent_runs",
     "record_run",
     "release_lock",
     "renew_lock",
+    "risk",
     "schema_head",
     "tickers_by_regime",
     "upgrade",
     "utcnow",
+    "write_batch",
     "write_forecasts",
 ]

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from forecaster.forecast_store.aci_rows import _save_aci_state
 from forecaster.forecast_store.jobs import Lease, check_lease
+from forecaster.forecast_store.product_rows import check_products, insert_products
 from forecaster.forecast_store.schema import _engine
 from forecaster.forecast_store.tables import FORECAST_KEY, _insert, forecasts
 
@@ -18,7 +19,22 @@ def write_forecasts(
     engine: Engine, rows: Sequence[dict], fence: Lease | None = None, aci_state: Sequence[dict] = ()
 ) -> int:
     """Insert forecast rows, and the ACI state learnt before them, in one transaction; return how
-    many rows were new.
+    many rows were new. (`write_batch` with no products; see it.)"""
+    return write_batch(engine, rows, fence=fence, aci_state=aci_state)["forecasts"]
+
+
+def write_batch(
+    engine: Engine,
+    rows: Sequence[dict],
+    *,
+    fence: Lease | None = None,
+    aci_state: Sequence[dict] = (),
+    risk: Sequence[dict] = (),
+    ranks: Sequence[dict] = (),
+) -> dict[str, int]:
+    """Insert forecast rows, the ACI state learnt before them and the joint products (`risk` and
+    `ranks` rows, see `product_rows`) in one transaction; how many rows were new in each table
+    ({"forecasts": n, "risk": n, "ranks": n}).
 
     Rows whose key (ticker, as_of, horizon, model_name, model_version) is stored already are
     left as they are, so re-running a batch is a no-op. Any failure rolls back the whole batch.
@@ -26,8 +42,9 @@ def write_forecasts(
     held at that moment; otherwise it rolls back and raises `LockLostError`. `aci_state` rows
     (`aci_rows.aci_records`) replace stored ones only when learnt through a later day.
     """
-    if not rows and not aci_state:
-        return 0
+    if not rows and not aci_state and not risk and not ranks:
+        return {"forecasts": 0, "risk": 0, "ranks": 0}
+    check_products(risk, ranks)
     for i, row in enumerate(rows):
         for column in ("forecast", "last_price"):
             value = row.get(column)
@@ -48,7 +65,8 @@ def write_forecasts(
         .returning(forecasts.c.ticker)
     )
     with engine.begin() as conn:
-        written = len(conn.execute(stmt, list(rows)).all()) if rows else 0
+        written = {"forecasts": len(conn.execute(stmt, list(rows)).all()) if rows else 0}
+        written |= insert_products(conn, risk, ranks)
         _save_aci_state(conn, aci_state)
         if fence is not None:
             check_lease(conn, fence)  # after the writes: see check_lease

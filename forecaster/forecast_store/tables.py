@@ -81,6 +81,44 @@ aci_state = sa.Table(
     sa.PrimaryKeyConstraint("ticker", "model_name", "horizon", "level", name="pk_aci_state"),
 )
 
+# Joint products of the batch job's universe (forecaster.products), per ticker, as-of date, horizon
+# and model version: VaR / ES at each tail probability alpha, and the quintile rank probabilities.
+RISK_KEY = ("ticker", "as_of", "horizon", "model_name", "model_version", "alpha")
+RANK_KEY = ("ticker", "as_of", "horizon", "model_name", "model_version")
+
+risk = sa.Table(
+    "risk",
+    metadata,
+    sa.Column("ticker", sa.String(32), nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("horizon", sa.Integer, nullable=False),  # trading days after as_of
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("alpha", sa.Double, nullable=False),  # tail probability
+    sa.Column("var", sa.Double, nullable=False),  # loss exceeded with probability alpha, fraction of value
+    sa.Column("es", sa.Double, nullable=False),  # mean loss over the worst alpha share of paths
+    sa.Column("paths", sa.Integer, nullable=False),  # simulated paths (seeded)
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.PrimaryKeyConstraint(*RISK_KEY, name="pk_risk"),
+    sa.CheckConstraint("alpha > 0 AND alpha < 1", name="ck_risk_alpha"),
+)
+
+ranks = sa.Table(
+    "ranks",
+    metadata,
+    sa.Column("ticker", sa.String(32), nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("horizon", sa.Integer, nullable=False),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    # Probability of each quintile of the cross-section's h-day returns (rank1: the lowest), as in M6.
+    *(sa.Column(f"rank{k}", sa.Double, nullable=False) for k in range(1, 6)),
+    sa.Column("n_tickers", sa.Integer, nullable=False),  # the cross-section ranked
+    sa.Column("paths", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.PrimaryKeyConstraint(*RANK_KEY, name="pk_ranks"),
+)
+
 RUN_STATUSES = ("running", "ok", "partial", "failed", "interrupted")
 
 
