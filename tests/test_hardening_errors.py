@@ -107,3 +107,21 @@ def test_serve_on_a_read_only_home_says_so_in_one_line(tmp_path):
     assert (
         done.stderr == f"forecaster serve: cannot serve: cannot write to {mnt}/home: read-only file system\n"
     )
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json", "rich"])
+def test_every_log_handler_masks_the_message_its_arguments_and_the_exception(fmt, capsys):
+    import logging
+
+    from forecaster.runtime.logs import stderr_handler
+
+    logger = logging.getLogger(f"test.hardening.{fmt}")
+    logger.handlers, logger.propagate = [stderr_handler(fmt)], False
+    try:
+        raise RuntimeError(f"API request to http://u:{PASSWORD}@mlflow:5000/api failed")
+    except RuntimeError:
+        logger.exception("store %s: password=%s", f"postgresql://a:{PASSWORD}@db/x", PASSWORD)
+    logger.warning("unformattable %s %s", f"http://b:{PASSWORD}@h")  # one argument short
+    err = capsys.readouterr().err
+    assert PASSWORD not in err and "postgresql://a:***@db/x: password=***" in err, err
+    assert "http://u:***@mlflow:5000/api" in err and "RuntimeError" in err and "b:***@h" in err
