@@ -286,6 +286,10 @@ class Settings(BaseSettings):
     )
     experiment: str = "fcm-lstm"
     model_name: str = "fcm-lstm"  # registered model; aliases champion / challenger
+    # Bounds on every MLflow HTTP call of the command line and the jobs (the API sets its own);
+    # MLFLOW_HTTP_REQUEST_MAX_RETRIES / MLFLOW_HTTP_REQUEST_TIMEOUT, when set, win.
+    mlflow_retries: int = Field(2, ge=0)
+    mlflow_timeout_s: float = Field(15.0, gt=0)
     # One ticker per line, '#' starts a comment; when set it replaces `universe`.
     universe_file: Path | None = None
     # Forecasts, job runs and job locks: SQLite in `home` by default, or postgresql://... .

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import sys
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -41,6 +40,7 @@ from sqlalchemy.engine import Engine
 
 from forecaster import forecast_store, products, serving
 from forecaster.calibration.aci import ACIState
+from forecaster.cli.common import describe_error, fail
 from forecaster.config import Settings
 from forecaster.data import DataSourceError, PriceStore
 from forecaster.data.universe import universe_tickers
@@ -49,7 +49,7 @@ from forecaster.features.windows import latest_windows
 from forecaster.joint import DEFAULT_ALPHAS, Copula
 from forecaster.runtime.engine import ENGINES, map_frames, shards, use_engine
 from forecaster.runtime.logs import setup_logging
-from forecaster.runtime.paths import NotWritableError, ensure_writable
+from forecaster.runtime.paths import ensure_writable
 
 log = logging.getLogger("pipelines.batch_forecast")
 
@@ -352,15 +352,11 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()  # forecaster.runtime.logs: plain lines, or JSON with FORECASTER_LOG_FORMAT=json
     try:
         run(Settings(**({"engine": args.engine} if args.engine else {})), args.as_of)
-    # Expected failures: one line, no traceback.
-    except (
-        ValueError,
-        DataSourceError,
-        NotWritableError,
-        forecast_store.SchemaVersionError,
-        forecast_store.LockLostError,
-    ) as exc:
-        sys.exit(f"error: {exc}")
+    # One line naming what is wrong, credentials masked (--verbose: the traceback too); exit code 1.
+    except (forecast_store.SchemaVersionError, forecast_store.LockLostError) as exc:
+        fail(exc, code=1)
+    except Exception as exc:
+        fail(describe_error(exc)[0], code=1)
 
 
 if __name__ == "__main__":

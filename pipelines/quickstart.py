@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forecaster import tracking
-from forecaster.cli.common import EXPECTED_ERRORS, fail, parse_clusters, split_tickers
+from forecaster.cli.common import describe_error, fail, parse_clusters, split_tickers
 from forecaster.cli.render import print_forecast, print_metrics, promotion_line, say
 from forecaster.config import ClusterConfig, ForecasterConfig, Settings, TrainConfig
-from forecaster.data import DataSourceError, PriceStore, load_sample
+from forecaster.data import PriceStore, load_sample
 from forecaster.evaluation.run_plots import write_run_plots
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.runtime.logs import setup_logging
@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         refuse_placeholders()  # a .env copied unchanged from .env.example
         result = run(settings, quickstart_config(args.epochs, parse_clusters(args.clusters)), tickers)
-    except (*EXPECTED_ERRORS, DataSourceError) as exc:  # expected failures: one line
-        fail(exc)
+    except Exception as exc:  # one line naming what is wrong, credentials masked (--verbose: traceback)
+        fail(*describe_error(exc))
     plots_dir = settings.reports_dir / NAME
     say(
         f"\nmodel:  {result.model_dir}\nplots:  {plots_dir} ({len(result.plots)} PNGs: "

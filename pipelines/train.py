@@ -27,12 +27,13 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from forecaster import forecast_store, tracking
-from forecaster.cli.common import EXPECTED_ERRORS, fail, split_tickers
+from forecaster.cli.common import describe_error, fail, split_tickers
 from forecaster.config import ForecasterConfig, Settings, TrainConfig
 from forecaster.data import DataSourceError, load_bars
 from forecaster.data.universe import universe_tickers
 from forecaster.evaluation.run_plots import write_run_plots
 from forecaster.model import FuzzyLSTMForecaster
+from forecaster.persistence import ensure_room, estimated_size
 from forecaster.runtime.engine import ENGINES, use_engine
 from forecaster.runtime.logs import setup_logging
 from forecaster.runtime.placeholders import refuse_placeholders
@@ -63,6 +64,8 @@ def fit_and_save(bars: pd.DataFrame, config: ForecasterConfig, settings: Setting
 
     On the `ray` engine the fit is distributed: DDP on `settings.train_workers` Ray Train workers.
     """
+    path = settings.models_dir / name
+    ensure_room(path, estimated_size(config.to_dict()))  # a full disk fails now, not after the fit
     if settings.engine == "ray":
         from forecaster.scale.distributed import fit_distributed
 
@@ -75,7 +78,7 @@ def fit_and_save(bars: pd.DataFrame, config: ForecasterConfig, settings: Setting
         )
     else:
         model = train(bars, config)
-    return model, model.save(settings.models_dir / name)
+    return model, model.save(path)
 
 
 def register_and_promote(
@@ -182,8 +185,8 @@ def main(argv: list[str] | None = None) -> None:
             register=not args.no_register,
             plot_tickers=tickers,
         )
-    except (*EXPECTED_ERRORS, DataSourceError) as exc:  # expected failures: one line, no traceback
-        fail(exc)
+    except Exception as exc:  # one line naming what is wrong, credentials masked (--verbose: traceback)
+        fail(*describe_error(exc))
     print(result.model_dir)
 
 

@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from forecaster import forecast_store
+from forecaster.forecast_store.jobs import store_error_line
 from forecaster.runtime.logs import server_logging_config
 from forecaster.runtime.redact import mask_credentials
 from service.bars import BarSource
@@ -137,9 +138,16 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
-    if problem := local_model_problem(ServiceSettings().model_uri):
+    settings = ServiceSettings()
+    if problem := local_model_problem(settings.model_uri):
         print(f"forecaster serve: cannot serve: {problem}", file=sys.stderr)
         raise SystemExit(2)
+    try:  # a read-only data folder or a database down: one line here, not a worker's traceback
+        forecast_store.connect(settings.forecast_store_url).dispose()
+    except Exception as exc:
+        line = store_error_line(exc) or mask_credentials(exc)
+        print(f"forecaster serve: cannot serve: {line}", file=sys.stderr)
+        raise SystemExit(2 if isinstance(exc, OSError) else STARTUP_FAILURE) from None
     config = uvicorn.Config(
         "service.main:create_app",
         factory=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -17,6 +18,8 @@ from rich.markup import escape
 from forecaster.cli.render import err_console, say
 from forecaster.config import ForecasterConfig, Settings
 from forecaster.runtime.logs import is_verbose
+from forecaster.runtime.paths import NotWritableError
+from forecaster.runtime.redact import mask_credentials
 
 # Mistakes a user can fix (bad data, options, files, devices): one line and exit code 2.
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError, KeyError)
@@ -25,16 +28,61 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError, K
 def fail(message: object, code: int = 2) -> None:
     """Print `error: message` (the traceback first when verbose) and exit with `code`.
 
-    SystemExit, not typer.Exit: the jobs in `pipelines/` end their errors here too.
+    Credentials in the message and the traceback are masked (`user:***@host`). SystemExit, not
+    typer.Exit: the jobs in `pipelines/` end their errors here too.
     """
     if is_verbose() and sys.exc_info()[0] is not None:
-        traceback.print_exc()
+        sys.stderr.write(mask_credentials(traceback.format_exc()))
     # Piped (logs, grep): one line, however long. On a terminal: wrapped between words, not mid-word.
     wrap = err_console.is_terminal
     err_console.print(
-        f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=not wrap, overflow="fold"
+        f"[bold red]error:[/] {escape(mask_credentials(message))}",
+        highlight=False,
+        soft_wrap=not wrap,
+        overflow="fold",
     )
     sys.exit(code)
+
+
+def describe_error(exc: BaseException) -> tuple[str, int]:
+    """The one line and exit code of a failure: 2 for a mistake the user can fix, 1 otherwise.
+
+    A tracking server or database that cannot be reached, and a full or read-only disk, are
+    said in words that name the URI or the folder; anything else (a bug) by its type and
+    message. `fail` masks the credentials.
+    """
+    from forecaster.data import DataSourceError
+
+    if isinstance(exc, (*EXPECTED_ERRORS, DataSourceError, NotWritableError)):
+        return str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc), 2
+    line = _environment_problem(exc)
+    if line is not None:
+        return line, 1
+    hint = "" if is_verbose() else " (run with --verbose for the traceback)"
+    return f"{type(exc).__name__}: {exc}{hint}", 1
+
+
+def _environment_problem(exc: BaseException) -> str | None:
+    """One line for MLflow out of reach, a database error or a disk problem; None for others."""
+    if type(exc).__module__.startswith(("mlflow", "requests", "urllib3")):
+        from forecaster.tracking.setup import unreachable_line
+
+        return unreachable_line(exc)
+    if type(exc).__module__.startswith("sqlalchemy"):
+        from forecaster.forecast_store.jobs import store_error_line
+
+        return store_error_line(exc)
+    if isinstance(exc, OSError) and exc.errno in DISK_PROBLEMS and exc.filename:
+        return f"cannot write to {exc.filename}: {DISK_PROBLEMS[exc.errno]}"
+    return None
+
+
+DISK_PROBLEMS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied (read-only folder?)",
+}
 
 
 def friendly_errors(func):
@@ -45,17 +93,12 @@ def friendly_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from forecaster.data import DataSourceError
-
         try:
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort, typer.BadParameter):  # Typer's own ways out
             raise
-        except (*EXPECTED_ERRORS, DataSourceError) as exc:
-            fail(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
         except Exception as exc:  # a bug or an environment problem: still no traceback by default
-            hint = "" if is_verbose() else " (run with --verbose for the traceback)"
-            fail(f"{type(exc).__name__}: {exc}{hint}", code=1)
+            fail(*describe_error(exc))
 
     return wrapper
 

@@ -134,6 +134,9 @@ def train(
         hidden=hidden, layers=layers, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr,
         fine_tune_epochs=fine_tune_epochs, device=device, seed=seed,
     )  # fmt: skip
+    from forecaster.persistence import ensure_room, estimated_size
+
+    ensure_room(output, estimated_size(model_config.to_dict()))  # a full disk fails now, not after the fit
     bars = load(source, ticker, start, end, settings, strict=strict)
     model = _fit_and_save(model_config, bars, output)
     if plots:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from forecaster.config import Settings
 from forecaster.forecast_store.tables import RUN_STATUSES, _insert, job_locks, job_runs, utcnow
+from forecaster.runtime.redact import mask_credentials
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ def record_run(
         with _every(heartbeat_s, lambda: _beat(engine, record.id), f"heartbeat-{job}-{record.id}"):
             yield record
     except BaseException as exc:
-        record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
+        record.status, record.error = "failed", store_error_line(exc) or f"{type(exc).__name__}: {exc}"
         raise
     finally:
         _finish_run(engine, record)
@@ -75,9 +79,14 @@ def _beat(engine: Engine, run_id: int) -> bool:
 
 
 def _finish_run(engine: Engine, record: RunRecord) -> None:
-    """Write the run's end: its status (`failed` when not a known one), counts and error."""
+    """Write the run's end: its status (`failed` when not a known one), counts and error.
+
+    The error is stored with its credentials masked: `forecaster runs` shows it to anyone.
+    """
     if record.status not in RUN_STATUSES:
         record.status, record.error = "failed", f"unknown status {record.status!r}"
+    if record.error is not None:
+        record.error = mask_credentials(record.error)
     with engine.begin() as conn:
         conn.execute(
             job_runs.update()
@@ -107,6 +116,31 @@ def mark_interrupted(engine: Engine, stale_after: timedelta) -> int:
     if result.rowcount:
         log.warning("marked %d stale running job runs interrupted", result.rowcount)
     return result.rowcount
+
+
+def store_error_line(exc: BaseException) -> str | None:
+    """A database error in one line: the database (its URL masked) and what the driver said.
+
+    Not SQLAlchemy's text, which adds the statement and its parameters. The database is the
+    forecast store unless the error came through MLflow (its tracking store). None when `exc`
+    is no database error.
+    """
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return None
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    frames = [frame.filename for frame in traceback.extract_tb(exc.__traceback__)]
+    try:
+        settings = Settings()
+    except Exception:  # settings that do not parse: say what the driver said
+        return f"database error: {reason}"
+    if any("/mlflow/" in name for name in frames):
+        return mask_credentials(f"MLflow tracking store {settings.mlflow_uri or settings.home}: {reason}")
+    url = settings.forecast_store_url
+    line = f"forecast store {url} (FORECASTER_FORECAST_STORE_URL): {reason}"
+    database = sa.make_url(url).database
+    if url.startswith("sqlite") and database and database != ":memory:":
+        line += f" (folder {Path(database).parent})"
+    return mask_credentials(line)
 
 
 def recent_runs(engine: Engine, limit: int = 20, job: str | None = None) -> list[dict]:

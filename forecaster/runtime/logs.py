@@ -8,6 +8,8 @@ Long floats in messages are rounded (a logged dict of diagnostics would otherwis
 `0.43883557224151015`). Libraries that talk a lot (MLflow, alembic, urllib3, ...) log at
 WARNING unless verbose; their records go through the same handler, so there is one style.
 Verbosity travels in `FORECASTER_VERBOSE`, so a job the command line execs inherits it.
+Every handler made here masks credentials (`user:password@` in URIs, `password=...`) in the
+message, its arguments and the exception text, whichever library logged them.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ import re
 import sys
 from datetime import UTC, datetime
 
+from forecaster.runtime.redact import mask_credentials
+
 # Libraries whose chatter is noise to a user ("Creating initial MLflow database tables...") and
-# the level they keep unless verbose. yfinance warns about each failed try; our error says it once.
+# the level they keep unless verbose. yfinance and urllib3 warn about each failed try; our error
+# says it once.
 QUIET_LOGGERS = {
-    **dict.fromkeys(
-        ("mlflow", "alembic", "urllib3", "httpx", "httpcore", "git", "matplotlib", "PIL"), "WARNING"
-    ),
+    **dict.fromkeys(("mlflow", "alembic", "httpx", "httpcore", "git", "matplotlib", "PIL"), "WARNING"),
     "yfinance": "ERROR",
+    "urllib3": "ERROR",  # a line per retry of a dead server: the error says it once, with the count
 }
 _configured = False
 _LONG_FLOAT = re.compile(r"(?<![\w.:])-?\d+\.\d{5,}(?:e[-+]?\d+)?")
@@ -63,9 +67,34 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": round_numbers(record.getMessage()),
         }
-        if record.exc_info:
-            line["exc_info"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exc_info"] = record.exc_text
         return json.dumps(line, ensure_ascii=False)
+
+
+class MaskCredentials(logging.Filter):
+    """Mask credentials in a record before any formatter sees it: message, args, exception, stack.
+
+    The exception is rendered to (masked) text here and `exc_info` dropped, so no formatter
+    (rich's tracebacks included) renders the original, whose frames' text may hold the URI.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            record.msg, record.args = mask_credentials(record.getMessage()), None
+        except Exception:  # arguments that do not fit the message: show both, masked
+            record.msg, record.args = mask_credentials(f"{record.msg} {record.args!r}"), None
+        if record.exc_info:
+            if not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = mask_credentials(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_credentials(record.stack_info)
+        return True
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -99,7 +128,16 @@ def setup_logging(verbose: bool | None = None, *, fmt: str | None = None) -> Non
 
 
 def stderr_handler(fmt: str | None = None) -> logging.Handler:
-    """The handler of `setup_logging`: rich, plain or JSON lines on stderr (None: from the environment)."""
+    """The handler of `setup_logging`: rich, plain or JSON lines on stderr (None: from the environment).
+
+    Credentials are masked in everything it writes (`MaskCredentials`).
+    """
+    handler = _stderr_handler(fmt)
+    handler.addFilter(MaskCredentials())
+    return handler
+
+
+def _stderr_handler(fmt: str | None) -> logging.Handler:
     fmt = (fmt or os.environ.get("FORECASTER_LOG_FORMAT") or "").lower()
     if fmt not in ("json", "plain", "rich"):
         fmt = "rich" if sys.stderr.isatty() else "plain"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import subprocess
 import tempfile
+import time
 import warnings
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import psutil
 from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 
 from forecaster.config import Settings
@@ -54,6 +58,67 @@ def _requirements() -> list[str]:
     return [f"{n}=={importlib_metadata.version(n).split('+')[0]}" for n in names]
 
 
+# Who runs a run: a later start tells a run whose process was killed (RUNNING forever) from a live one.
+PROCESS_TAGS = ("forecaster.host", "forecaster.pid", "forecaster.pid_started")
+UNKNOWN_PROCESS_AFTER_S = 2 * 86400  # a RUNNING run of another host, or untagged, is dead after this
+
+
+def start_run(run_name: str | None = None):
+    """`mlflow.start_run` with the host, pid and process start time as tags."""
+    started = f"{psutil.Process().create_time():.2f}"
+    tags = dict(zip(PROCESS_TAGS, (socket.gethostname(), str(os.getpid()), started), strict=True))
+    return mlflow.start_run(run_name=run_name, tags=tags)
+
+
+def end_killed_runs(settings: Settings, min_age_s: float = 60) -> list[str]:
+    """Mark KILLED the experiment's runs left RUNNING by a process that is gone; their ids.
+
+    A run started on this host whose process (pid and start time) no longer exists is dead once
+    older than `min_age_s`; one of another host, or without the tags of `start_run`, once older
+    than `UNKNOWN_PROCESS_AFTER_S`. Called at the start of every training run.
+    """
+    experiment = mlflow.get_experiment_by_name(settings.experiment)
+    if experiment is None:
+        return []
+    client = mlflow.MlflowClient()
+    running = client.search_runs(
+        [experiment.experiment_id], "attributes.status = 'RUNNING'", max_results=1000
+    )
+    now, killed = time.time(), []
+    for run in running:
+        age = now - run.info.start_time / 1000
+        if age >= min_age_s and _process_gone(run.data.tags, age):
+            client.set_tag(
+                run.info.run_id, "forecaster.ended", f"marked KILLED by pid {os.getpid()}: process gone"
+            )
+            client.set_terminated(run.info.run_id, status="KILLED")
+            killed.append(run.info.run_id)
+    if killed:
+        log.warning(
+            "marked %d MLflow runs KILLED (their process is gone): %s", len(killed), ", ".join(killed)
+        )
+    return killed
+
+
+def _process_gone(tags: dict[str, str], age_s: float) -> bool:
+    host, pid, started = (tags.get(name) for name in PROCESS_TAGS)
+    if host != socket.gethostname() or not (pid or "").isdigit():
+        return age_s > UNKNOWN_PROCESS_AFTER_S
+    try:
+        return f"{psutil.Process(int(pid)).create_time():.2f}" != started  # the pid was reused
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:  # another user's process: alive
+        return False
+
+
+def _end_killed_runs(settings: Settings) -> None:
+    try:
+        end_killed_runs(settings)
+    except mlflow.exceptions.MlflowException as exc:  # old runs stay RUNNING; this run goes on
+        log.warning("could not check for killed runs: %s", exc)
+
+
 @dataclass
 class _OpenRun:
     run_id: str
@@ -74,7 +139,8 @@ def training_run(settings: Settings, run_name: str | None = None):
     An exception ends the run as FAILED.
     """
     configure(settings)
-    with mlflow.start_run(run_name=run_name) as run, on_epoch(_log_epoch):
+    _end_killed_runs(settings)
+    with start_run(run_name) as run, on_epoch(_log_epoch):
         token = _open_run.set(_OpenRun(run.info.run_id))
         try:
             yield run
@@ -87,7 +153,7 @@ def _run(opened: _OpenRun | None, run_name: str | None):
     active = mlflow.active_run()
     if opened is not None and active is not None and active.info.run_id == opened.run_id:
         return contextlib.nullcontext(active)
-    return mlflow.start_run(run_id=opened.run_id) if opened else mlflow.start_run(run_name=run_name)
+    return mlflow.start_run(run_id=opened.run_id) if opened else start_run(run_name)
 
 
 def _log_epoch(stage: str, row: dict[str, float]) -> None:
@@ -116,6 +182,8 @@ def log_training_run(
     """
     configure(settings)
     opened = _open_run.get()
+    if opened is None:
+        _end_killed_runs(settings)
     with _run(opened, run_name) as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params({k: str(v) for k, v in model.config.flat().items()})
         mlflow.log_params({"source": settings.source, "universe": ",".join(model.fingerprint_["tickers"])})
@@ -230,7 +298,7 @@ def log_backtest_run(
     compare side by side in the UI; the tables and plots are the run's artifacts under `backtest/`.
     """
     configure(settings)
-    with mlflow.start_run(run_name=run_name) as run:
+    with start_run(run_name) as run:
         mlflow.log_params({k: str(v) for k, v in params.items()})
         metrics = {}
         for row in summary.to_dict("records"):
