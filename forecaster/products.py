@@ -108,18 +108,18 @@ def simulate_horizons(
 def daily_returns(bars: pd.DataFrame) -> pd.DataFrame:
     """Daily log returns of the adjusted close, each ticker's own (a gap spans it): [dates, tickers].
 
-    `bars` sorted by ticker and date, as validated bars are; NaN where a ticker has no bar.
+    `bars` sorted by ticker and date, as validated bars are; NaN where a ticker has no return.
+    Columns in sorted ticker order; dates on which no ticker has a return are left out.
     """
-    r = np.log(bars["adj_close"].to_numpy(np.float64))
-    same = np.append(False, bars["ticker"].to_numpy()[1:] == bars["ticker"].to_numpy()[:-1])
-    frame = pd.DataFrame(
-        {
-            "date": bars["date"].to_numpy(),
-            "ticker": bars["ticker"].to_numpy(),
-            "r": np.diff(r, prepend=np.nan),
-        }
-    )[same]
-    return frame.pivot(index="date", columns="ticker", values="r").sort_index()
+    codes, names = pd.factorize(bars["ticker"], sort=True)  # on the column: no Python strings made
+    same = np.append(False, codes[1:] == codes[:-1])  # [T] a return needs the ticker's previous bar
+    r = np.diff(np.log(bars["adj_close"].to_numpy(np.float64)), prepend=np.nan)[same]
+    dates, row = np.unique(bars["date"].to_numpy()[same], return_inverse=True)
+    wide = np.full((len(dates), len(names)), np.nan)  # [dates, tickers] by scatter, not DataFrame.pivot
+    wide[row, codes[same]] = r
+    return pd.DataFrame(
+        wide, index=pd.DatetimeIndex(dates, name="date"), columns=pd.Index(names, name="ticker")
+    )
 
 
 def check_horizon(model, horizon: int | None) -> int:
