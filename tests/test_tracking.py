@@ -59,7 +59,7 @@ def test_run_has_params_epoch_curves_artifacts_dataset_and_exact_pyfunc(
     # The logged FPC is the fit's, and the fit found structure: uniform memberships give FPC = 1/c
     # (0.5 here), and the clusterer itself calls anything under 1/c + 0.05 nearly uniform.
     fpc = float(run.data.params["cluster_fpc"])
-    assert fpc == pytest.approx(fitted.clusterer_.fpc_, rel=1e-6) and fpc > 1 / 2 + 0.05
+    assert fpc == pytest.approx(fitted.clusterer_.fpc_, abs=1e-4) and fpc > 1 / 2 + 0.05  # logged to 4 places
     assert not {"n_clusters", "cluster_fpc", "xie_beni", "xie_beni_by_c"} & set(run.data.metrics)
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
