@@ -32,7 +32,10 @@ def fail(message: object, code: int = 2) -> None:
     # Piped (logs, grep): one line, however long. On a terminal: wrapped between words, not mid-word.
     wrap = err_console.is_terminal
     err_console.print(
-        f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=not wrap, overflow="fold"
+        f"[bold red]error:[/] {escape(str(message))}",
+        highlight=False,
+        soft_wrap=not wrap,
+        overflow="fold" if wrap else None,  # a path longer than the line is folded, not cut
     )
     sys.exit(code)
 
