@@ -39,7 +39,7 @@ def fail(message: object, code: int = 2) -> None:
         f"[bold red]error:[/] {escape(mask_credentials(message))}",
         highlight=False,
         soft_wrap=not wrap,
-        overflow="fold",
+        overflow="fold" if wrap else None,  # a path longer than the line is folded, not cut
     )
     sys.exit(code)
 
