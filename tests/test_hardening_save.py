@@ -152,3 +152,18 @@ def test_a_disk_that_fills_up_while_saving_keeps_the_old_model(tmp_path):
     first, second = done.stdout.strip().splitlines()
     assert first == f"cannot save the model to {tmp_path}/mnt/model: disk full", done
     assert second == "tag 1 ['model']", done
+
+
+TRAIN = """
+import os, runpy, sys
+sys.argv = ["forecaster", "train", "--source", "sample", "-o", os.environ["MNT"] + "/model"]
+runpy.run_module("forecaster.cli", run_name="__main__")
+"""
+
+
+def test_training_onto_a_disk_without_room_for_the_model_stops_before_reading_data(tmp_path):
+    done = in_tmpfs(tmp_path, "size=256k", TRAIN)
+    mnt = tmp_path / "mnt"
+    assert done.returncode == 2 and done.stdout == "", done
+    assert done.stderr.startswith(f"error: cannot save the model to {mnt}/model: it needs about "), done
+    assert done.stderr.count("\n") == 1 and f"and {mnt} has 0.2 MiB free" in done.stderr, done

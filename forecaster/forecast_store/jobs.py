@@ -134,7 +134,8 @@ def store_error_line(exc: BaseException) -> str | None:
     except Exception:  # settings that do not parse: say what the driver said
         return f"database error: {reason}"
     if any("/mlflow/" in name for name in frames):
-        return mask_credentials(f"MLflow tracking store {settings.mlflow_uri or settings.home}: {reason}")
+        store = settings.mlflow_uri or settings.home / "mlflow.db"
+        return mask_credentials(f"MLflow tracking store {store}: {reason}")
     url = settings.forecast_store_url
     line = f"forecast store {url} (FORECASTER_FORECAST_STORE_URL): {reason}"
     database = sa.make_url(url).database
