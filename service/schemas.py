@@ -26,7 +26,7 @@ def _integral_float(value):
 
 Horizon = Annotated[int, Field(ge=1, le=250, strict=True), BeforeValidator(_integral_float)]
 LEVELS_DESCRIPTION = (
-    "quantile levels to answer, each in (0, 1) and within the served model's range (0.025 to 0.975 "
+    "quantile levels to answer, each in (0, 1) and within the served model's range (0.01 to 0.99 "
     "for the default model; GET /v1/model: `levels`): levels between the model's own are interpolated. "
     "A level the model cannot give is answered with 422 naming it. Default: the model's levels"
 )
