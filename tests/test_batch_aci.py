@@ -12,7 +12,7 @@ from test_batch_forecast import bars, home, without_mlflow_env  # noqa: F401  (m
 from conftest import bars_from_returns, random_walk_bars
 from forecaster import forecast_store, tracking
 from forecaster.calibration.aci import DEFAULT_GAMMA
-from forecaster.config import Settings
+from forecaster.config import DEFAULT_LEVELS, Settings
 from forecaster.data import PriceStore
 from pipelines import batch_forecast
 
@@ -66,7 +66,7 @@ def test_state_persists_across_runs_and_learns_each_outcome_once(rising):
     second = state_of(engine)
     assert all(r["updated_through"] == d2 for r in second)
     aaa = [r for r in second if r["ticker"] == "AAA"]
-    assert len(aaa) == 3 * 9
+    assert len(aaa) == 3 * len(DEFAULT_LEVELS)  # horizons x the model's levels
     # One outcome per horizon came due (the d1 forecast), above every served quantile: each level
     # moved up by exactly gamma * level, once.
     for r in aaa:
