@@ -283,11 +283,14 @@ def _number(value, fmt: str, scale: float = 1.0) -> str:
 
 
 def print_runs(rows: list[dict], out: Console | None = None) -> None:
+    """One table row per run, then each run's counts and error below it: at 80 columns a counts
+    column beside the others would be cut to a few letters."""
     out = out or console
     table = Table(title="Recent job runs (times UTC)")
-    for name in ("id", "job", "started", "took", "status", "counts", "error"):
-        table.add_column(name, no_wrap=name not in ("counts", "error"))
+    for name in ("id", "job", "started", "took", "status"):
+        table.add_column(name, no_wrap=True)
     colours = {"ok": "green", "partial": "yellow", "failed": "red", "running": "cyan"}
+    details = []
     for r in rows:
         took = f"{(r['finished_at'] - r['started_at']).total_seconds():.1f} s" if r["finished_at"] else "-"
         status = r["status"]
@@ -297,10 +300,16 @@ def print_runs(rows: list[dict], out: Console | None = None) -> None:
             r["started_at"].strftime("%Y-%m-%d %H:%M:%S"),
             took,
             f"[{colours.get(status, 'white')}]{status}[/]",
-            escape(", ".join(f"{k}={v}" for k, v in (r["counts"] or {}).items())),
-            escape((r["error"] or "")[:300]),
         )
+        counts = ", ".join(f"{k}={v}" for k, v in (r["counts"] or {}).items())
+        error = (r["error"] or "")[:300]
+        if counts or error:
+            details.append(
+                f"#{r['id']} " + "; ".join(x for x in (counts, f"error: {error}" if error else "") if x)
+            )
     out.print(table)
+    for line in details:
+        out.print(escape(line), highlight=False)
 
 
 def promotion_line(model_name: str, decision) -> str:
