@@ -30,8 +30,7 @@ from forecaster.experts.losses import pinball
 from forecaster.experts.network import ExpertEnsemble, monotone_quantiles
 from forecaster.features.scaler import FeatureScaler
 from forecaster.features.splits import split_windows
-from forecaster.features.volatility import standardized_targets
-from forecaster.features.windows import make_windows
+from forecaster.features.windows import make_windows, standardized_targets
 from forecaster.model import FuzzyLSTMForecaster
 
 

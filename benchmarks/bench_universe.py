@@ -26,8 +26,7 @@ from forecaster.experts.network import ExpertEnsemble
 from forecaster.experts.training import TrainingData, train_experts
 from forecaster.features.scaler import FeatureScaler
 from forecaster.features.splits import split_windows
-from forecaster.features.volatility import standardized_targets
-from forecaster.features.windows import make_windows
+from forecaster.features.windows import make_windows, standardized_targets
 from forecaster.regimes.descriptors import regime_descriptors
 from forecaster.regimes.fcm import FuzzyCMeans
 from forecaster.regimes.gates import membership_weights

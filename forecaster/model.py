@@ -37,8 +37,8 @@ from forecaster.experts.network import ExpertEnsemble, fuse, matched_hidden_size
 from forecaster.experts.training import TrainingData, fine_tune, train_experts
 from forecaster.features.scaler import FeatureScaler
 from forecaster.features.splits import split_windows
-from forecaster.features.volatility import horizon_scale, origin_volatility, standardized_targets
-from forecaster.features.windows import WindowSet, latest_windows, make_windows
+from forecaster.features.volatility import horizon_scale, origin_volatility
+from forecaster.features.windows import WindowSet, latest_windows, make_windows, standardized_targets
 from forecaster.metrics import quantile_summary, summarize
 from forecaster.persistence import (
     ModelFiles,

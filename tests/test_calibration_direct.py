@@ -8,8 +8,8 @@ from conftest import random_walk_bars
 from forecaster.calibration.cqr import QuantileCalibrator
 from forecaster.config import WindowConfig
 from forecaster.features.splits import split_windows
-from forecaster.features.volatility import horizon_scale, origin_volatility, standardized_targets
-from forecaster.features.windows import make_windows
+from forecaster.features.volatility import horizon_scale, origin_volatility
+from forecaster.features.windows import make_windows, standardized_targets
 
 # ---- QuantileCalibrator ------------------------------------------------------------------------
 

@@ -72,21 +72,33 @@ class VolatilitySplit:
 
     def predict(self, descriptors):
         high = 1 / (1 + np.exp(-(np.atleast_2d(descriptors)[:, 0] - self.mean_) / self.std_))
-        return np.column_stack([1 - high, high])
+        return np.column_stack([1 - high, high])[:, getattr(self, "order_", [0, 1])]
 
     def descriptor_centers(self):
         return self.centers_
+
+    def reorder(self, order):
+        self.order_ = np.asarray(order)  # cluster k is the old cluster order[k]
+        self.centers_ = self.centers_[self.order_]
+        return self
 
     def summary(self):
         return {}
 
     def to_arrays(self):
-        return {"mean": self.mean_, "std": self.std_, "centers": self.centers_}
+        return {
+            "mean": self.mean_,
+            "std": self.std_,
+            "centers": self.centers_,
+            "order": getattr(self, "order_", np.arange(2)),
+        }
 
     @classmethod
     def from_arrays(cls, arrays):
         split = cls()
-        split.mean_, split.std_, split.centers_ = (np.asarray(arrays[k]) for k in ("mean", "std", "centers"))
+        split.mean_, split.std_, split.centers_, split.order_ = (
+            np.asarray(arrays[k]) for k in ("mean", "std", "centers", "order")
+        )
         split.n_clusters_ = len(split.centers_)
         return split
 

@@ -13,13 +13,8 @@ var_t = (PRIOR_VOL**2 + sum_{s<=t} r_s**2) / (t + 2). EWMA switches to its recur
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from scipy.signal import lfilter
-
-if TYPE_CHECKING:  # windows build on these features; only the type is needed here
-    from forecaster.features.windows import WindowSet
 
 LAMBDA = 0.94  # RiskMetrics' daily decay
 PRIOR_VOL = 0.01  # 1% a day, about the long-run S&P 500; it weighs one day and fades fast
@@ -99,9 +94,3 @@ def origin_volatility(returns: np.ndarray, lam: float = LAMBDA) -> np.ndarray:
 def horizon_scale(sigma: np.ndarray, horizon: int) -> np.ndarray:
     """Scale of the cumulative h-day return for h = 1..H: [N] -> [N, H] (sigma * sqrt(h))."""
     return sigma[:, None] * np.sqrt(np.arange(1, horizon + 1))[None, :]
-
-
-def standardized_targets(windows: WindowSet) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative log returns in units of sigma_t * sqrt(h), and that scale: both [N, H]."""
-    scale = horizon_scale(origin_volatility(windows.returns), windows.y.shape[1])
-    return np.cumsum(windows.y.astype(np.float64), axis=1) / scale, scale

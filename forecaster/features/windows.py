@@ -18,6 +18,7 @@ import pandas as pd
 
 from forecaster.config import WindowConfig
 from forecaster.features.daily import daily_features, history_needed
+from forecaster.features.volatility import horizon_scale, origin_volatility
 
 
 @dataclass
@@ -168,3 +169,9 @@ def window_from_arrays(ticker: str, bars: dict[str, np.ndarray], config: WindowC
         target_dates=np.full((1, H), np.datetime64("NaT"), dtype="datetime64[D]"),
         last_price=np.asarray(tail["adj_close"], dtype=np.float64)[-1:],
     )
+
+
+def standardized_targets(windows: WindowSet) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative log returns in units of sigma_t * sqrt(h), and that scale: both [N, H]."""
+    scale = horizon_scale(origin_volatility(windows.returns), windows.y.shape[1])
+    return np.cumsum(windows.y.astype(np.float64), axis=1) / scale, scale
