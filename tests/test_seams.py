@@ -194,7 +194,7 @@ def test_a_registered_clusterer_replaces_fuzzy_c_means(tiny_config, two_ticker_b
     )
     assert isinstance(loaded.clusterer_, VolatilitySplit) and model.experts_.n_experts == 2
     assert model.metrics_["n_clusters"] == 2 and "xie_beni" not in model.metrics_
-    assert sorted(np.load(tmp_path / "m" / "fcm.npz")) == ["centers", "mean", "std"]
+    assert sorted(np.load(tmp_path / "m" / "fcm.npz")) == ["centers", "mean", "order", "std"]
 
 
 def test_a_registered_head_sets_outputs_loss_and_point(tiny_config, two_ticker_bars, tmp_path):
