@@ -102,6 +102,7 @@ def test_a_tampered_weights_file_is_refused_by_the_loader_the_api_and_the_batch_
     settings,
     registry,
     monkeypatch,
+    capsys,
 ):
     with TestClient(create_app(make_settings(registry))) as c:  # serves v1, and caches a copy of it
         assert c.get("/readyz").status_code == 200
@@ -121,8 +122,10 @@ def test_a_tampered_weights_file_is_refused_by_the_loader_the_api_and_the_batch_
             assert c.post("/v1/forecast", json={"ticker": "AAA"}).status_code == 503
 
         monkeypatch.setenv("FORECASTER_HOME", str(registry))
-        with pytest.raises(SystemExit, match=r"^error: fcm-lstm v1: its files changed since registration"):
+        with pytest.raises(SystemExit) as exited:
             batch_forecast.main([])
+        assert exited.value.code == 1
+        assert "error: fcm-lstm v1: its files changed since registration" in capsys.readouterr().err
     assert tracking.load_model("models:/fcm-lstm/1") is not None  # restored: served again
 
 
