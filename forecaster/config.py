@@ -31,6 +31,14 @@ FEATURES = (
 # 0.01 / 0.99 give the 1% VaR the Basel traffic light backtests.
 DEFAULT_LEVELS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975, 0.99)
 DESCRIPTORS = ("cum_return", "log_volatility", "last5_return", "max_abs_move", "trend_strength")
+# Market context on a window's last day (forecaster.features.market): usable as expert inputs (in
+# `WindowConfig.features`) and as gate descriptors (in `ClusterConfig.descriptors`); needs a market.
+CONTEXT = (
+    "mkt_return", "mkt_vol", "mkt_rv_66", "mkt_trend", "dispersion", "avg_corr", "breadth", "beta", "idio_vol",
+)  # fmt: skip
+# What `--market` adds to the gate's descriptors: the market's risk and direction, how far the
+# cross-section spreads and how much it moves together (what one ticker's window cannot show).
+CONTEXT_DESCRIPTORS = ("mkt_vol", "mkt_trend", "dispersion", "avg_corr")
 
 
 class Registry:
@@ -124,12 +132,20 @@ class WindowConfig:
     test_fraction: float = 0.15  # share held out for the final report; 0 trains on everything else
     gap: int | None = None  # trading days between splits; None means `horizon`
     calendar: str = "XNYS"  # exchange calendar (exchange_calendars code) for future target dates
+    # Where market context comes from (forecaster.features.market): None, no context (the model of
+    # waves 1-2); "universe", the equal-weight average of the tickers trained on; or a ticker of
+    # the same source, an index ("^GSPC"), whose bars then travel with the universe's.
+    market: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "features", tuple(self.features))  # frozen: set once, here
-        unknown = set(self.features) - set(FEATURES)
+        unknown = set(self.features) - set(FEATURES) - set(CONTEXT)
         if unknown:
-            raise ValueError(f"unknown feature(s) {sorted(unknown)}; choose from {FEATURES}")
+            raise ValueError(f"unknown feature(s) {sorted(unknown)}; choose from {FEATURES + CONTEXT}")
+        if self.market is None and set(self.features) & set(CONTEXT):
+            raise ValueError(
+                f"feature(s) {sorted(set(self.features) & set(CONTEXT))} are market context: set a market"
+            )
         if "log_return" not in self.features:
             raise ValueError("features must include 'log_return' (the target is built from it)")
         if self.window < 5 or self.horizon < 1 or self.stride < 1:
@@ -166,9 +182,9 @@ class ClusterConfig:
         if self.gate not in trainable:
             raise ValueError(f"gate must be one of {', '.join(map(repr, trainable))}, got {self.gate!r}")
         CLUSTERERS.check(self.clusterer, "clusterer")
-        unknown = set(self.descriptors) - set(DESCRIPTORS)
+        unknown = set(self.descriptors) - set(DESCRIPTORS) - set(CONTEXT)
         if unknown:
-            raise ValueError(f"unknown descriptor(s) {sorted(unknown)}; choose from {DESCRIPTORS}")
+            raise ValueError(f"unknown descriptor(s) {sorted(unknown)}; choose from {DESCRIPTORS + CONTEXT}")
         if self.n_clusters != "auto" and not (isinstance(self.n_clusters, int) and self.n_clusters >= 2):
             raise ValueError(f"n_clusters must be an integer >= 2 or 'auto', got {self.n_clusters!r}")
         if self.m <= 1:
@@ -227,6 +243,9 @@ class ForecasterConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
+        context = sorted(set(self.cluster.descriptors) & set(CONTEXT))
+        if context and self.window.market is None:
+            raise ValueError(f"descriptor(s) {context} are market context: set window.market (--market)")
         for c in self.train.coverage:
             bounds = (round((1 - c) / 2, 6), round((1 + c) / 2, 6))
             if any(b not in self.expert.levels for b in bounds):

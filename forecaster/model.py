@@ -49,7 +49,7 @@ from forecaster.persistence import (
 )
 from forecaster.prediction import Prediction, prediction_frame
 from forecaster.regimes.clusterer import fit_clusterer, load_clusterer
-from forecaster.regimes.descriptors import regime_descriptors
+from forecaster.regimes.descriptors import window_descriptors
 from forecaster.regimes.gates import Gate, make_gate
 from forecaster.regimes.labels import cluster_labels
 from forecaster.walkforward import historical_forecasts
@@ -231,7 +231,7 @@ class FuzzyLSTMForecaster:
         return experts
 
     def _descriptors(self, windows: WindowSet) -> np.ndarray:
-        return regime_descriptors(windows.returns, self.config.cluster.descriptors)
+        return window_descriptors(windows, self.config.cluster.descriptors)
 
     def _memberships(self, windows: WindowSet) -> np.ndarray:
         return self.clusterer_.predict(self._descriptors(windows)).astype(np.float32)

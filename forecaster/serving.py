@@ -90,6 +90,8 @@ def trailing_memberships(model, adj_close: np.ndarray, trailing: int = TRAILING)
     the model does for a window (float32 returns). None when there are too few closes.
     """
     window = model.config.window.window
+    if model.config.window.market is not None:
+        return None  # the gate reads market context too, which one ticker's closes cannot give
     need = window + trailing + 1
     if len(adj_close) < need:
         return None

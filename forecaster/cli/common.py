@@ -16,7 +16,14 @@ import typer
 from rich.markup import escape
 
 from forecaster.cli.render import err_console, say
-from forecaster.config import ForecasterConfig, Settings
+from forecaster.config import (
+    CONTEXT,
+    CONTEXT_DESCRIPTORS,
+    ClusterConfig,
+    ForecasterConfig,
+    Settings,
+    WindowConfig,
+)
 from forecaster.runtime.logs import is_verbose
 from forecaster.runtime.paths import NotWritableError
 from forecaster.runtime.redact import mask_credentials
@@ -280,7 +287,7 @@ def build_config(
         raise ValueError(f"--horizon must be >= 1 trading day, got {options['horizon']}")
     data = read_config_file(config_file) if config_file else {}
     given = _given_on_command_line(ctx, options) if config_file else set(options)
-    for name in given:
+    for name in given & set(OPTION_KEYS):
         value = options[name]
         if name == "clusters":
             value = parse_clusters(value)
@@ -290,10 +297,32 @@ def build_config(
         data.setdefault(section, {})[key] = value
         if name == "seed":
             data.setdefault("cluster", {})["random_state"] = value
+    if options.get("market") and "market" in given:
+        _with_market(data, options["market"], bool(options.get("context_inputs")))
     try:
         return ForecasterConfig.from_dict(data)
     except ValueError as exc:
         raise ValueError(f"--config {config_file}: {exc}" if config_file else exc) from None
+
+
+def _with_market(data: dict[str, Any], market: str, context_inputs: bool) -> None:
+    """--market: the gate also reads the market's state; --context-inputs: the experts too.
+
+    Descriptors or features a config file names are kept as written.
+    """
+    window, cluster = data.setdefault("window", {}), data.setdefault("cluster", {})
+    window["market"] = market
+    cluster.setdefault("descriptors", [*ClusterConfig.descriptors, *CONTEXT_DESCRIPTORS])
+    if context_inputs:
+        features = window.get("features", WindowConfig.features)
+        window["features"] = [*features, *(c for c in CONTEXT if c not in features)]
+
+
+def with_market_ticker(tickers: list[str] | None, market: str | None) -> list[str] | None:
+    """The tickers to load: the market index's bars travel with the universe's."""
+    if not tickers or market in (None, "universe") or market in tickers:
+        return tickers
+    return [*tickers, market]
 
 
 def exec_job(module: str, *args: str) -> None:

@@ -25,6 +25,7 @@ from forecaster.cli.common import (
     parse_clusters,
     sample_tickers,
     split_tickers,
+    with_market_ticker,
 )
 from forecaster.cli.render import print_backtest, print_forecast, print_metrics, say
 from forecaster.config import ForecasterConfig, Settings, WindowConfig
@@ -85,6 +86,17 @@ BacktestEpochsOpt = Annotated[int, typer.Option(help="Maximum training epochs pe
 BacktestPatienceOpt = Annotated[int, typer.Option(help="Early-stopping patience in epochs.")]
 TrackOpt = Annotated[bool, typer.Option(help="Log the run, its metrics and the report to MLflow.")]
 
+MarketOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Market context for the gate: 'universe' (equal-weight average of the tickers) or an "
+        "index of the same source (^GSPC), loaded with them."
+    ),
+]
+ContextInputsOpt = Annotated[
+    bool, typer.Option("--context-inputs", help="The experts read the market context too (needs --market).")
+]
+
 FEATURES = ",".join(WindowConfig.features)
 COMPETITORS = "naive,drift,arima,garch,ewma,historical,single_lstm,equal_weight,hard_cluster,fuzzy_mse,fuzzy"
 
@@ -113,6 +125,8 @@ def train(
     fine_tune_epochs: FineTuneOpt = 0,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
+    market: MarketOpt = None,
+    context_inputs: ContextInputsOpt = False,
     plots: PlotsOpt = True,
     plot_tickers: PlotTickersOpt = None,
 ) -> None:
@@ -127,17 +141,21 @@ def train(
       forecaster train --config models/spx/config.json --source prices/ -o models/again
 
       forecaster train --source data/prices/ --clusters auto --device cuda -o models/universe
+
+      forecaster train -t AAPL -t MSFT -t XOM --market ^GSPC --context-inputs -o models/ctx
     """
     settings = Settings()
     model_config = _checked_config(
         config, ctx, window=window, horizon=horizon, features=features, clusters=clusters, fuzzifier=fuzzifier,
         hidden=hidden, layers=layers, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr,
-        fine_tune_epochs=fine_tune_epochs, device=device, seed=seed,
+        fine_tune_epochs=fine_tune_epochs, device=device, seed=seed, market=market,
+        context_inputs=context_inputs,
     )  # fmt: skip
     from forecaster.persistence import ensure_room, estimated_size
 
     ensure_room(output, estimated_size(model_config.to_dict()))  # a full disk fails now, not after the fit
-    bars = load(source, ticker, start, end, settings, strict=strict)
+    tickers = with_market_ticker(ticker, model_config.window.market)
+    bars = load(source, tickers, start, end, settings, strict=strict)
     model = _fit_and_save(model_config, bars, output)
     if plots:
         from forecaster.evaluation.run_plots import write_run_plots
@@ -253,6 +271,8 @@ def backtest(
     lr: LrOpt = 2e-3,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
+    market: MarketOpt = None,
+    context_inputs: ContextInputsOpt = False,
     track: TrackOpt = True,
     engine: EngineOpt = None,
 ) -> None:
@@ -276,16 +296,15 @@ def backtest(
 
       forecaster backtest -t ^GSPC --start 2016-01-01 --refit-every 60 --models naive,arima,fuzzy
 
-      forecaster backtest --source prices/ --train-days 1000 --epochs 20 --device cuda -o bt/
-
-      forecaster backtest --source us-stocks.parquet --sample 30 --start 2012-01-01 --models garch,fuzzy -o bt/
+      forecaster backtest --source us-stocks.parquet --sample 30 --start 2012-01-01 --market universe -o bt/
 
       RAY_ADDRESS=ray-head:6379 forecaster backtest --source cache --engine ray   # folds as Ray tasks
     """
     settings, engine = _settings_and_engine(engine)  # an unreachable cluster fails now, before any work
     config = _checked_config(window=window, horizon=horizon, clusters=clusters, hidden=hidden, epochs=epochs,
-                             patience=patience, batch_size=batch_size, lr=lr, device=device, seed=seed)  # fmt: skip
-    bars = _backtest_bars(source, ticker, strict, sample, seed, settings)
+                             patience=patience, batch_size=batch_size, lr=lr, device=device, seed=seed,
+                             market=market, context_inputs=context_inputs)  # fmt: skip
+    bars = _backtest_bars(source, ticker, strict, sample, seed, settings, config.window.market)
     origins = {"start": start, "end": end, "refit_every": refit_every, "train_days": train_days}
     summary = _walk_forward_and_report(bars, config, output, engine, models=models, **origins)
     if track:
@@ -301,13 +320,18 @@ def _settings_and_engine(engine: str | None) -> tuple[Settings, str]:
     return settings, use_engine(settings)
 
 
-def _backtest_bars(source: str, ticker, strict: bool, sample: int | None, seed: int, settings: Settings):
-    """Every bar of the source (or of a seeded `sample` of its tickers)."""
+def _backtest_bars(
+    source: str, ticker, strict: bool, sample: int | None, seed: int, settings: Settings, market
+):
+    """Every bar of the source (or of a seeded `sample` of its tickers, and the market index's)."""
     # All bars are loaded: targets of the last origins lie after --end, and training before --start.
-    bars = load(source, ticker, None, None, settings, strict=strict)
+    bars = load(source, with_market_ticker(ticker, market), None, None, settings, strict=strict)
     if sample:
-        bars = sample_tickers(bars, sample, seed)
-    return bars
+        index = bars[bars["ticker"] == market]
+        bars = sample_tickers(bars[bars["ticker"] != market], sample, seed)
+        import pandas as pd
+
+        bars = pd.concat([bars, index], ignore_index=True) if len(index) else bars
 
 
 def _walk_forward_and_report(

@@ -49,8 +49,9 @@ def daily_features(bars, features: tuple[str, ...]) -> np.ndarray:
     return np.column_stack([columns[f]() for f in order])
 
 
-def history_needed(features: tuple[str, ...], window: int) -> int:
+def history_needed(features: tuple[str, ...], window: int, *, context: bool = False) -> int:
     """Bars whose features a window of `window` days needs: the last window of that many bars
-    equals the last window of the full history (to float32 precision)."""
-    extra = LOOKBACK if any(f in VOLATILITY_FEATURES for f in features) else 0
+    equals the last window of the full history (to float32 precision). Market `context` has
+    exponentially weighted columns too (`forecaster.features.market`)."""
+    extra = LOOKBACK if context or any(f in VOLATILITY_FEATURES for f in features) else 0
     return window + 1 + extra

@@ -16,8 +16,9 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from forecaster.config import WindowConfig
+from forecaster.config import CONTEXT, WindowConfig
 from forecaster.features.daily import daily_features, history_needed
+from forecaster.features.market import market_context
 from forecaster.features.volatility import horizon_scale, origin_volatility
 
 
@@ -40,6 +41,9 @@ class WindowSet:
     origin: np.ndarray  # [N] datetime64[D], last day inside the window (the as-of date)
     target_dates: np.ndarray  # [N, H] datetime64[D]; NaT where the future is not in the data
     last_price: np.ndarray  # [N] float64, adjusted close on the origin day
+    # [T, C] float32, market context of every row of `features` (columns `config.CONTEXT`), or None
+    # for a model without a market; the gate reads it at a window's last day.
+    context: np.ndarray | None = None
 
     _PER_WINDOW = ("end", "y", "ticker", "origin", "target_dates", "last_price")
 
@@ -64,6 +68,13 @@ class WindowSet:
         """Raw daily log returns inside each window: [N, L] (feature 0 only, so cheap; cached)."""
         return self.features[:, 0][self.window_index()]
 
+    @property
+    def origin_context(self) -> np.ndarray:
+        """Market context on each window's last day: [N, C]."""
+        if self.context is None:
+            raise ValueError("these windows carry no market context: the model's config sets no market")
+        return self.context[self.end]
+
     def subset(self, mask: np.ndarray) -> WindowSet:
         return dataclasses.replace(self, **{f: getattr(self, f)[mask] for f in self._PER_WINDOW})
 
@@ -79,9 +90,14 @@ def make_windows(bars: pd.DataFrame, config: WindowConfig, *, labelled: bool = T
     evaluation); `labelled=False` keeps every window, including the latest ones to forecast from.
     """
     L, H = config.window, config.horizon
+    context = market_context(bars, config.market) if config.market else None  # {ticker: [T-1, C]}
+    own = tuple(f for f in config.features if f not in CONTEXT)
+    inputs = [CONTEXT.index(f) for f in config.features if f in CONTEXT]  # context the experts read
     parts = []
     for ticker, one in bars.groupby("ticker", sort=True):
-        feats = daily_features(one, config.features)  # [T-1, F]; row j is the day of bar j+1
+        feats = daily_features(one, own)  # [T-1, F]; row j is the day of bar j+1
+        if inputs:
+            feats = np.hstack([feats, context[ticker][:, inputs]])
         dates = one["date"].to_numpy("datetime64[D]")
         prices = one["adj_close"].to_numpy(np.float64)
         n_days = len(feats)
@@ -105,6 +121,7 @@ def make_windows(bars: pd.DataFrame, config: WindowConfig, *, labelled: bool = T
                 origin=dates[1:][ends],
                 target_dates=day_dates[np.where(known, future, n_days)],
                 last_price=prices[1:][ends],
+                context=None if context is None else context[ticker],
             )
         )
     if not parts:
@@ -122,14 +139,17 @@ def concat_windows(parts: list[WindowSet]) -> WindowSet:
     if len({p.window for p in parts}) > 1:
         raise ValueError(f"cannot join windows of different lengths {sorted({p.window for p in parts})}")
     first = parts[0]
+    if len({p.context is None for p in parts}) > 1:
+        raise ValueError("cannot join windows with market context and windows without")
     if all(p.features is first.features for p in parts):  # subsets of one set: share, don't copy
-        features, offsets = first.features, [0] * len(parts)
+        features, context, offsets = first.features, first.context, [0] * len(parts)
     else:
         features = np.concatenate([p.features for p in parts])
+        context = None if first.context is None else np.concatenate([p.context for p in parts])
         offsets = np.cumsum([0] + [len(p.features) for p in parts[:-1]])
     columns = {f: np.concatenate([getattr(p, f) for p in parts]) for f in WindowSet._PER_WINDOW}
     columns["end"] = np.concatenate([p.end + o for p, o in zip(parts, offsets, strict=True)])
-    return WindowSet(features=features, window=first.window, **columns)
+    return WindowSet(features=features, window=first.window, context=context, **columns)
 
 
 def latest_windows(bars: pd.DataFrame, config: WindowConfig) -> WindowSet:
@@ -139,7 +159,9 @@ def latest_windows(bars: pd.DataFrame, config: WindowConfig) -> WindowSet:
     feature's lookback), so a universe of hundreds of tickers with decades of history costs
     little.
     """
-    tail = bars.groupby("ticker", sort=False).tail(history_needed(config.features, config.window))
+    # With a market, every ticker's bars over the same tail of dates make its context.
+    need = history_needed(config.features, config.window, context=config.market is not None)
+    tail = bars.groupby("ticker", sort=False).tail(need)
     every = make_windows(tail, dataclasses.replace(config, stride=1), labelled=False)
     last = np.append(every.ticker[1:] != every.ticker[:-1], True)  # windows are by ticker, then date
     return every.subset(last)
@@ -153,6 +175,12 @@ def window_from_arrays(ticker: str, bars: dict[str, np.ndarray], config: WindowC
     `history_needed` bars on and warm up on fewer (see `forecaster.features.volatility`).
     """
     L, H = config.window, config.horizon
+    if config.market is not None:
+        raise ValueError(
+            f"{ticker}: this model reads market context (market {config.market!r}), which one "
+            "ticker's bars cannot give: forecast it with the universe's bars (`forecaster forecast`, "
+            "the batch job)"
+        )
     n = len(bars["adj_close"])
     if n < L + 1:
         raise ValueError(f"{ticker}: {n} bars, a forecast needs at least {L + 1} (window {L} + 1)")

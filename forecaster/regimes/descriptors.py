@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from forecaster.config import CONTEXT
+from forecaster.features.windows import WindowSet
+
 
 def regime_descriptors(returns: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     """A few numbers per window that tell market regimes apart: [N, L] returns -> [N, D].
@@ -22,3 +25,17 @@ def regime_descriptors(returns: np.ndarray, names: tuple[str, ...]) -> np.ndarra
         "trend_strength": lambda: r.sum(axis=1) / (vol * np.sqrt(r.shape[1])),
     }
     return np.column_stack([every[name]() for name in names])
+
+
+def window_descriptors(windows: WindowSet, names: tuple[str, ...]) -> np.ndarray:
+    """The descriptors `names` of every window, in that order: [N, D].
+
+    Statistics of the window's own returns (`regime_descriptors`) and market context on its last
+    day (`forecaster.features.market`), which tells the gate what the experts' window cannot.
+    """
+    own = [n for n in names if n not in CONTEXT]
+    columns = dict(zip(own, regime_descriptors(windows.returns, tuple(own)).T, strict=True)) if own else {}
+    if len(own) < len(names):
+        context = windows.origin_context.astype(np.float64)  # [N, C]
+        columns.update({n: context[:, CONTEXT.index(n)] for n in names if n in CONTEXT})
+    return np.column_stack([columns[n] for n in names])
