@@ -332,6 +332,7 @@ def _backtest_bars(
         import pandas as pd
 
         bars = pd.concat([bars, index], ignore_index=True) if len(index) else bars
+    return bars
 
 
 def _walk_forward_and_report(
