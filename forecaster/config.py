@@ -106,8 +106,14 @@ CLUSTERERS = Registry("clusterer", {"fcm": "forecaster.regimes.fcm:FuzzyCMeans"}
 HEADS = Registry(
     "head", {"quantile": "forecaster.experts.heads:QuantileHead", "mse": "forecaster.experts.heads:MSEHead"}
 )
-# Calibrators of the fused quantiles (forecaster.calibration.cqr).
-CALIBRATORS = Registry("calibrator", {"cqr": "forecaster.calibration.cqr:QuantileCalibrator"})
+# Calibrators of the fused quantiles (forecaster.calibration.cqr, .regime).
+CALIBRATORS = Registry(
+    "calibrator",
+    {
+        "cqr": "forecaster.calibration.cqr:QuantileCalibrator",
+        "cqr_regime": "forecaster.calibration.regime:RegimeQuantileCalibrator",
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -222,7 +228,7 @@ class TrainConfig:
     fine_tune_epochs: int = 3  # joint fine-tune of the fused output after the experts (0: off)
     fine_tune_lr: float = 3e-4
     coverage: tuple[float, ...] = (0.8, 0.95)  # conformal interval levels
-    calibrator: str = "cqr"  # calibration of the fused quantiles: a name in `CALIBRATORS`
+    calibrator: str = "cqr"  # calibration of the fused quantiles, in `CALIBRATORS`: "cqr", "cqr_regime"
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     warmup_steps: int = 0  # linear learning-rate warm-up; use a few hundred with batches of 16k+
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on CUDA, float32 elsewhere

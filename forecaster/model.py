@@ -11,7 +11,7 @@ Each part is a name in a registry of `forecaster.config`, so a variant is one cl
 registration: `ClusterConfig.clusterer` (descriptors -> memberships, "fcm"), `ClusterConfig.gate`
 (memberships -> expert weights: "fuzzy", and the backtest's baselines "hard", the argmax expert
 trained on its own cluster, and "single", one LSTM with the parameters of all K experts),
-`ExpertConfig.head` ("quantile" or "mse") and `TrainConfig.calibrator` ("cqr").
+`ExpertConfig.head` ("quantile" or "mse") and `TrainConfig.calibrator` ("cqr", or "cqr_regime" per regime).
 `predict_windows(combine="equal")` weighs the fitted experts 1/K instead of by memberships,
 which isolates what the memberships add.
 """
@@ -183,13 +183,11 @@ class FuzzyLSTMForecaster:
     def _calibrate(self, calib: WindowSet) -> None:
         """One calibration per fusion rule (the gate's and its companions'): each rule's errors differ."""
         gate_name = self.config.cluster.gate
-        z_calib = standardized_targets(calib)[0]
-        self.calibrators_ = {
-            combine: make_calibrator(self.config.train.calibrator, self.levels).fit(
-                z_calib, self._raw_fused(calib, combine)[0]
-            )
-            for combine in (gate_name, *self.gate.calibrated_with)
-        }
+        z_calib, self.calibrators_ = standardized_targets(calib)[0], {}
+        for combine in (gate_name, *self.gate.calibrated_with):
+            fused, _, u = self._raw_fused(calib, combine)  # u [N, c]: a calibrator may shift by regime
+            calibrator = make_calibrator(self.config.train.calibrator, self.levels)
+            self.calibrators_[combine] = calibrator.fit(z_calib, fused, memberships=u)
         self.calibrator_ = self.calibrators_[gate_name]
 
     def _score(self, splits: dict[str, WindowSet]) -> dict:
@@ -286,7 +284,7 @@ class FuzzyLSTMForecaster:
         fused, experts, u = self._raw_fused(windows, combine)
         scale = horizon_scale(origin_volatility(windows.returns), self.config.window.horizon)  # [N, H]
         # No intervals asked and no calibrator for this rule: the raw quantiles do.
-        calibrated = calibrator.transform(fused) if calibrator is not None else fused
+        calibrated = calibrator.transform(fused, memberships=u) if calibrator is not None else fused
         quantiles = calibrated * scale[:, :, None]  # [N, H, Q] cumulative log returns
         point = self.head.point(fused, calibrated) * scale  # [N, H]
         expert_point = self.head.point(experts, experts) * scale[:, None, :]  # [N, K, H]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import random_walk_bars
-from forecaster.calibration.cqr import QuantileCalibrator
+from forecaster.calibration.cqr import QuantileCalibrator, conformal_shifts
 from forecaster.config import WindowConfig
 from forecaster.features.splits import split_windows
 from forecaster.features.volatility import horizon_scale, origin_volatility
@@ -52,6 +52,16 @@ def test_cqr_keeps_quantiles_ordered_and_round_trips_its_arrays():
     assert again.levels == levels and np.array_equal(again.shifts_, cal.shifts_)
     with pytest.raises(ValueError, match="at least 10 calibration windows, got 9"):
         QuantileCalibrator(levels).fit(np.zeros((9, 1)), np.zeros((9, 1, 3)))
+
+
+def test_cqr_ignores_memberships_and_shares_its_rank_rule():
+    rng = np.random.default_rng(4)
+    levels, actual, forecast = (0.1, 0.5, 0.9), rng.standard_normal((30, 2)), rng.standard_normal((30, 2, 3))
+    u = np.eye(2)[rng.integers(0, 2, 30)]
+    cal = QuantileCalibrator(levels).fit(actual, forecast, memberships=u)
+    np.testing.assert_array_equal(cal.shifts_, QuantileCalibrator(levels).fit(actual, forecast).shifts_)
+    np.testing.assert_array_equal(cal.shifts_, conformal_shifts(actual[:, :, None] - forecast, levels))
+    np.testing.assert_array_equal(cal.transform(forecast, memberships=u), cal.transform(forecast))
 
 
 # ---- the target's unit ---------------------------------------------------------------------------

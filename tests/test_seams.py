@@ -127,12 +127,12 @@ class LevelShift:
     def __init__(self, levels):
         self.levels = tuple(levels)
 
-    def fit(self, actual, quantiles):
+    def fit(self, actual, quantiles, memberships=None):  # memberships [N, c]: this toy ignores them
         residual = actual[:, :, None] - quantiles  # [N, H, Q]
         self.shifts_ = np.array([np.quantile(residual[..., q], lv) for q, lv in enumerate(self.levels)])
         return self
 
-    def transform(self, quantiles):
+    def transform(self, quantiles, memberships=None):
         return np.maximum.accumulate(quantiles + self.shifts_, axis=-1)
 
     def to_arrays(self):

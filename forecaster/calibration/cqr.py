@@ -27,24 +27,16 @@ class QuantileCalibrator:
     def __init__(self, levels: tuple[float, ...]):
         self.levels = tuple(levels)
 
-    def fit(self, actual: np.ndarray, quantiles: np.ndarray) -> QuantileCalibrator:
-        """actual [N, H] and forecast quantiles [N, H, Q], both in volatility units."""
+    def fit(self, actual: np.ndarray, quantiles: np.ndarray, memberships=None) -> QuantileCalibrator:
+        """actual [N, H] and forecast quantiles [N, H, Q], both in volatility units; memberships unused."""
         n = len(actual)
         if n < 10:
             raise ValueError(f"quantile calibration needs at least 10 calibration windows, got {n}")
-        residual = actual[:, :, None] - quantiles  # [N, H, Q]
-        self.shifts_ = np.empty(residual.shape[1:])
-        ordered = np.sort(residual, axis=0)
-        for q, level in enumerate(self.levels):
-            # Finite-sample conformal ranks: the k-th smallest residual, k = ceil((n + 1) tau) for upper
-            # levels and floor((n + 1) tau) for lower ones, so each side of an interval is at least
-            # as wide as the nominal coverage asks (clipped to 1..n).
-            k = np.ceil((n + 1) * level) if level >= 0.5 else np.floor((n + 1) * level)
-            self.shifts_[:, q] = ordered[int(np.clip(k, 1, n)) - 1, :, q]
+        self.shifts_ = conformal_shifts(actual[:, :, None] - quantiles, self.levels)
         return self
 
-    def transform(self, quantiles: np.ndarray) -> np.ndarray:
-        """Calibrated quantiles [N, H, Q], kept non-crossing."""
+    def transform(self, quantiles: np.ndarray, memberships=None) -> np.ndarray:
+        """Calibrated quantiles [N, H, Q], kept non-crossing; one shift for every window."""
         return np.maximum.accumulate(quantiles + self.shifts_[None], axis=-1)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -55,6 +47,20 @@ class QuantileCalibrator:
         cal = cls(tuple(float(q) for q in arrays["levels"]))
         cal.shifts_ = np.asarray(arrays["shifts"])
         return cal
+
+
+def conformal_shifts(residual: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
+    """The conformal shift of every horizon and level: residuals [n >= 1, H, Q] -> [H, Q]."""
+    n = len(residual)
+    shifts = np.empty(residual.shape[1:])
+    ordered = np.sort(residual, axis=0)
+    for q, level in enumerate(levels):
+        # Finite-sample conformal ranks: the k-th smallest residual, k = ceil((n + 1) tau) for upper
+        # levels and floor((n + 1) tau) for lower ones, so each side of an interval is at least
+        # as wide as the nominal coverage asks (clipped to 1..n).
+        k = np.ceil((n + 1) * level) if level >= 0.5 else np.floor((n + 1) * level)
+        shifts[:, q] = ordered[int(np.clip(k, 1, n)) - 1, :, q]
+    return shifts
 
 
 def interval_levels(coverage: float) -> tuple[float, float]:
