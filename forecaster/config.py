@@ -101,7 +101,11 @@ GATES = Registry(
     },
 )
 # What turns regime descriptors into memberships [N, c] (forecaster.regimes.fcm).
-CLUSTERERS = Registry("clusterer", {"fcm": "forecaster.regimes.fcm:FuzzyCMeans"})
+# "learned": FCM's memberships as a network the fused loss trains (forecaster.regimes.learned).
+CLUSTERERS = Registry(
+    "clusterer",
+    {"fcm": "forecaster.regimes.fcm:FuzzyCMeans", "learned": "forecaster.regimes.learned:LearnedGate"},
+)
 # Expert heads: outputs per horizon, their loss, and how they become quantiles (forecaster.experts.heads).
 HEADS = Registry(
     "head", {"quantile": "forecaster.experts.heads:QuantileHead", "mse": "forecaster.experts.heads:MSEHead"}
@@ -233,12 +237,44 @@ class TrainConfig:
     warmup_steps: int = 0  # linear learning-rate warm-up; use a few hundred with batches of 16k+
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on CUDA, float32 elsewhere
     seed: int = 0
+    # What expert k learns from (forecaster.experts.competition). membership: every window weighted
+    # by the gate's u_ik^m, fixed (the method). competitive (Jacobs et al. 1991): by its
+    # responsibility r_ik ~ u_ik exp(-loss_ik / T), recomputed every epoch from the experts' losses,
+    # so the expert that explains a window best gets more of it and the experts specialise.
+    objective: Literal["membership", "competitive"] = "membership"
+    # T, in the head's loss units: the targets are in units of the origin's volatility, so one T
+    # serves every ticker. 0.05 of pinball makes an expert 0.05 worse on a window e times less
+    # responsible for it; a smaller T sharpens the competition.
+    competitive_temperature: float = 0.05
+    # Share of every responsibility that stays the gate's prior u_ik: no expert loses all of a
+    # window while the experts are still random (the first epochs), so none collapses early.
+    competitive_floor: float = 0.2
+    # The learned gate's end-to-end fine-tune (clusterer "learned", forecaster.experts.gating):
+    gate_lr: float = 1e-2  # the gate's learning rate: few weights, starting at FCM's solution
+    # Weight of the load-balancing term, CV^2 of the experts' mean memberships: 0.1 costs a
+    # split of (0.6, 0.2, 0.2) 0.03, about a tenth of a pinball loss, so only starving matters.
+    gate_balance: float = 0.1
+    # Normalised membership entropy (0: one-hot, 1: uniform) below which a window pays the
+    # shortfall: the memberships stay fuzzy (FCM's with m = 2 sit around 0.5-0.8).
+    gate_entropy_floor: float = 0.2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "coverage", tuple(self.coverage))
         if any(not 0 < c < 1 for c in self.coverage):
             raise ValueError(f"coverage levels must lie in (0, 1), got {self.coverage}")
         CALIBRATORS.check(self.calibrator, "calibrator")
+        if self.objective not in ("membership", "competitive"):
+            raise ValueError(f"objective must be 'membership' or 'competitive', got {self.objective!r}")
+        if self.competitive_temperature <= 0 or not 0 <= self.competitive_floor <= 1:
+            raise ValueError(
+                "competitive_temperature must be > 0 and competitive_floor in [0, 1], got "
+                f"{self.competitive_temperature} and {self.competitive_floor}"
+            )
+        if self.gate_lr <= 0 or self.gate_balance < 0 or not 0 <= self.gate_entropy_floor < 1:
+            raise ValueError(
+                "gate_lr must be > 0, gate_balance >= 0 and gate_entropy_floor in [0, 1), got "
+                f"{self.gate_lr}, {self.gate_balance} and {self.gate_entropy_floor}"
+            )
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ the fusion rule is applied to every quantile, the median is the point forecast, 
 quantiles are calibrated on a block of their own (`calibration.cqr.QuantileCalibrator`).
 
 Each part is a name in a registry of `forecaster.config`, so a variant is one class and one
-registration: `ClusterConfig.clusterer` (descriptors -> memberships, "fcm"), `ClusterConfig.gate`
+registration: `ClusterConfig.clusterer` (descriptors -> memberships: "fcm", or "learned", FCM as a
+network the fine-tune trains with the experts), `ClusterConfig.gate`
 (memberships -> expert weights: "fuzzy", and the backtest's baselines "hard", the argmax expert
 trained on its own cluster, and "single", one LSTM with the parameters of all K experts),
 `ExpertConfig.head` ("quantile" or "mse") and `TrainConfig.calibrator` ("cqr", or "cqr_regime" per regime).
@@ -34,7 +35,7 @@ from forecaster.config import ForecasterConfig
 from forecaster.experts.devices import device_name, resolve_device
 from forecaster.experts.heads import Head, make_head
 from forecaster.experts.network import ExpertEnsemble, fuse, matched_hidden_size
-from forecaster.experts.training import TrainingData, fine_tune, train_experts
+from forecaster.experts.training import TrainingData, fine_tune, fine_tune_gated, train_experts
 from forecaster.features.scaler import FeatureScaler
 from forecaster.features.splits import split_windows
 from forecaster.features.volatility import horizon_scale, origin_volatility
@@ -152,10 +153,16 @@ class FuzzyLSTMForecaster:
         self.device_ = device_name(device)
         self.experts_ = self._build_experts(self.clusterer_.n_clusters_, train.features.shape[-1]).to(device)
         data = self._training_data(train, val, device)
-        module, m = self._train_module(self.experts_), cfg.cluster.m
-        experts_data = data(rule.training_weights(u_train, m), rule.training_weights(u_val, m))
+        module, m, prior = self._train_module(self.experts_), cfg.cluster.m, rule.fusion_weights(u_train)
+        experts_data = data(rule.training_weights(u_train, m), rule.training_weights(u_val, m), prior)
         self.history_ = {"experts": train_experts(module, experts_data, cfg.train, progress)}
-        if cfg.train.fine_tune_epochs > 0:
+        learned = hasattr(self.clusterer_, "network") and cfg.cluster.gate == "fuzzy"  # the gate trains too
+        if cfg.train.fine_tune_epochs > 0 and learned:  # its inputs, the descriptors, replace fixed u
+            d = (self._descriptors(ws).astype(np.float32) for ws in (train, val))
+            self.history_["fine_tune"] = fine_tune_gated(
+                module, self.clusterer_, data(*d), cfg.train, progress
+            )
+        elif cfg.train.fine_tune_epochs > 0:
             fused_data = data(rule.fusion_weights(u_train), rule.fusion_weights(u_val))
             self.history_["fine_tune"] = fine_tune(module, fused_data, cfg.train, progress)
         self.experts_.eval()  # calibration and metrics run on the training device, then it moves to the CPU
@@ -176,9 +183,10 @@ class FuzzyLSTMForecaster:
             z = standardized_targets(ws)[0].astype(np.float32)
             return tuple(torch.as_tensor(a[rows], device=device) for a in (ws.end, z, weights))
 
-        return lambda w_train, w_val: TrainingData(
-            tensors(train, w_train, rows), tensors(val, w_val), gather, loss
-        )
+        return lambda w_train, w_val, prior=None: TrainingData(
+            tensors(train, w_train, rows), tensors(val, w_val), gather, loss,
+            None if prior is None else torch.as_tensor(prior[rows], device=device),
+        )  # fmt: skip
 
     def _calibrate(self, calib: WindowSet) -> None:
         """One calibration per fusion rule (the gate's and its companions'): each rule's errors differ."""
@@ -252,16 +260,9 @@ class FuzzyLSTMForecaster:
         u = self._memberships(windows)  # [N, c]
         weights = torch.as_tensor(rule.fusion_weights(u))  # [N, K]
         device = e.head_bias.device  # the training device until `fit` ends, then the CPU
-        outputs = [
-            e.infer(
-                torch.as_tensor(
-                    self.scaler_.transform_x(windows.gather(slice(i, i + batch_size))), device=device
-                )
-            )
-            .float()
-            .cpu()
-            for i in range(0, len(windows), batch_size)
-        ]
+        batch = lambda i: self.scaler_.transform_x(windows.gather(slice(i, i + batch_size)))  # noqa: E731
+        starts = range(0, len(windows), batch_size)
+        outputs = [e.infer(torch.as_tensor(batch(i), device=device)).float().cpu() for i in starts]
         experts = torch.cat(outputs) if outputs else torch.zeros(0, e.n_experts, e.horizon, e.n_outputs)
         fused = fuse(weights, experts)  # [N, K] x [N, K, H, Q'] -> [N, H, Q']
         return self.head.quantiles(fused.double().numpy()), self.head.quantiles(experts.double().numpy()), u
@@ -390,8 +391,6 @@ class FuzzyLSTMForecaster:
         model.regime_shares_ = np.asarray(metadata["regimes"]["shares"])
         model.fingerprint_, model.metrics_ = metadata["fingerprint"], metadata["metrics"]
         model.history_, model.fitted_at_, model.device_ = (
-            metadata["history"],
-            metadata["fitted_at"],
-            metadata["device"],
+            metadata[k] for k in ("history", "fitted_at", "device")
         )
         return model

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 from forecaster.config import TrainConfig
+from forecaster.experts.competition import competitive_reweigh
+from forecaster.experts.gating import GatedEnsemble, gated_loss
 from forecaster.experts.network import ExpertEnsemble, fuse
 from forecaster.runtime.progress import Progress
 from forecaster.runtime.threads import ensure_threads
@@ -70,11 +72,14 @@ def _fit(
     config: TrainConfig,
     stage: _Stage,
     progress: bool | None,
+    reweigh: Callable[[nn.Module, Tensors], Tensors] | None = None,
 ) -> list[dict[str, float]]:
     """Minimise the sum of per-track losses; early-stop and restore each track on its own.
 
     `loss_fn(module, batch) -> [n_tracks]` losses. A track is the part of the module whose
     weights one validation loss judges (one expert's block, or the whole ensemble when fine-tuning).
+    `reweigh(module, train) -> train`, when given, renews the training tensors before every epoch
+    (the competitive objective's responsibilities).
     """
     device = train[0].device
     if device.type == "cpu":
@@ -90,6 +95,7 @@ def _fit(
     )
     history: list[dict[str, float]] = []
     for epoch in range(1, stage.epochs + 1):
+        train = train if reweigh is None else reweigh(module, train)
         module.train()
         active = stop.active(device)
         order = torch.randperm(n_train, generator=generator).to(device)
@@ -112,8 +118,10 @@ def _fit(
 def _optimizer(module: nn.Module, config: TrainConfig, lr: float, device: torch.device):
     """Adam (fused on CUDA) and its linear warm-up: large batches (thousands of windows) need it."""
     cuda = device.type == "cuda"
+    # A module may give parts of itself their own learning rate (the learned gate's, `gating`).
+    params = module.param_groups(lr) if hasattr(module, "param_groups") else module.parameters()
     optimizer = torch.optim.Adam(
-        module.parameters(), lr=lr, weight_decay=config.weight_decay, **({"fused": True} if cuda else {})
+        params, lr=lr, weight_decay=config.weight_decay, **({"fused": True} if cuda else {})
     )
     warmup = max(config.warmup_steps, 1)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
@@ -303,23 +311,38 @@ class _ExpertBlock(nn.Module):
 
 class TrainingData(NamedTuple):
     """What a loop reads, on the device: (window end rows [N], targets [N, H], weights [N, K]) of the
-    training and validation windows, how end rows become windows, and the head's per-window loss."""
+    training and validation windows, how end rows become windows, and the head's per-window loss;
+    `prior`, the gate's fusion weights of the training windows [N, K], for the competitive objective."""
 
     train: Tensors
     val: Tensors
     gather: Gather
     loss: WindowLoss
+    prior: torch.Tensor | None = None
 
 
 def train_experts(
     ensemble: ExpertEnsemble, data: TrainingData, config: TrainConfig, progress=None
 ) -> list[dict]:
-    """Expert k minimises its loss over all windows weighted by w_ik (from u_ik^m): weights are w [N, K]."""
+    """Expert k minimises its loss over all windows weighted by w_ik (from u_ik^m): weights are w [N, K].
+
+    Under the competitive objective the training weights are the responsibilities, renewed every
+    epoch from `data.prior` (`forecaster.experts.competition`); validation keeps the w of `data.val`,
+    so early stopping judges every epoch on the same windows.
+    """
     k = ensemble.n_experts
     stage = _Stage("experts", config.epochs, config.lr, [f"expert_{i}" for i in range(k)])
     tracks = [_ExpertBlock(ensemble, i) for i in range(k)]
     loss_fn = functools.partial(_weighted_expert_losses, gather=data.gather, loss=data.loss)
-    return _fit(ensemble, tracks, loss_fn, data.train, data.val, config, stage, progress)
+    reweigh = None
+    if config.objective == "competitive":
+        if data.prior is None:
+            raise ValueError("the competitive objective needs the gate's prior weights: TrainingData.prior")
+        reweigh = competitive_reweigh(
+            data.prior, data.gather, data.loss, config.competitive_temperature,
+            config.competitive_floor, config.batch_size,
+        )  # fmt: skip
+    return _fit(ensemble, tracks, loss_fn, data.train, data.val, config, stage, progress, reweigh)
 
 
 def fine_tune(ensemble: ExpertEnsemble, data: TrainingData, config: TrainConfig, progress=None) -> list[dict]:
@@ -327,3 +350,20 @@ def fine_tune(ensemble: ExpertEnsemble, data: TrainingData, config: TrainConfig,
     stage = _Stage("fine-tune", config.fine_tune_epochs, config.fine_tune_lr, ["fused"])
     loss_fn = functools.partial(_fused_loss, gather=data.gather, loss=data.loss)
     return _fit(ensemble, [ensemble], loss_fn, data.train, data.val, config, stage, progress)
+
+
+def fine_tune_gated(experts: nn.Module, clusterer, data: TrainingData, config: TrainConfig, progress=None):
+    """Joint fine-tune of the experts and a learned clusterer's gate network on the fused loss
+    (`forecaster.experts.gating`); the third tensors of `data.train` / `data.val` are the windows'
+    regime descriptors [N, D]. The clusterer takes the trained gate: its memberships change.
+
+    `experts` may be the distributed trainer's wrapper of the ensemble: the gate's gradients are
+    then each worker's own (worker 0's gate is the one saved).
+    """
+    gate = clusterer.network().to(data.train[0].device)
+    module = GatedEnsemble(experts, gate, config.gate_lr)
+    stage = _Stage("fine-tune", config.fine_tune_epochs, config.fine_tune_lr, ["fused"])
+    loss_fn = functools.partial(gated_loss, gather=data.gather, loss=data.loss, config=config)
+    history = _fit(module, [module], loss_fn, data.train, data.val, config, stage, progress)
+    clusterer.set_network(gate.cpu())
+    return history
