@@ -20,45 +20,14 @@ import argparse
 import logging
 import time
 
-import numpy as np
-
 from forecaster.config import ForecasterConfig
 from forecaster.data import load_sample
+from forecaster.evaluation.gate import gate_figures
 from forecaster.features.splits import split_windows
-from forecaster.features.windows import make_windows, standardized_targets
+from forecaster.features.windows import make_windows
 from forecaster.model import FuzzyLSTMForecaster
 
 CONFIGS = ("fcm+membership", "learned+membership", "fcm+competitive", "learned+competitive")
-
-
-def pinball_per_window(z: np.ndarray, quantiles: np.ndarray, levels) -> np.ndarray:
-    """Pinball per window (mean over horizons and levels): [N, H], [N, ..., H, Q] -> [N, ...]."""
-    q = np.asarray(levels)
-    z = z.reshape(z.shape[:1] + (1,) * (quantiles.ndim - 3) + z.shape[1:])
-    diff = z[..., None] - quantiles
-    return np.maximum(q * diff, (q - 1) * diff).mean(axis=(-2, -1))
-
-
-def gate_figures(model: FuzzyLSTMForecaster, windows) -> dict[str, float]:
-    """Raw (uncalibrated) forecasts in sigma units on `windows`: the gate's effect and the oracle gap."""
-    fused, experts, _ = model._raw_fused(windows, "fuzzy")  # [N, H, Q], [N, K, H, Q]
-    equal, _, _ = model._raw_fused(windows, "equal")
-    levels = model.levels
-    z = standardized_targets(windows)[0]
-    loss_fused = pinball_per_window(z, fused, levels).mean()
-    loss_equal = pinball_per_window(z, equal, levels).mean()
-    loss_oracle = pinball_per_window(z, experts, levels).min(axis=1).mean()
-    lo, hi = levels.index(0.05), levels.index(0.95)
-    gap = loss_equal - loss_oracle
-    return {
-        "shift_q05": float(np.abs(fused[..., lo] - equal[..., lo]).mean()),
-        "shift_q95": float(np.abs(fused[..., hi] - equal[..., hi]).mean()),
-        "oracle_gap_pct": float(100 * gap / loss_equal),
-        "captured_pct": float(100 * (loss_equal - loss_fused) / gap) if gap > 0 else float("nan"),
-        "expert_spread": float(
-            np.abs(experts[:, :, :, levels.index(0.5)] - equal[:, None, :, levels.index(0.5)]).mean()
-        ),
-    }
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from forecaster.calibration.aci import run_aci
 from forecaster.calibration.cqr import interval_levels
 from forecaster.config import ForecasterConfig
 from forecaster.evaluation.baselines import BASELINES, Baseline
+from forecaster.evaluation.gate import gate_figures
 from forecaster.features.windows import WindowSet
 from forecaster.metrics import naive_scale
 from forecaster.model import FuzzyLSTMForecaster
@@ -38,11 +39,16 @@ LSTM_VARIANTS = {
     "hard_cluster": {"cluster": {"gate": "hard"}},  # each expert on its own cluster, argmax forecast
     "fuzzy_mse": {"expert": {"head": "mse"}},  # the patent's literal point forecast, residual quantiles
     "fuzzy_no_finetune": {"train": {"fine_tune_epochs": 0}},  # experts only: the fused output never trained
+    # Opt-in (name them in `models`): a gate that learns end to end, experts that compete for windows.
+    "fuzzy_learned": {"cluster": {"clusterer": "learned"}},
+    "fuzzy_competitive": {"train": {"objective": "competitive"}},
+    "fuzzy_learned_competitive": {"cluster": {"clusterer": "learned"}, "train": {"objective": "competitive"}},
 }
 LSTM_COMPETITORS = (
     "single_lstm", "equal_weight", "hard_cluster", "fuzzy_mse", "fuzzy_no_finetune", "fuzzy", "fuzzy_aci",
 )  # fmt: skip
 SHARED_FIT = ("fuzzy", "equal_weight")  # one fit serves both
+OPT_IN = ("fuzzy_learned", "fuzzy_competitive", "fuzzy_learned_competitive")
 
 
 def competitors() -> tuple[str, ...]:
@@ -50,10 +56,10 @@ def competitors() -> tuple[str, ...]:
     clash = set(BASELINES) & set(LSTM_COMPETITORS)
     if clash:
         raise ValueError(f"baseline(s) {sorted(clash)} registered under the name of an LSTM competitor")
-    return (*BASELINES, *LSTM_COMPETITORS)
+    return (*BASELINES, *LSTM_COMPETITORS, *OPT_IN)
 
 
-COMPETITORS = competitors()  # the built-in ones, the default of `walk_forward`
+COMPETITORS = tuple(m for m in competitors() if m not in OPT_IN)  # the default of `walk_forward`
 
 
 @dataclass
@@ -141,7 +147,8 @@ def _gather(plan: WalkForward, tasks, outputs, models) -> tuple[pd.DataFrame, pd
         parts.extend(frames[name] for name in models if name != "fuzzy_aci")
         members.extend(out.memberships for out in done if out.memberships is not None)
         seconds = {name: s for out in done for name, s in out.seconds.items()}
-        folds.append({**done[0].fold_row, **{f"{name}_seconds": s for name, s in seconds.items()}})
+        row = {k: v for out in done for k, v in out.fold_row.items()}  # each task adds its own figures
+        folds.append({**row, **{f"{name}_seconds": s for name, s in seconds.items()}})
         log.info(
             "fold %d/%d: refit on %s, %d origins, fit %s",
             fold.index + 1,
@@ -194,11 +201,16 @@ def run_fold_task(
     }
     started = time.perf_counter()
     try:
-        predictors, fuzzy = _fit_group(task.models, train_bars, plan.bars, config, baselines, progress)
+        predictors, gated = _fit_group(task.models, train_bars, plan.bars, config, baselines, progress)
     except ValueError as exc:
         raise ValueError(f"fold {fold.index} (refit on {fold.refit}): {exc}") from exc
     fit_seconds = time.perf_counter() - started
-    fit_name = "fuzzy" if fuzzy is not None else task.models[0]  # the shared fit is fuzzy's
+    fuzzy = gated.get("fuzzy")  # the shared fit of fuzzy and equal_weight
+    fit_name = "fuzzy" if fuzzy is not None else task.models[0]
+    # Whether each fuzzy-gated fit's gate did anything on this fold's origins (evaluation.gate).
+    gate = {
+        f"{name}_gate_{k}": v for name, model in gated.items() for k, v in gate_figures(model, test).items()
+    }
     frames = {
         name: _forecast_rows(name, fold.index, test, predictors[name](test), scales, config)
         for name in task.models
@@ -213,13 +225,14 @@ def run_fold_task(
             "first_origin": pd.Timestamp(test.origin.min()),
             "last_origin": pd.Timestamp(test.origin.max()),
             "train_bars": len(train_bars),
+            **gate,
         },
         n_origins=len(np.unique(test.origin)),
     )
 
 
 def _fit_group(models, bars, all_bars, config, baselines: dict[str, type[Baseline]], progress):
-    """Fit one task's competitors on `bars`: {name: windows -> forecast}, and the fuzzy model if fitted.
+    """Fit one task's competitors on `bars`: {name: windows -> forecast}, and the fits with a fuzzy gate.
 
     The baselines forecast with `all_bars` at hand and read only the rows up to each origin.
     """
@@ -229,13 +242,14 @@ def _fit_group(models, bars, all_bars, config, baselines: dict[str, type[Baselin
         return {
             "fuzzy": fuzzy.predict_windows,
             "equal_weight": partial(fuzzy.predict_windows, combine="equal"),
-        }, fuzzy
+        }, {"fuzzy": fuzzy}
     (name,) = models
     if name in baselines:
         baseline = baselines[name](config.window, config.train.coverage).fit(bars)
-        return {name: partial(baseline.predict_windows, bars=all_bars)}, None
+        return {name: partial(baseline.predict_windows, bars=all_bars)}, {}
     variant = config.with_(cluster={"gate": "fuzzy"}).with_(**LSTM_VARIANTS[name])
-    return {name: FuzzyLSTMForecaster(variant).fit(bars, progress=progress).predict_windows}, None
+    model = FuzzyLSTMForecaster(variant).fit(bars, progress=progress)
+    return {name: model.predict_windows}, ({name: model} if variant.cluster.gate == "fuzzy" else {})
 
 
 def _forecast_rows(name, fold, windows: WindowSet, pred, scales, config) -> pd.DataFrame:
