@@ -44,7 +44,11 @@ _REASONS = {
 
 # Of the saved model directory; bump when a reader of the old one would break.
 # 2: quantile experts as one block-diagonal LSTM, calibration.npz (format 1: K separate MSE experts).
-FORMAT_VERSION = 2
+# 3: regimes that matter: market context (window.market), learned gates (their network in fcm.npz),
+#    per-regime calibration. A format-2 directory is a format-3 model without them, so it loads;
+#    a reader of format 2 refuses format 3 with "Upgrade forecaster".
+FORMAT_VERSION = 3
+OLDEST_READABLE = 2
 
 
 @dataclass
@@ -305,10 +309,10 @@ def read_model_dir(path: str | Path) -> ModelFiles:
             f"{path} was saved in model format {version!r}; this version of forecaster reads "
             f"format {FORMAT_VERSION}. Upgrade forecaster to load it."
         )
-    if version < FORMAT_VERSION:
+    if version < OLDEST_READABLE:
         raise ValueError(
             f"{path} was saved in model format {version} (point-forecast experts); this version of "
-            f"forecaster reads format {FORMAT_VERSION} (quantile experts). Retrain the model "
+            f"forecaster reads formats {OLDEST_READABLE}-{FORMAT_VERSION} (quantile experts). Retrain the model "
             "(forecaster train, or python -m pipelines.train) to serve it with this version."
         )
     arrays = lambda name: dict(np.load(io.BytesIO(blobs[name])))  # noqa: E731

@@ -79,6 +79,22 @@ def test_loading_a_newer_format_is_a_clear_error(tiny_config, two_ticker_bars, t
         FuzzyLSTMForecaster.load(tmp_path)
 
 
+def test_a_format_2_model_still_loads_as_a_model_without_market_or_learned_gate(
+    tiny_config, two_ticker_bars, tmp_path
+):
+    model = FuzzyLSTMForecaster(tiny_config).fit(two_ticker_bars, progress=False)
+    model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    meta["format_version"] = 2
+    del config["window"]["market"], config["train"]["objective"]  # wave 2 knew neither
+    (tmp_path / "m" / "metadata.json").write_text(json.dumps(meta))
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    loaded = FuzzyLSTMForecaster.load(tmp_path / "m")
+    assert loaded.config.window.market is None and loaded.config.cluster.clusterer == "fcm"
+    pd.testing.assert_frame_equal(loaded.predict(two_ticker_bars), model.predict(two_ticker_bars))
+
+
 def test_joint_fine_tune_records_fused_history(tiny_config, two_ticker_bars):
     model = FuzzyLSTMForecaster(tiny_config.with_(train={"fine_tune_epochs": 1})).fit(
         two_ticker_bars, progress=False
