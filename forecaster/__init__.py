@@ -5,7 +5,8 @@ from forecaster.data import load_sample
 
 bars = load_sample()
 model = FuzzyLSTMForecaster(ForecasterConfig()).fit(bars)
-model.predict(bars)          # next 5 trading days per ticker, intervals, memberships
+model.predict(bars)          # next 5 trading days per ticker, intervals, memberships, regime
+forecaster.plot_fan(model.predict(bars), "^GSPC")   # matplotlib Axes; see docs "Python API"
 """
 
 from forecaster._version import __version__
@@ -26,13 +27,18 @@ _LAZY = {
             "WindowConfig",
         )
     },
+    "ACIState": "forecaster.calibration.aci",
     "FuzzyLSTMForecaster": "forecaster.model",
     "FuzzyCMeans": "forecaster.regimes.fcm",
     "load_bars": "forecaster.data",
     "load_sample": "forecaster.data",
+    "backtest_model": "forecaster.evaluation.api",
+    "plot_fan": "forecaster.evaluation.charts",
+    "plot_memberships": "forecaster.evaluation.charts",
 }
 
 __all__ = [
+    "ACIState",
     "ClusterConfig",
     "ExpertConfig",
     "ForecasterConfig",
@@ -42,8 +48,11 @@ __all__ = [
     "TrainConfig",
     "WindowConfig",
     "__version__",
+    "backtest_model",
     "load_bars",
     "load_sample",
+    "plot_fan",
+    "plot_memberships",
 ]
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from forecaster import products
+from forecaster import products, pyapi
 from forecaster.calibration.calibrator import load_calibrator, make_calibrator
 from forecaster.calibration.cqr import interval_levels
 from forecaster.config import ForecasterConfig
@@ -39,7 +39,7 @@ from forecaster.experts.training import TrainingData, fine_tune, fine_tune_gated
 from forecaster.features.scaler import FeatureScaler
 from forecaster.features.splits import split_windows
 from forecaster.features.volatility import horizon_scale, origin_volatility
-from forecaster.features.windows import WindowSet, latest_windows, make_windows, standardized_targets
+from forecaster.features.windows import WindowSet, make_windows, standardized_targets
 from forecaster.metrics import quantile_summary, summarize
 from forecaster.persistence import (
     ModelFiles,
@@ -315,15 +315,14 @@ class FuzzyLSTMForecaster:
             **quantile_summary(actual, pred.quantiles, self.levels),
         }
 
-    def predict(self, bars: pd.DataFrame) -> pd.DataFrame:
-        """Forecast the next H trading days from the latest window of every ticker in `bars`.
+    def predict(self, bars: pd.DataFrame, horizon=None, levels=None, adaptive=None) -> pd.DataFrame:
+        """Forecast the next H trading days (or `horizon`) from each ticker's latest window in `bars`.
 
-        Returns one row per ticker and horizon: as_of, target_date, the point forecast (median),
-        every quantile, the interval bounds, the memberships `u_k` and per-expert forecasts
-        `expert_k`. Target dates are the next sessions of `WindowConfig.calendar` (NYSE by default).
+        One row per ticker and horizon: as_of, target_date, the point forecast (median), the
+        quantiles (the model's, or at `levels`), interval bounds, memberships `u_k`, per-expert
+        forecasts `expert_k` and the regime; `adaptive`: an `ACIState` (`forecaster.pyapi.predict`).
         """
-        windows = latest_windows(bars, self.config.window)
-        return self.to_frame(windows, self.predict_windows(windows))
+        return pyapi.predict(self, bars, horizon, levels, adaptive)
 
     def to_frame(self, windows: WindowSet, pred: Prediction) -> pd.DataFrame:
         """One row per window and horizon (see `prediction.prediction_frame`)."""
@@ -342,6 +341,9 @@ class FuzzyLSTMForecaster:
     # Joint products of several tickers (`forecaster.products`): VaR / ES, and M6 quintile ranks.
     risk = products.risk  # (bars, tickers, weights, horizon, alphas, n_paths, seed) -> (tickers, portfolio)
     rank = products.rank  # (bars, tickers, horizon, n_paths, seed) -> ID, Rank1..Rank5
+    # The Python API (`forecaster.pyapi`): scores on new bars, regimes over time, adaptive intervals.
+    score, regimes = pyapi.score, pyapi.regimes  # (bars | WindowSet) -> Series; bars -> u_k, regime
+    aci_state, update_aci = pyapi.aci_state, pyapi.update_aci  # (gamma) -> ACIState; learn from outcomes
 
     # ---- persistence ---------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ def test_site_builds_strict_with_every_guide_page(site):
     for page in (
         "index.html",
         "getting-started/index.html",
+        "python-api/index.html",
         "concepts/index.html",
         "cli/index.html",
         "http-api/index.html",

@@ -14,7 +14,7 @@ import requests
 from mlflow.tracking import MlflowClient
 from servers import fresh_postgres_database, mlflow_server
 
-from forecaster import serving, tracking
+from forecaster import tracking
 from forecaster.config import Settings
 from forecaster.evaluation.plots import plot_memberships
 from forecaster.features.windows import make_windows
@@ -77,9 +77,9 @@ def test_run_has_params_epoch_curves_artifacts_dataset_and_exact_pyfunc(
     assert logged.version == "1"
     assert str(client.get_model_version_by_alias(settings.model_name, "challenger").version) == "1"
     loaded = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@challenger")
-    served = loaded.predict(two_ticker_bars)  # the forecast, exactly, plus each ticker's regime
+    served = loaded.predict(two_ticker_bars)  # the forecast and regime, exactly, plus the regime shift
     pd.testing.assert_frame_equal(
-        served.drop(columns=list(serving.REGIME_COLUMNS)), fitted.predict(two_ticker_bars), check_exact=True
+        served.drop(columns="regime_shift"), fitted.predict(two_ticker_bars), check_exact=True
     )
 
 

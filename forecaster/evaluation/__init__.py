@@ -12,4 +12,14 @@
   light, Acerbi-Szekely Z2
 - `ranking`: the M6 ranked probability score and a one-factor volatility baseline of quintile ranks
 - `report`: tables and plots of a backtest (`plots`: the figures; `run_plots`: a training run's)
+- `charts`: the figures on matplotlib axes, returned (`plots` saves them); `api`: `backtest_model`,
+  the backtest as an object of the report's tables (this package's one name, imported lazily)
 """
+
+
+def __getattr__(name: str):
+    if name == "backtest_model":  # lazily: importing a baseline must not import the model and report
+        from forecaster.evaluation.api import backtest_model
+
+        return backtest_model
+    raise AttributeError(f"module 'forecaster.evaluation' has no attribute {name!r}")

@@ -10,12 +10,11 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from forecaster.evaluation.charts import draw_error_by_horizon, draw_fan, draw_regimes  # noqa: E402
 from forecaster.evaluation.plot_style import (  # noqa: E402
     DESCRIPTOR_NAMES,
     legend_outside,
-    log_price_axis,
     regime_colours,
     regime_names,
 )
@@ -99,20 +98,9 @@ def plot_regimes(
 
 
 def regimes_figure(dates, prices: np.ndarray, memberships: np.ndarray, ticker: str, labels=None):
-    """The figure of `plot_regimes`, not yet saved."""
-    u = np.nan_to_num(memberships)  # a fold with fewer clusters leaves its extra columns empty
-    names = regime_names(labels, u.shape[1])
+    """The figure of `plot_regimes`, not yet saved (`charts.draw_regimes`)."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=(2, 1))
-    top.plot(dates, prices, color="black", linewidth=1)
-    log_price_axis(top, prices)
-    top.set_ylabel("adjusted close (log scale)")
-    top.set_title(f"{ticker}: price and fuzzy regime memberships")
-    top.grid(alpha=0.3)
-    bottom.stackplot(dates, u.T, labels=names, colors=regime_colours(names), alpha=0.85)
-    bottom.set_ylim(0, 1)
-    bottom.set_ylabel("membership")
-    bottom.set_xlabel("window end date")
-    legend_outside(bottom)
+    draw_regimes(top, bottom, dates, prices, memberships, ticker, labels)
     return fig
 
 
@@ -127,49 +115,10 @@ def plot_fan_chart(
     """One ticker's recent adjusted close and the forecast just made, as a fan of quantile bands.
 
     `history`: that ticker's bars (date, adj_close); `forecast`: its rows of `model.predict`
-    (as_of, last_price, target_date, forecast and `quantile_<level>` columns). Bands pair the
-    levels q and 1 - q (e.g. 0.025 and 0.975: the central 95%); all start at the last close.
+    (as_of, last_price, target_date, forecast and `quantile_<level>` columns); see `charts.draw_fan`.
     """
-    history = history.sort_values("date").tail(last_n)
-    forecast = forecast.sort_values("horizon")
-    ticker, as_of = forecast["ticker"].iloc[0], pd.Timestamp(forecast["as_of"].iloc[0])
-    last = float(forecast["last_price"].iloc[0])
-    dates = pd.DatetimeIndex([as_of, *pd.to_datetime(forecast["target_date"])])
-    path_of = lambda column: np.concatenate([[last], forecast[column].to_numpy(np.float64)])  # noqa: E731
-    columns = {float(c.removeprefix("quantile_")): c for c in forecast.columns if c.startswith("quantile_")}
-    pairs = sorted((q, o) for q in columns for o in columns if q < 0.5 and abs(q + o - 1) < 1e-9)
-
     fig, ax = plt.subplots(figsize=(10, 4.8))
-    ax.plot(history["date"], history["adj_close"], color="black", linewidth=1.2, label="adjusted close")
-    blues = plt.get_cmap("Blues")
-    for i, (lo, hi) in enumerate(pairs):  # widest first, so narrower bands are drawn on top
-        ax.fill_between(
-            dates,
-            path_of(columns[lo]),
-            path_of(columns[hi]),
-            color=blues(0.25 + 0.5 * i / max(len(pairs) - 1, 1)),
-            linewidth=0,
-            label=f"{round(100 * (hi - lo))}% band",
-        )
-    median = path_of("forecast")
-    ax.plot(dates, median, color="tab:blue", linewidth=2, marker="o", markersize=3, label="forecast (median)")
-    ax.axvline(as_of, color="grey", linewidth=0.8, linestyle=":")
-    ax.annotate(
-        f"{median[-1]:,.2f}",
-        (dates[-1], median[-1]),
-        xytext=(6, 0),
-        textcoords="offset points",
-        va="center",
-        fontsize="small",
-        color="tab:blue",
-    )
-    when = f"{len(forecast)} sessions after {as_of.date()}"
-    ax.set_title(f"{ticker}: forecast of the next {when}" + (f"\nregime: {regime}" if regime else ""))
-    ax.set_ylabel("adjusted close")
-    ax.set_xlabel("date")
-    ax.grid(alpha=0.3)
-    legend_outside(ax)
-    ax.set_xlim(history["date"].iloc[0], dates[-1] + (dates[-1] - history["date"].iloc[0]) * 0.08)
+    draw_fan(ax, forecast, history, regime=regime, last_n=last_n)
     fig.autofmt_xdate()
     return _save(fig, path)
 
@@ -211,18 +160,7 @@ def plot_backtest_forecast(
 def plot_error_by_horizon(by_horizon: pd.DataFrame, path: Path) -> Path:
     """Return-scale RMSE and Theil's U of every model against the horizon (rows of `score`)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for model, rows in by_horizon.groupby("model", sort=True, observed=True):
-        style = {"linewidth": 2.2} if model == "fuzzy" else {"linewidth": 1.2}
-        left.plot(rows["horizon"], rows["return_rmse"], marker="o", label=str(model), **style)
-        right.plot(rows["horizon"], rows["return_theil_u"], marker="o", label=str(model), **style)
-    left.set(title="RMSE of the cumulative log return", ylabel="RMSE (log return)")
-    right.set(title="Theil's U (RMSE / naive RMSE; below 1 beats naive)", ylabel="Theil's U")
-    right.axhline(1.0, color="black", linewidth=0.8)
-    for ax in (left, right):
-        ax.set_xlabel("horizon (trading days)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    left.legend(fontsize="small")
+    draw_error_by_horizon(left, right, by_horizon)
     return _save(fig, path)
 
 
