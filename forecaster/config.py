@@ -31,6 +31,9 @@ FEATURES = (
 # 0.01 / 0.99 give the 1% VaR the Basel traffic light backtests.
 DEFAULT_LEVELS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975, 0.99)
 DESCRIPTORS = ("cum_return", "log_volatility", "last5_return", "max_abs_move", "trend_strength")
+# Online recalibration of the served quantiles (forecaster.calibration.aci): adaptive conformal
+# inference with one step size, or DtACI, which tunes its step size online.
+ACI_METHODS = ("aci", "dtaci")
 
 
 class Registry:
@@ -207,6 +210,10 @@ class TrainConfig:
     fine_tune_lr: float = 3e-4
     coverage: tuple[float, ...] = (0.8, 0.95)  # conformal interval levels
     calibrator: str = "cqr"  # calibration of the fused quantiles: a name in `CALIBRATORS`
+    # How the batch job and the API adapt served quantiles to each ticker's outcomes
+    # (forecaster.calibration.aci): "aci" (one step size) or "dtaci" (step size tuned online). The
+    # backtest scores both whatever this says (fuzzy_aci, fuzzy_dtaci).
+    aci_method: str = "aci"
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     warmup_steps: int = 0  # linear learning-rate warm-up; use a few hundred with batches of 16k+
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on CUDA, float32 elsewhere
@@ -217,6 +224,8 @@ class TrainConfig:
         if any(not 0 < c < 1 for c in self.coverage):
             raise ValueError(f"coverage levels must lie in (0, 1), got {self.coverage}")
         CALIBRATORS.check(self.calibrator, "calibrator")
+        if self.aci_method not in ACI_METHODS:
+            raise ValueError(f"aci_method must be one of {', '.join(ACI_METHODS)}, got {self.aci_method!r}")
 
 
 @dataclass(frozen=True)
