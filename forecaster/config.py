@@ -39,6 +39,9 @@ CONTEXT = (
 # What `--market` adds to the gate's descriptors: the market's risk and direction, how far the
 # cross-section spreads and how much it moves together (what one ticker's window cannot show).
 CONTEXT_DESCRIPTORS = ("mkt_vol", "mkt_trend", "dispersion", "avg_corr")
+# Online recalibration of the served quantiles (forecaster.calibration.aci): adaptive conformal
+# inference with one step size, or DtACI, which tunes its step size online.
+ACI_METHODS = ("aci", "dtaci")
 
 
 # Gates and fusion rules: how memberships weigh the experts (forecaster.regimes.gates).
@@ -184,6 +187,10 @@ class TrainConfig:
     fine_tune_lr: float = 3e-4
     coverage: tuple[float, ...] = (0.8, 0.95)  # conformal interval levels
     calibrator: str = "cqr"  # calibration of the fused quantiles, in `CALIBRATORS`: "cqr", "cqr_regime"
+    # How the batch job and the API adapt served quantiles to each ticker's outcomes
+    # (forecaster.calibration.aci): "aci" (one step size) or "dtaci" (step size tuned online). The
+    # backtest scores both whatever this says (fuzzy_aci, fuzzy_dtaci).
+    aci_method: str = "aci"
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     warmup_steps: int = 0  # linear learning-rate warm-up; use a few hundred with batches of 16k+
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on CUDA, float32 elsewhere
@@ -226,6 +233,8 @@ class TrainConfig:
                 "gate_lr must be > 0, gate_balance >= 0 and gate_entropy_floor in [0, 1), got "
                 f"{self.gate_lr}, {self.gate_balance} and {self.gate_entropy_floor}"
             )
+        if self.aci_method not in ACI_METHODS:
+            raise ValueError(f"aci_method must be one of {', '.join(ACI_METHODS)}, got {self.aci_method!r}")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@
 - `quantiles_at`: quantiles at other levels inside the model's range (an API request's `levels`);
 - `trailing_memberships` / `regime_fields`: the dominant regime, its label and the regime-shift
   flag of a ticker, from its last `TRAILING + 1` windows;
+- `aci_state`: a model's ACI state, empty or from stored records, by the rule its config names;
 - `aci_outcomes`: what stored forecasts teach the ACI state once their target dates have passed;
 - `forecast_frame` / `ShardForecaster`: the served forecast of every ticker's latest window with its
   regime, what the batch job stores (one call here, or one Ray actor per shard of tickers).
@@ -112,6 +113,19 @@ def regime_fields(memberships: np.ndarray, history: np.ndarray | None, labels) -
     if history is not None:
         shifted = regime_shift(history, len(history) - 1, SHIFT_MARGIN)[1]
     return {"regime": dominant, "regime_label": str(labels[dominant]), "regime_shift": shifted}
+
+
+def aci_state(model, records: Iterable[Mapping] | None = None) -> ACIState:
+    """`model`'s ACI state: nominal levels, or read from stored `records` (`load_aci_state` rows).
+
+    The rule is the model's `config.train.aci_method` ("aci" or "dtaci"), so the batch job that
+    learns the state and the API that serves it use the same one.
+    """
+    levels, horizon = model.levels, model.config.window.horizon
+    method = model.config.train.aci_method
+    if records is None:
+        return ACIState(levels, horizon, method=method)
+    return ACIState.from_records(records, levels, horizon, method=method)
 
 
 def aci_outcomes(

@@ -157,7 +157,7 @@ def learn_aci(engine: Engine, model, model_name: str, fresh: pd.DataFrame, day: 
     for r in records:
         through[r["ticker"]] = max(r["updated_through"], through.get(r["ticker"], r["updated_through"]))
     usable = [r for r in records if through[r["ticker"]] <= day]
-    state = ACIState.from_records(usable, levels, horizon)
+    state = serving.aci_state(model, usable)
     learning = {t: through.get(t) for t in tickers if t not in through or through[t] < day}
     due = [
         r
@@ -243,7 +243,7 @@ def forecast(
     """
     config = model.config
     fresh, result = fresh_bars(bars, as_of, config.window.window + 1)
-    state = state or ACIState(model.levels, config.window.horizon)
+    state = state or serving.aci_state(model)
     if compute == "local":
         frame = serving.forecast_frame(model, fresh, state)
     else:

@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime
 import numpy as np
 
 from forecaster import serving
-from forecaster.calibration.aci import ACIState
 from forecaster.data.sessions import future_sessions, last_closed_session, target_dates
 from forecaster.features.daily import history_needed
 from forecaster.features.windows import WindowSet, concat_windows, window_from_arrays
@@ -169,7 +168,7 @@ def forecast_windows(
     asks = [as_ask(a) for a in asks] if isinstance(asks, list) else [as_ask(asks)] * len(windows)
     model = loaded.forecaster
     config = model.config.window
-    state = ACIState(model.levels, config.horizon)
+    state = serving.aci_state(model)
     for ticker, ask in zip(windows.ticker, asks, strict=True):
         if ask.working is not None:
             state.working[str(ticker)] = ask.working

@@ -20,8 +20,7 @@ import time
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from forecaster import forecast_store
-from forecaster.calibration.aci import ACIState
+from forecaster import forecast_store, serving
 from forecaster.runtime.redact import mask_credentials
 
 log = logging.getLogger("service.store")
@@ -35,7 +34,7 @@ class ACICache:
     async def working(self, loaded, ticker: str) -> np.ndarray | None:
         """The ticker's working levels [H, Q] for the served model; None: no state, serve nominal."""
         model = loaded.forecaster
-        key = (loaded.name, ticker, model.levels, model.config.window.horizon)
+        key = (loaded.name, ticker, model.levels, model.config.window.horizon, model.config.train.aci_method)
         hit = self._cache.get(key)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
@@ -48,7 +47,7 @@ class ACICache:
             records = []
         working = None
         if records:
-            state = ACIState.from_records(records, model.levels, model.config.window.horizon)
+            state = serving.aci_state(model, records)
             working = state.working.get(ticker)
         self._cache[key] = (time.monotonic() + self.ttl_s, working)
         return working

@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from scipy import stats
 from test_batch_forecast import bars, home, without_mlflow_env  # noqa: F401  (module fixtures)
 
 from conftest import bars_from_returns, random_walk_bars
 from forecaster import forecast_store, tracking
-from forecaster.calibration.aci import DEFAULT_GAMMA
+from forecaster.calibration.aci import DEFAULT_GAMMA, DTACI_GAMMAS
 from forecaster.config import DEFAULT_LEVELS, Settings
 from forecaster.data import PriceStore
 from pipelines import batch_forecast
@@ -128,3 +129,39 @@ def test_stored_rows_carry_quantiles_and_regime(rising):
         assert isinstance(row["regime_shift"], bool)
     counts = forecast_store.tickers_by_regime(engine, "fcm-lstm")
     assert sum(counts.values()) == 2 and set(counts) <= set(champion.model.regime_labels_)
+
+
+def test_a_dtaci_champion_learns_its_candidates_and_stores_them(rising, monkeypatch):
+    """The champion's config names the rule (train.aci_method): the batch job learns by DtACI."""
+    settings, engine, dates = rising
+    load = tracking.load_registered
+
+    def dtaci_champion(*args, **kwargs):
+        champion = load(*args, **kwargs)
+        champion.model.config = champion.model.config.with_(train={"aci_method": "dtaci"})
+        return champion
+
+    monkeypatch.setattr(tracking, "load_registered", dtaci_champion)
+    d1, d2 = dates[-11], dates[-6]
+    k = len(DTACI_GAMMAS)
+    batch_forecast.run(settings, d1, engine=engine)
+    for r in state_of(engine):  # nothing due yet: every candidate at the nominal level
+        assert r["working_level"] == r["level"]
+        assert r["candidates"] == {
+            "gammas": list(DTACI_GAMMAS),
+            "levels": [r["level"]] * k,
+            "weights": [1 / k] * k,
+        }
+
+    batch_forecast.run(settings, d2, engine=engine)
+    aaa = [r for r in state_of(engine) if r["ticker"] == "AAA"]
+    assert len(aaa) == 3 * len(DEFAULT_LEVELS) and all(r["updated_through"] == d2 for r in aaa)
+    for r in aaa:
+        # One outcome per horizon h, above every quantile: each candidate moved up by
+        # (gamma / h) * level once; their losses were equal, so the weights stayed equal.
+        moved = [r["level"] * (1 + g / r["horizon"]) for g in DTACI_GAMMAS]
+        assert r["candidates"]["levels"] == pytest.approx(moved, rel=1e-12)
+        assert r["candidates"]["weights"] == pytest.approx([1 / k] * k, rel=1e-9)
+        # Their mean in normal scores, each at most 0.999 (0.99 moved past 1: the widest served)
+        served = stats.norm.cdf(np.mean(stats.norm.ppf(np.minimum(moved, 0.999))))
+        assert r["working_level"] == pytest.approx(served, rel=1e-9) and r["working_level"] > r["level"]

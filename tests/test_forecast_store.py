@@ -131,14 +131,14 @@ def test_an_older_schema_is_refused_until_upgraded_explicitly(store_url, version
     downgrade_to_baseline(store_url, versioned)
 
     with pytest.raises(
-        SchemaVersionError, match=r"schema revision 0001 is older than this code's 0004; .*upgrade"
+        SchemaVersionError, match=r"schema revision 0001 is older than this code's 0005; .*upgrade"
     ):
         forecast_store.connect(store_url)
-    assert forecast_store.upgrade(store_url) == ("0001", "0004")
+    assert forecast_store.upgrade(store_url) == ("0001", "0005")
     engine = forecast_store.connect(store_url)
     with forecast_store.record_run(engine, "ingest"):  # the new column is there
         pass
-    assert forecast_store.upgrade(store_url) == ("0004", "0004")  # a second upgrade changes nothing
+    assert forecast_store.upgrade(store_url) == ("0005", "0005")  # a second upgrade changes nothing
     engine.dispose()
 
 
@@ -159,7 +159,7 @@ def test_upgrading_a_0002_store_keeps_its_forecasts_and_adds_quantiles_regimes_a
                 conn.execute(insert, {**row, "ticker": "BBB", "forecast": -1.0})
     engine.dispose()
 
-    assert forecast_store.upgrade(store_url) == ("0002", "0004")
+    assert forecast_store.upgrade(store_url) == ("0002", "0005")
     engine = forecast_store.connect(store_url)
     (stored,) = forecast_store.latest_forecasts(engine, "AAA")
     assert stored["forecast"] == 101.0 and stored["quantiles"] is None and stored["regime_shift"] is None
@@ -172,7 +172,7 @@ def test_a_newer_schema_is_refused_by_connect_and_upgrade(store_url):
     with engine.begin() as conn:
         conn.execute(sa.text(f"UPDATE {forecast_store.VERSION_TABLE} SET version_num = '0099'"))
     engine.dispose()
-    newer = r"schema revision 0099 is newer than this code's 0004"
+    newer = r"schema revision 0099 is newer than this code's 0005"
     with pytest.raises(SchemaVersionError, match=newer):
         forecast_store.connect(store_url)
     with pytest.raises(SchemaVersionError, match=newer):
@@ -187,7 +187,7 @@ def test_upgrade_command_migrates_and_says_what_it_did(store_url):
         env=os.environ | {"PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith(": schema empty -> 0004")
+    assert done.stdout.strip().endswith(": schema empty -> 0005")
 
 
 # ---- heartbeats --------------------------------------------------------------------------

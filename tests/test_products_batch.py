@@ -125,7 +125,7 @@ def test_upgrading_a_0003_store_adds_the_risk_and_ranks_tables(store_url):
         schema._alembic("downgrade", conn, "0003")
     assert not sa.inspect(engine).has_table("risk")
     engine.dispose()
-    assert forecast_store.upgrade(store_url) == ("0003", "0004")
+    assert forecast_store.upgrade(store_url) == ("0003", "0005")
     engine = forecast_store.connect(store_url)
     assert sa.inspect(engine).has_table("risk") and sa.inspect(engine).has_table("ranks")
     engine.dispose()

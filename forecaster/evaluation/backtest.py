@@ -32,8 +32,9 @@ from forecaster.walkforward import Fold, WalkForward, walk_forward_folds
 log = logging.getLogger(__name__)
 
 # The LSTM competitors: the fuzzy model, its equal-weight twin (the same fit weighted 1/K), the
-# fuzzy model's forecasts through adaptive conformal inference, and variants of the same machinery
-# with one setting changed (config sections to change).
+# fuzzy model's forecasts through adaptive conformal inference (ACI with one step size, or DtACI,
+# which tunes it), and variants of the same machinery with one setting changed (config sections to
+# change).
 LSTM_VARIANTS = {
     "single_lstm": {"cluster": {"gate": "single"}},  # one LSTM with the parameters of all K experts
     "hard_cluster": {"cluster": {"gate": "hard"}},  # each expert on its own cluster, argmax forecast
@@ -46,9 +47,12 @@ LSTM_VARIANTS = {
 }
 LSTM_COMPETITORS = (
     "single_lstm", "equal_weight", "hard_cluster", "fuzzy_mse", "fuzzy_no_finetune", "fuzzy", "fuzzy_aci",
+    "fuzzy_dtaci",
 )  # fmt: skip
 SHARED_FIT = ("fuzzy", "equal_weight")  # one fit serves both
 OPT_IN = ("fuzzy_learned", "fuzzy_competitive", "fuzzy_learned_competitive")
+# The fuzzy model's forecasts served through an ACI rule (`calibration.aci`): not fitted, replayed.
+ADAPTED = {"fuzzy_aci": "aci", "fuzzy_dtaci": "dtaci"}
 
 
 def competitors() -> tuple[str, ...]:
@@ -121,8 +125,9 @@ def walk_forward(
     }
     outputs = map_tasks(run_fold_task, tasks, engine, shared=shared, desc="backtest fits")
     forecasts, members, folds = _gather(plan, tasks, outputs, models)
-    if "fuzzy_aci" in models:
-        forecasts = pd.concat([forecasts, _aci_rows(forecasts, config)], ignore_index=True)
+    for name, method in ADAPTED.items():
+        if name in models:
+            forecasts = pd.concat([forecasts, _aci_rows(forecasts, config, name, method)], ignore_index=True)
     if len(members):
         forecasts = _with_regime(forecasts, members)
     forecasts["model"] = pd.Categorical(forecasts["model"], categories=list(models), ordered=True)
@@ -134,8 +139,9 @@ def _check_models(models: Sequence[str]) -> None:
     unknown = [m for m in models if m not in known]
     if unknown or not models:
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(known)}")
-    if "fuzzy_aci" in models and "fuzzy" not in models:
-        raise ValueError("fuzzy_aci adapts the fuzzy model's quantiles: add fuzzy to the models")
+    for name in ADAPTED:
+        if name in models and "fuzzy" not in models:
+            raise ValueError(f"{name} adapts the fuzzy model's quantiles: add fuzzy to the models")
 
 
 def _gather(plan: WalkForward, tasks, outputs, models) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -144,7 +150,7 @@ def _gather(plan: WalkForward, tasks, outputs, models) -> tuple[pd.DataFrame, pd
     for fold in plan.folds:
         done = [out for task, out in zip(tasks, outputs, strict=True) if task.fold == fold]
         frames = {name: frame for out in done for name, frame in out.frames.items()}
-        parts.extend(frames[name] for name in models if name != "fuzzy_aci")
+        parts.extend(frames[name] for name in models if name not in ADAPTED)
         members.extend(out.memberships for out in done if out.memberships is not None)
         seconds = {name: s for out in done for name, s in out.seconds.items()}
         row = {k: v for out in done for k, v in out.fold_row.items()}  # each task adds its own figures
@@ -181,7 +187,7 @@ class FoldOutput:
 def _task_groups(models: Sequence[str]) -> list[tuple[str, ...]]:
     """Competitors fitted together: fuzzy and equal_weight share one fit; every other one alone."""
     shared = tuple(m for m in models if m in SHARED_FIT)
-    alone = [(m,) for m in models if m not in (*SHARED_FIT, "fuzzy_aci")]
+    alone = [(m,) for m in models if m not in (*SHARED_FIT, *ADAPTED)]
     return ([shared] if shared else []) + alone
 
 
@@ -282,11 +288,14 @@ def _forecast_rows(name, fold, windows: WindowSet, pred, scales, config) -> pd.D
     return frame
 
 
-def _aci_rows(forecasts: pd.DataFrame, config: ForecasterConfig) -> pd.DataFrame:
+def _aci_rows(
+    forecasts: pd.DataFrame, config: ForecasterConfig, name: str = "fuzzy_aci", method: str = "aci"
+) -> pd.DataFrame:
     """The fuzzy model's forecasts served through adaptive conformal inference, across all folds.
 
-    One ACI state per ticker runs through the whole backtest in date order (refits do not reset
-    it), reading each outcome only once its target date has passed.
+    One state per ticker (`method`: "aci" or "dtaci") runs through the whole backtest in date
+    order (refits do not reset it), reading each outcome only once its target date has passed.
+    The rows are the fuzzy ones renamed `name`.
     """
     rows = forecasts[forecasts["model"] == "fuzzy"].sort_values(["ticker", "origin", "horizon"])
     levels = config.expert.levels
@@ -302,8 +311,9 @@ def _aci_rows(forecasts: pd.DataFrame, config: ForecasterConfig) -> pd.DataFrame
         quantiles,
         rows["actual_log_return"].to_numpy(np.float64).reshape(n, h),
         levels,
+        method=method,
     ).reshape(-1, len(levels))
-    out = rows.assign(model="fuzzy_aci")
+    out = rows.assign(model=name)
     out[columns] = served
     last = out["last_price"].to_numpy()
     out["forecast"] = last * np.exp(served[:, levels.index(0.5)])

@@ -1,7 +1,8 @@
 """The ACI state beside the forecasts: read by the API and the batch job, written with the forecasts.
 
 `aci_state` holds, per ticker, model name, horizon and nominal level, the working level that
-adaptive conformal inference (`forecaster.calibration.aci`) serves, and `updated_through`: the last day whose
+adaptive conformal inference (`forecaster.calibration.aci`) serves, DtACI's candidate levels and
+weights (`candidates`, NULL for plain ACI), and `updated_through`: the last day whose
 outcomes it has learnt. The batch job reads the state and the stored forecasts that came due
 since (`forecasts_due`), updates the state, and writes it in the transaction of its forecasts
 (`write_forecasts(..., aci_state=...)`): a re-run of a day finds nothing due and writes nothing,
@@ -24,9 +25,9 @@ def load_aci_state(
     engine_or_url: Engine | str, model_name: str, tickers: Iterable[str] | None = None
 ) -> list[dict]:
     """State records of `model_name` (of `tickers` only, when given): ticker, horizon, level,
-    working_level, updated_through. One short query, read-only."""
+    working_level, candidates (None: plain ACI), updated_through. One short query, read-only."""
     t = aci_state.c
-    query = sa.select(t.ticker, t.horizon, t.level, t.working_level, t.updated_through).where(
+    query = sa.select(t.ticker, t.horizon, t.level, t.working_level, t.candidates, t.updated_through).where(
         t.model_name == model_name
     )
     if tickers is not None:
@@ -60,12 +61,13 @@ def forecasts_due(
 
 
 def aci_records(records: Sequence[Mapping], model_name: str, updated_through: dt.date) -> list[dict]:
-    """`ACIState.to_records()` as `aci_state` rows learnt through `updated_through`."""
+    """`ACIState.to_records()` as `aci_state` rows learnt through `updated_through`.
+
+    Every row names `candidates` (None for a plain ACI record), so an ACI row that replaces a
+    DtACI one leaves none behind."""
     now = utcnow()
-    return [
-        {**r, "model_name": model_name, "updated_through": updated_through, "updated_at": now}
-        for r in records
-    ]
+    extra = {"model_name": model_name, "updated_through": updated_through, "updated_at": now}
+    return [{**r, "candidates": r.get("candidates"), **extra} for r in records]
 
 
 def _save_aci_state(conn: sa.Connection, rows: Sequence[dict]) -> None:
@@ -77,6 +79,7 @@ def _save_aci_state(conn: sa.Connection, rows: Sequence[dict]) -> None:
         index_elements=["ticker", "model_name", "horizon", "level"],
         set_={
             "working_level": stmt.excluded.working_level,
+            "candidates": stmt.excluded.candidates,
             "updated_through": stmt.excluded.updated_through,
             "updated_at": stmt.excluded.updated_at,
         },

@@ -75,7 +75,9 @@ aci_state = sa.Table(
     sa.Column("model_name", sa.String(200), nullable=False),
     sa.Column("horizon", sa.Integer, nullable=False),
     sa.Column("level", sa.Double, nullable=False),  # nominal quantile level
-    sa.Column("working_level", sa.Double, nullable=False),
+    sa.Column("working_level", sa.Double, nullable=False),  # the served one, whichever the method
+    # DtACI's candidates {"gammas": [K], "levels": [K], "weights": [K]}; NULL: plain ACI (0005)
+    sa.Column("candidates", sa.JSON),
     sa.Column("updated_through", sa.Date, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.PrimaryKeyConstraint("ticker", "model_name", "horizon", "level", name="pk_aci_state"),

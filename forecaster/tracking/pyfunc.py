@@ -24,7 +24,6 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from forecaster import serving
-from forecaster.calibration.aci import ACIState
 from forecaster.data import validate_bars
 from forecaster.model import FuzzyLSTMForecaster
 
@@ -59,7 +58,7 @@ class ForecasterPyfunc(mlflow.pyfunc.PythonModel):
 
 def pyfunc_output(model: FuzzyLSTMForecaster, bars: pd.DataFrame) -> pd.DataFrame:
     """What the pyfunc returns for validated `bars`: the served forecast at the nominal levels."""
-    return serving.forecast_frame(model, bars, ACIState(model.levels, model.config.window.horizon))
+    return serving.forecast_frame(model, bars, serving.aci_state(model))
 
 
 def signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
