@@ -12,7 +12,9 @@ LABEL:model. The script joins every model's rows on (ticker, origin, horizon) an
   persistent regimes are in the resampled blocks);
 - the 80% and 95% coverage of chosen models per volatility tercile, regime and calendar year,
   and the worst year's distance from nominal;
-- the "what the gate adds" figures of each report (its folds.csv), averaged over folds.
+- the "what the gate adds" figures of each report (its folds.csv), averaged over folds;
+- `--adaptive LABEL` replays that report's fuzzy rows through ACI / DtACI (causally, as the
+  backtest does), so their cost is measured on the very forecasts the static rows hold.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from forecaster.config import ForecasterConfig
+from forecaster.evaluation.backtest import _aci_rows
 from forecaster.evaluation.comparison import bootstrap_pvalue
 from forecaster.evaluation.report import gate_table
 from forecaster.evaluation.scoring import row_pinball, volatility_terciles
@@ -29,12 +33,20 @@ from forecaster.evaluation.scoring import row_pinball, volatility_terciles
 KEYS = ["ticker", "origin", "horizon"]
 
 
-def load_runs(specs: list[str]) -> pd.DataFrame:
-    """Every report's rows, models renamed LABEL:model, kept where every report has the key."""
+def load_runs(specs: list[str], adaptive: list[str] = ()) -> pd.DataFrame:
+    """Every report's rows, models renamed LABEL:model, kept where every report has the key.
+
+    For the labels in `adaptive`, the fuzzy rows are also replayed through DtACI (and ACI where
+    the report has none), as `walk_forward` does for fuzzy_aci / fuzzy_dtaci.
+    """
     frames = []
     for spec in specs:
         label, folder = spec.split("=", 1)
         f = pd.read_csv(Path(folder) / "forecasts.csv.gz", parse_dates=["origin", "target_date"])
+        if label in adaptive:
+            missing = [m for m in ("aci", "dtaci") if f"fuzzy_{m}" not in set(f["model"])]
+            config = ForecasterConfig()  # the backtest's levels, horizon and coverage
+            f = pd.concat([f, *(_aci_rows(f, config, f"fuzzy_{m}", m) for m in missing)], ignore_index=True)
         frames.append(f.assign(model=label + ":" + f["model"].astype(str)))
     rows = pd.concat(frames, ignore_index=True)
     per_model = rows.groupby("model")[KEYS].apply(lambda g: set(map(tuple, g.to_numpy())))
@@ -98,8 +110,11 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", help="LABEL=DIR of a backtest report")
     parser.add_argument("--pairs", nargs="*", default=[], help="A/B pairs of LABEL:model")
     parser.add_argument("--conditional", nargs="*", default=[], help="LABEL:model to break coverage down for")
+    parser.add_argument(
+        "--adaptive", nargs="*", default=[], help="LABELs whose fuzzy rows to replay via DtACI"
+    )
     args = parser.parse_args()
-    rows = load_runs(args.runs)
+    rows = load_runs(args.runs, args.adaptive)
     pd.set_option("display.width", 160)
     print(
         f"{rows['ticker'].nunique()} tickers, {rows['origin'].nunique()} origins, rows shared by every model\n"
