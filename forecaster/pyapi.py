@@ -114,8 +114,12 @@ def regimes(model, bars: pd.DataFrame) -> pd.DataFrame:
 
 
 def aci_state(model, gamma: float = DEFAULT_GAMMA) -> ACIState:
-    """A fresh adaptive-conformal state for the model's levels and horizon (every ticker nominal)."""
-    return ACIState(model.levels, model.config.window.horizon, gamma)
+    """A fresh adaptive-conformal state for the model's levels and horizon (every ticker nominal).
+
+    Its rule is the model's `config.train.aci_method`, as in the batch job and the API ("dtaci"
+    tunes its own step sizes; `gamma` is ACI's).
+    """
+    return ACIState(model.levels, model.config.window.horizon, gamma, method=model.config.train.aci_method)
 
 
 def update_aci(model, state: ACIState, forecasts: pd.DataFrame, bars: pd.DataFrame) -> int:
