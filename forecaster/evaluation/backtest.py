@@ -44,13 +44,14 @@ LSTM_VARIANTS = {
     "fuzzy_learned": {"cluster": {"clusterer": "learned"}},
     "fuzzy_competitive": {"train": {"objective": "competitive"}},
     "fuzzy_learned_competitive": {"cluster": {"clusterer": "learned"}, "train": {"objective": "competitive"}},
+    "fuzzy_cqr_regime": {"train": {"calibrator": "cqr_regime"}},  # CQR per dominant regime, shrunk to pooled
 }
 LSTM_COMPETITORS = (
     "single_lstm", "equal_weight", "hard_cluster", "fuzzy_mse", "fuzzy_no_finetune", "fuzzy", "fuzzy_aci",
     "fuzzy_dtaci",
 )  # fmt: skip
 SHARED_FIT = ("fuzzy", "equal_weight")  # one fit serves both
-OPT_IN = ("fuzzy_learned", "fuzzy_competitive", "fuzzy_learned_competitive")
+OPT_IN = ("fuzzy_learned", "fuzzy_competitive", "fuzzy_learned_competitive", "fuzzy_cqr_regime")
 # The fuzzy model's forecasts served through an ACI rule (`calibration.aci`): not fitted, replayed.
 ADAPTED = {"fuzzy_aci": "aci", "fuzzy_dtaci": "dtaci"}
 
