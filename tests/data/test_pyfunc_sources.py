@@ -11,7 +11,7 @@ import yfinance as yf
 from arch.data import sp500
 
 from conftest import mlflow_environment_restored, random_walk_bars
-from forecaster import serving, tracking
+from forecaster import tracking
 from forecaster.config import (
     ClusterConfig,
     ExpertConfig,
@@ -79,7 +79,7 @@ def test_pyfunc_accepts_the_frames_real_sources_give(champion, yahoo, tmp_path):
         expected = model.predict(validate_bars(frame))
         assert len(got) == 2, source
         pd.testing.assert_frame_equal(
-            got.drop(columns=list(serving.REGIME_COLUMNS)), expected, check_exact=True, obj=source
+            got.drop(columns="regime_shift"), expected, check_exact=True, obj=source
         )
 
 
