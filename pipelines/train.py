@@ -18,6 +18,7 @@ Settings come from FORECASTER_* variables (see forecaster.config.Settings).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -111,7 +112,11 @@ def run(
 
     use_engine(settings)  # FORECASTER_ENGINE=ray: a cluster that cannot be reached fails now
     engine = engine or forecast_store.connect(settings.forecast_store_url)
-    with forecast_store.record_run(engine, "retrain") as record:
+    name = name or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    # A registered run opens first, as the quickstart's does: its duration is the job's, its loss
+    # curves grow in the UI while the experts train, and a failure ends it as FAILED.
+    opened = tracking.training_run(settings, name) if register else contextlib.nullcontext()
+    with forecast_store.record_run(engine, "retrain") as record, opened:
         source = settings.source
         if ingest_job.feeds_price_store(settings) if ingest is None else ingest:
             report = ingest_job.run(settings, engine=engine)
@@ -121,7 +126,6 @@ def run(
                 )
             source = "cache"  # train on what was just stored, not a second download
         bars = load_universe(settings, source)
-        name = name or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         model, model_dir = fit_and_save(bars, config, settings, name)
         result = RetrainResult(model_dir)
         metrics = model.metrics_

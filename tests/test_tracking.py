@@ -226,3 +226,18 @@ def test_mlflow_server_on_postgres_serves_registry_artifacts_and_ui(
             f"{url}/api/2.0/mlflow/registered-models/get", params={"name": "fcm-lstm"}, timeout=10
         )
         assert {a["alias"] for a in model.json()["registered_model"]["aliases"]} == {"champion", "challenger"}
+
+
+def test_the_retrain_job_opens_its_run_before_it_trains(tmp_path, monkeypatch, tiny_config, two_ticker_bars):
+    from forecaster.data.store import PriceStore
+    from pipelines import train as train_job
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    home = tmp_path / "home"
+    PriceStore(home / "prices").write(two_ticker_bars)
+    settings = Settings(home=home, source="cache", universe=["AAA", "BBB"])
+    result = train_job.run(settings, tiny_config, "weekly", ingest=False)
+    info = MlflowClient().get_run(result.run_id).info
+    saved = (result.model_dir / "weights.pt").stat().st_mtime * 1000
+    assert info.start_time < saved < info.end_time  # the run spans the fit, not only the logging after it
+    assert info.status == "FINISHED" and len(MlflowClient().search_runs([info.experiment_id])) == 1
