@@ -9,7 +9,8 @@ Stores the bundled S&P 500 / NASDAQ Composite bars (1999-2018) in the price cach
 model, prints the next-5-day forecast and the validation/test metrics against the naive
 last-price forecast, writes PNG plots, then shares the retrain job's last steps: log the run,
 register the model as `challenger`, promote it to `champion` when it wins. Everything goes under
-FORECASTER_HOME (default ./.forecaster).
+FORECASTER_HOME (default ./.forecaster). Ends with the batch forecast job once, so the forecast
+store holds the champion's forecasts (`forecaster runs`, GET /v1/forecasts/^GSPC).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from forecaster.model import FuzzyLSTMForecaster
 from forecaster.runtime.logs import setup_logging
 from forecaster.runtime.placeholders import refuse_placeholders
 from forecaster.tracking import PromotionDecision
+from pipelines import batch_forecast
 from pipelines.train import fit_and_save, register_and_promote
 
 NAME = "quickstart"
@@ -64,6 +66,14 @@ def run(
         print_metrics(model.metrics_)
         plots = write_run_plots(model, bars, settings.reports_dir / NAME, plot_tickers)
         logged, decision = register_and_promote(model, bars, settings, NAME, tuple(plots))
+    # The daily job once, with the champion: `forecaster runs` lists it and the API serves its rows.
+    batch = batch_forecast.run(settings)
+    say(
+        f"[dim]batch job: {batch.rows_written} forecast rows of {', '.join(batch.forecast)} as of "
+        f"{batch.as_of} stored ({settings.forecast_store_url.split('///')[-1]}); `forecaster runs` lists "
+        "the job, `forecaster serve` answers GET /v1/forecasts/^GSPC[/]",
+        highlight=False,
+    )
     return QuickstartResult(model, model_dir, plots, logged.run_id, logged.version, decision)
 
 

@@ -45,6 +45,7 @@ def test_quickstart_trains_forecasts_and_writes_model_plots_and_prices(home):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    result_text = result.stdout
     assert "Forecast of the adjusted close, as of 2018-12-31" in result.stdout
     assert "Theil U" in result.stdout and "^IXIC" in result.stdout
     assert "fcm-lstm v1 is champion (first model)" in result.stdout
@@ -68,6 +69,13 @@ def test_quickstart_trains_forecasts_and_writes_model_plots_and_prices(home):
     )
     assert result.exit_code == 0, result.output
     assert out.read_text().count("^GSPC") == 5
+
+    # The quickstart ran the batch job once: `runs` lists it, and its rows are in the store.
+    assert "batch job: 10 forecast rows of ^GSPC, ^IXIC as of 2018-12-31 stored" in " ".join(
+        result_text.split()
+    )
+    listed = runner.invoke(app, ["runs"])
+    assert listed.exit_code == 0 and "batch_forecast" in listed.output and "no job runs" not in listed.output
 
 
 def test_train_writes_a_model_directory_and_plots_from_a_csv_file(home, tmp_path, two_ticker_bars):
