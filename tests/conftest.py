@@ -123,7 +123,9 @@ def regime_switching_setup() -> tuple[pd.DataFrame, np.ndarray, ForecasterConfig
         window=WindowConfig(window=20, horizon=1, features=("log_return",)),
         cluster=ClusterConfig(n_clusters=2, descriptors=("log_volatility", "cum_return")),
         # The nine levels 0.025 .. 0.975 this regime test was calibrated with (the default gained 0.01 / 0.99).
-        expert=ExpertConfig(hidden_size=16, dropout=0.0, levels=(0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975)),
+        expert=ExpertConfig(
+            hidden_size=16, dropout=0.0, levels=(0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975)
+        ),
         train=TrainConfig(epochs=8, batch_size=64, lr=3e-3, patience=8, device="cpu"),
     )
     return bars_from_returns(returns[1:]), regime, config

@@ -59,9 +59,7 @@ def in_tmpfs(tmp_path: Path, options: str, shell: str) -> subprocess.CompletedPr
     return done
 
 
-CHECK = (
-    'import os; from forecaster.runtime.paths import ensure_writable; ensure_writable(os.environ["MNT"] + "/prices")'
-)
+CHECK = 'import os; from forecaster.runtime.paths import ensure_writable; ensure_writable(os.environ["MNT"] + "/prices")'
 
 
 def test_a_read_only_file_system_is_refused_in_one_line(tmp_path):

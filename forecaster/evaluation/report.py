@@ -32,8 +32,8 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 REPORT_COLUMNS = [
     "mae", "rmse", "mape", "mase", "theil_u", "return_rmse", "return_theil_u", "direction",
-    "coverage_80", "width_80", "coverage_95", "width_95", "pinball_x1e4", "crps", "wis", "winkler_80",
-    "winkler_95",
+    "coverage_80", "width_80", "coverage_95", "width_95", "pinball_x1e4", "crps", "wis", "winkler_80_x1e4",
+    "winkler_95_x1e4",
 ]  # fmt: skip
 # Diebold-Mariano references: squared error against the point baselines, pinball loss against the
 # distributional bar (GARCH) and the fuzzy model's own equal-weight twin.
@@ -45,11 +45,11 @@ def summary_table(result) -> pd.DataFrame:
     """The aggregated table: one row per model, with the DM p-values against the references.
 
     pinball_x1e4: mean pinball loss over the quantile levels (cumulative log return) times 1e4;
-    winkler_XX: interval score of the XX% interval (log-return units); dm_p_vs_<ref>: squared
-    error; dm_p_pinball_vs_<ref>: pinball loss (all horizons).
+    winkler_XX_x1e4: interval score of the XX% interval (log-return units) times 1e4, the unit of
+    the quickstart and the README; dm_p_vs_<ref>: squared error; dm_p_pinball_vs_<ref>: pinball
+    loss (all horizons).
     """
-    table = score(result.forecasts)
-    table["pinball_x1e4"] = 1e4 * table["pinball"]
+    table = in_x1e4(score(result.forecasts))
     for loss, refs, prefix in (
         ("squared", POINT_REFERENCES, "dm_p_vs_"),
         ("pinball", PINBALL_REFERENCES, "dm_p_pinball_vs_"),
@@ -60,6 +60,12 @@ def summary_table(result) -> pd.DataFrame:
             table[f"{prefix}{ref}"] = table["model"].astype(str).map(p)
     keep = ["model", "n", *[c for c in REPORT_COLUMNS if c in table]]
     return table[keep + [c for c in table if c.startswith("dm_p_")]]
+
+
+def in_x1e4(table: pd.DataFrame) -> pd.DataFrame:
+    """Pinball and Winkler scores in units of 1e-4 log return, as everything the user reads shows them."""
+    scaled = {f"{c}_x1e4": 1e4 * table[c] for c in ("pinball", "winkler_80", "winkler_95") if c in table}
+    return table.assign(**scaled)
 
 
 def coverage_pivot(conditional: pd.DataFrame, column: str = "coverage_80") -> pd.DataFrame:
@@ -96,7 +102,7 @@ def report_tables(result) -> dict[str, pd.DataFrame]:
     f = result.forecasts
     return {
         "summary": summary_table(result),
-        "by_horizon": score(f, ("model", "horizon")).assign(pinball_x1e4=lambda t: 1e4 * t["pinball"]),
+        "by_horizon": in_x1e4(score(f, ("model", "horizon"))),
         "by_fold": score(f, ("model", "fold")),
         "by_ticker": score(f, ("model", "ticker")),
         "dm_tests": dm_tests(f, POINT_REFERENCES),
@@ -159,8 +165,8 @@ def _markdown_sections(result, tables) -> list[str]:
         "Theil U and return_theil_u below 1 beat the naive last-price forecast; dm_p_vs_*: "
         "Diebold-Mariano p-value (HLN-corrected, squared log-return error, all horizons); "
         "dm_p_pinball_vs_*: the same on the pinball loss. pinball_x1e4: mean pinball loss over the "
-        "quantile levels of the cumulative log return, x1e4; winkler_XX: interval score of the XX% "
-        "interval in log-return units (lower is better for both).",
+        "quantile levels of the cumulative log return, x1e4; winkler_XX_x1e4: interval score of the "
+        "XX% interval, log-return units x1e4 (lower is better for both).",
         "## Aggregated",
         markdown_table(tables["summary"]),
         "## Conditional coverage (80% interval)",

@@ -123,7 +123,7 @@ def test_report_has_the_probabilistic_columns_conditional_tables_and_plots(tmp_p
     frame["fold"], frame["target_date"] = 0, frame["origin"] + pd.Timedelta(days=1)
     result = BacktestResult(frame, pd.DataFrame(), pd.DataFrame({"fold": [0]}))
     summary = summary_table(result).set_index("model")
-    assert {"pinball_x1e4", "winkler_80", "dm_p_pinball_vs_garch"} <= set(summary.columns)
+    assert {"pinball_x1e4", "winkler_80_x1e4", "dm_p_pinball_vs_garch"} <= set(summary.columns)
     assert summary.loc["garch", "pinball_x1e4"] == pytest.approx(
         1e4 * row_pinball(frame[frame["model"] == "garch"]).mean()
     )
