@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from test_service import bars_body
+from typer.testing import CliRunner
 
 from conftest import bars_from_returns
 from forecaster import serving
 from forecaster.calibration.aci import ACIState
+from forecaster.cli import app
 from forecaster.cli.common import build_config, with_market_ticker
 from forecaster.config import CONTEXT, CONTEXT_DESCRIPTORS, ClusterConfig, ForecasterConfig, WindowConfig
 from forecaster.features.market import market_context
@@ -127,6 +129,17 @@ def test_a_context_model_fits_forecasts_and_round_trips(tiny_config, tmp_path, m
     model.save(tmp_path / "m")
     loaded = FuzzyLSTMForecaster.load(tmp_path / "m")
     pd.testing.assert_frame_equal(table, loaded.predict(bars))
+    # `forecaster forecast -t T0` loads the market's bars too, so T0's context is the training's.
+    bars.to_csv(tmp_path / "all.csv", index=False)
+    out = tmp_path / "t0.csv"
+    args = ["forecast", str(tmp_path / "m"), "--csv", str(tmp_path / "all.csv"), "-t", "T0", "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    mine = pd.read_csv(out)
+    assert set(mine["ticker"]) == {"T0"}
+    np.testing.assert_allclose(
+        mine["quantile_0.9"], table.loc[table["ticker"] == "T0", "quantile_0.9"], rtol=1e-9
+    )
     # The batch job has the universe's bars: it serves the same numbers.
     batch = serving.forecast_frame(loaded, bars, ACIState(loaded.levels, 3))
     np.testing.assert_allclose(batch["quantile_0.9"], table["quantile_0.9"], rtol=1e-12)

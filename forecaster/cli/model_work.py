@@ -212,17 +212,28 @@ def forecast(
     most = model.config.window.horizon
     if horizon is not None and not 1 <= horizon <= most:
         raise ValueError(f"--horizon must be between 1 and {most} (this model's horizon), got {horizon}")
+    wanted = _with_context_tickers(ticker, model)
     if csv:
-        bars = load(str(csv), ticker, None, None, settings, strict=strict, option="--csv")
+        bars = load(str(csv), wanted, None, None, settings, strict=strict, option="--csv")
     else:
-        bars = load(source, ticker, None, None, settings, strict=strict)
+        bars = load(source, wanted, None, None, settings, strict=strict)
     table = model.predict(bars)
-    if horizon is not None:
-        table = table[table["horizon"] <= horizon].reset_index(drop=True)
+    keep = table["ticker"].isin(ticker) if ticker else True
+    table = table[keep & (table["horizon"] <= (horizon or most))].reset_index(drop=True)
     print_forecast(table, model.regime_labels_)
     if output:
         table.to_csv(output, index=False)
         say(f"written to {output}")
+
+
+def _with_context_tickers(tickers: list[str] | None, model) -> list[str] | None:
+    """The tickers to load: with market context, also those the model was trained on (and its
+    index), so the cross-section's columns (dispersion, breadth, R^2) match the training's."""
+    market = model.config.window.market
+    if not tickers or market is None:
+        return tickers
+    index = [] if market == "universe" else [market]
+    return list(dict.fromkeys([*tickers, *model.fingerprint_["tickers"], *index]))
 
 
 @friendly_errors
