@@ -50,6 +50,7 @@ from forecaster.joint import DEFAULT_ALPHAS, Copula
 from forecaster.runtime.engine import ENGINES, map_frames, shards, use_engine
 from forecaster.runtime.logs import setup_logging
 from forecaster.runtime.paths import ensure_writable
+from forecaster.runtime.placeholders import exit_on_placeholders
 
 log = logging.getLogger("pipelines.batch_forecast")
 
@@ -349,6 +350,7 @@ def main(argv: list[str] | None = None) -> None:
         "--engine", choices=ENGINES, help="local or ray (default FORECASTER_ENGINE, else local)"
     )
     args = parser.parse_args(argv)
+    exit_on_placeholders()  # a .env copied unchanged from .env.example
     setup_logging()  # forecaster.runtime.logs: plain lines, or JSON with FORECASTER_LOG_FORMAT=json
     try:
         run(Settings(**({"engine": args.engine} if args.engine else {})), args.as_of)
