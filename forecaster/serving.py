@@ -162,6 +162,17 @@ def aci_outcomes(
 REGIME_COLUMNS = ("regime", "regime_label", "regime_shift")
 
 
+def context_tickers(model) -> list[str]:
+    """The tickers whose bars a market-context model reads besides those it forecasts: the ones it
+    was trained on (the cross-section's columns, dispersion, breadth and R^2, are then the
+    training's) and its index. None for a model without market context."""
+    market = model.config.window.market
+    if market is None:
+        return []
+    index = [] if market == "universe" else [market]
+    return list(dict.fromkeys([*model.fingerprint_["tickers"], *index]))
+
+
 def history_to_serve(model) -> int:
     """Bars per ticker that `forecast_frame` reads: the latest window's features and the regime history."""
     window = model.config.window
