@@ -200,7 +200,7 @@ def joint_products(
         return [], [], left_out
     key = {"model_name": model_name, "model_version": model_version, "created_at": created_at}
     windows = latest_windows(
-        usable if context is None else with_context(usable, context), model.config.window
+        usable if context is None else serving.with_context(usable, context), model.config.window
     )
     windows = windows.subset(np.isin(windows.ticker, usable["ticker"].unique()))
     try:
@@ -230,26 +230,6 @@ def joint_products(
     return risk_rows, rank_rows, left_out
 
 
-def read_context(store: PriceStore, model, universe: list[str]) -> pd.DataFrame | None:
-    """Stored bars of the tickers a market-context model reads besides the universe (None without
-    context). Tickers the store lacks are named in a warning: the context is then computed from
-    fewer tickers than in training."""
-    wanted = [t for t in serving.context_tickers(model) if t not in universe]
-    if not serving.context_tickers(model):
-        return None
-    stored = set(store.tickers())
-    if lacking := [t for t in wanted if t not in stored]:
-        log.warning("market context without %s (not in the price store): run ingest", ", ".join(lacking))
-    present = [t for t in wanted if t in stored]
-    return store.read(present) if present else pd.DataFrame(columns=["ticker", "date"])
-
-
-def with_context(fresh: pd.DataFrame, context: pd.DataFrame) -> pd.DataFrame:
-    """The fresh bars plus the context tickers' bars up to the same day."""
-    upto = context[context["date"] <= fresh["date"].max()]
-    return pd.concat([fresh, upto], ignore_index=True) if len(upto) else fresh
-
-
 def forecast(
     model,
     bars: pd.DataFrame,
@@ -276,7 +256,7 @@ def forecast(
     fresh, result = fresh_bars(bars, as_of, config.window.window + 1)
     state = state or serving.aci_state(model)
     if context is not None:
-        frame = serving.forecast_frame(model, with_context(fresh, context), state)
+        frame = serving.forecast_frame(model, serving.with_context(fresh, context), state)
         frame = frame[frame["ticker"].isin(result.forecast)].reset_index(drop=True)
     elif compute == "local":
         frame = serving.forecast_frame(model, fresh, state)
@@ -320,7 +300,7 @@ def run(
         tickers = universe_tickers(settings)
         bars, missing = read_universe(PriceStore(settings.price_dir), tickers)
         model = champion.model
-        context = read_context(PriceStore(settings.price_dir), model, tickers)
+        context = serving.read_context(PriceStore(settings.price_dir), model, tickers)
         fresh, result = fresh_bars(bars, as_of, model.config.window.window + 1)
         state, state_rows = learn_aci(engine, model, champion.name, fresh, result.as_of)
         rows, _ = forecast(

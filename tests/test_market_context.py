@@ -149,10 +149,10 @@ def test_a_context_model_fits_forecasts_and_round_trips(tiny_config, tmp_path, m
     # context, and keeps them whole even on Ray (no shards): T0's numbers are the full universe's.
     store = PriceStore(tmp_path / "prices")
     store.write(bars[bars["ticker"] != "T2"])  # T2 never ingested: a warning, fewer context tickers
-    context = batch_forecast.read_context(store, loaded, ["T0"])
+    context = serving.read_context(store, loaded, ["T0"])
     assert sorted(context["ticker"].unique()) == ["T1", "T3", "^MKT"]
     store.write(bars[bars["ticker"] == "T2"])
-    context = batch_forecast.read_context(store, loaded, ["T0"])
+    context = serving.read_context(store, loaded, ["T0"])
     t0_bars = bars[bars["ticker"] == "T0"]
     rows, _ = batch_forecast.forecast(
         loaded, t0_bars, model_name="m", model_version="1", compute="ray", context=context
