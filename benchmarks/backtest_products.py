@@ -33,6 +33,7 @@ from forecaster.config import ForecasterConfig
 from forecaster.data import load_bars
 from forecaster.evaluation.products_backtest import (
     ALPHAS,
+    SOURCES,
     backtest_products,
     paired_rps,
     rps_by_year,
@@ -63,15 +64,17 @@ def config_from(args) -> ForecasterConfig:
 def print_tables(result, out: Path | None) -> None:
     by_year = rps_by_year(result.periods)
     print(f"\nRPS per calendar year (mean over {result.horizon}-day periods, +- SE over periods)")
-    print(f"{'year':>5} {'n':>3} {'model':>15} {'factor':>15} {'uniform':>15}")
+    print(f"{'year':>5} {'n':>3} " + " ".join(f"{s:>17}" for s in SOURCES))
     for _, r in by_year.iterrows():
-        cells = " ".join(f"{r[s]:.4f} +- {r[s + '_se']:.4f}" for s in ("model", "factor", "uniform"))
+        cells = " ".join(f"{r[s]:.4f} +- {r[s + '_se']:.4f}" for s in SOURCES)
         print(f"{r['year']:>5} {r['periods']:>3} {cells}")
-    pair = paired_rps(result.periods)
-    print(
-        f"\nmodel - factor: mean {pair['mean_diff']:+.4f} (SE {pair['se']:.4f}) over {pair['periods']} periods, "
-        f"HAC DM stat {pair['dm_stat']:.2f}, p {pair['dm_p']:.3f}; model better in {100 * pair['model_better_share']:.0f}%"
-    )
+    pairs = [paired_rps(result.periods, model=m) for m in ("model", "model_centered")]
+    for pair in pairs:
+        print(
+            f"{pair['model']} - factor: mean {pair['mean_diff']:+.4f} (SE {pair['se']:.4f}) over "
+            f"{pair['periods']} periods, HAC DM stat {pair['dm_stat']:.2f}, p {pair['dm_p']:.3f}; "
+            f"better in {100 * pair['model_better_share']:.0f}% of periods"
+        )
     var = pd.concat(
         [var_table(result.days, label="1 day"), var_table(result.periods, label=f"{result.horizon} days")],
         ignore_index=True,
@@ -86,7 +89,7 @@ def print_tables(result, out: Path | None) -> None:
         for name, frame in {"periods": result.periods, "days": result.days, "ranks": result.ranks,
                             "rps_by_year": by_year, "var": var}.items():  # fmt: skip
             frame.to_csv(out / f"{name}.csv", index=False)
-        pd.DataFrame([pair]).to_csv(out / "model_vs_factor.csv", index=False)
+        pd.DataFrame(pairs).to_csv(out / "model_vs_factor.csv", index=False)
         plot_rps(by_year, out / "rps_by_year.png")
         print(f"\nwrote tables and rps_by_year.png to {out}")
 
@@ -100,7 +103,7 @@ def plot_rps(by_year: pd.DataFrame, path: Path) -> None:
     years = by_year[by_year["year"] != "all"]
     x = np.arange(len(years))
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    for shift, source in zip((-0.2, 0.0, 0.2), ("model", "factor", "uniform"), strict=True):
+    for shift, source in zip((-0.3, -0.1, 0.1, 0.3), SOURCES, strict=True):
         ax.errorbar(x + shift, years[source], yerr=years[f"{source}_se"], fmt="o", capsize=3, label=source)
     ax.axhline(0.16, color="grey", lw=0.8, ls="--")
     ax.set_xticks(x, years["year"])
