@@ -71,19 +71,32 @@ def simulate_joint(
     horizon: int | None = None,
     n_paths: int = DEFAULT_PATHS,
     seed: int = 0,
+    state=None,
 ) -> JointDraws:
     """`joint_draws` from the latest window of each ticker (all ending on one day) and the wide
-    frame of daily log returns (`daily_returns`) the copula is fitted on."""
+    frame of daily log returns (`daily_returns`) the copula is fitted on (`state`: see
+    `simulate_horizons`)."""
     horizon = check_horizon(model, horizon)
-    return simulate_horizons(model, windows, returns, horizons=(horizon,), n_paths=n_paths, seed=seed)[0]
+    return simulate_horizons(
+        model, windows, returns, horizons=(horizon,), n_paths=n_paths, seed=seed, state=state
+    )[0]
 
 
 def simulate_horizons(
-    model, windows: WindowSet, returns: pd.DataFrame, *, horizons, n_paths: int = DEFAULT_PATHS, seed: int = 0
+    model,
+    windows: WindowSet,
+    returns: pd.DataFrame,
+    *,
+    horizons,
+    n_paths: int = DEFAULT_PATHS,
+    seed: int = 0,
+    state=None,
 ) -> list[JointDraws]:
     """`simulate_joint` at each of `horizons`, with one forecast and one copula fit for all.
 
     Each horizon's draws are those `simulate_joint` gives at that horizon with the same seed.
+    `state` (an `ACIState`): the marginals are the quantiles as served, at each ticker's ACI working
+    levels, so VaR and ranks agree with the forecast the same job stores; None: nominal levels.
     """
     horizons = [check_horizon(model, h) for h in horizons]
     origins = np.unique(windows.origin)
@@ -92,6 +105,8 @@ def simulate_horizons(
     as_of = pd.Timestamp(origins[0])
     tickers = [str(t) for t in windows.ticker]
     quantiles = model.predict_windows(windows, intervals=False).quantiles  # [N, H, Q], calibrated
+    if state is not None:
+        quantiles = state.adjust(tickers, quantiles)
     copula = Copula().fit(returns[tickers], as_of=as_of)  # in the windows' order
     return [
         JointDraws(

@@ -180,9 +180,19 @@ def learn_aci(engine: Engine, model, model_name: str, fresh: pd.DataFrame, day: 
 
 
 def joint_products(
-    model, fresh: pd.DataFrame, *, model_name: str, model_version: str, created_at, context=None
+    model,
+    fresh: pd.DataFrame,
+    *,
+    model_name: str,
+    model_version: str,
+    created_at,
+    context=None,
+    state: ACIState | None = None,
 ):
     """`risk` and `ranks` rows of the fresh tickers at every horizon, and the tickers left out with why.
+
+    The marginals are the quantiles as served, at the ACI working levels of `state` (the forecasts'
+    own), so a stored VaR and the stored forecast's quantile at that level agree.
 
     A universe the joint simulation cannot take (ValueError) gives no rows and one reason, under
     the key "(all)": the forecasts are written all the same.
@@ -206,7 +216,7 @@ def joint_products(
     try:
         joints = products.simulate_horizons(
             model, windows, returns,
-            horizons=range(1, model.config.window.horizon + 1), n_paths=products.DEFAULT_PATHS,
+            horizons=range(1, model.config.window.horizon + 1), n_paths=products.DEFAULT_PATHS, state=state,
         )  # fmt: skip
     except ValueError as exc:
         return [], [], left_out | {"(all)": str(exc)}
@@ -319,7 +329,7 @@ def run(
         result.skipped = missing | result.skipped
         names = {"model_name": champion.name, "model_version": champion.version}
         risk, ranks, left_out = joint_products(
-            model, fresh, **names, created_at=forecast_store.utcnow(), context=context
+            model, fresh, **names, created_at=forecast_store.utcnow(), context=context, state=state
         )
         for ticker, why in left_out.items():
             log.warning("%s: left out of risk and ranks (%s)", ticker, why)

@@ -107,3 +107,21 @@ def test_daily_returns_are_each_tickers_own_and_span_a_missing_day(universe):
     aaa = gap[gap["ticker"] == "AAA"]
     assert wide["AAA"].dropna().to_numpy() == pytest.approx(np.diff(np.log(aaa["adj_close"].to_numpy())))
     assert wide["AAA"].isna().sum() == 1  # the missing day (the first has no return in any ticker)
+
+
+def test_served_working_levels_move_their_tickers_marginal_and_no_other(model, universe):
+    """The batch job simulates from the quantiles it serves (ACI working levels), not the nominal ones."""
+    from forecaster.calibration.aci import ACIState
+    from forecaster.features.windows import latest_windows
+    from forecaster.products import daily_returns, simulate_joint
+
+    windows, returns = latest_windows(universe, model.config.window), daily_returns(universe)
+    nominal = simulate_joint(model, windows, returns, n_paths=2000)
+    state = ACIState(model.levels, model.config.window.horizon)
+    state.working["AAA"] = 0.5 + 0.5 * (state.levels_of("AAA") - 0.5)  # AAA served narrower
+    served = simulate_joint(model, windows, returns, n_paths=2000, state=state)
+    aaa = list(served.tickers).index("AAA")
+    others = [i for i in range(len(served.tickers)) if i != aaa]
+    np.testing.assert_array_equal(served.draws[:, others], nominal.draws[:, others])
+    var = lambda joint: risk_tables(joint, alphas=(0.05,))[0].set_index("ticker")["var"]  # noqa: E731
+    assert var(served)["AAA"] < 0.8 * var(nominal)["AAA"]
