@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 from fastapi import HTTPException, Request
 
-from forecaster import products
+from forecaster import products, serving
+from forecaster.calibration.aci import ACIState
 from forecaster.data import PriceStore
 from forecaster.data.sessions import last_closed_session
 from forecaster.features.windows import concat_windows, window_from_arrays
@@ -104,15 +105,18 @@ async def joint_product(
     calendar = loaded.forecaster.config.window.calendar
     stale = bool(as_of < last_closed_session(calendar, np.datetime64(datetime.now(UTC).date(), "D")))
     paths = http.app.state.settings.joint_paths
+    # The marginals are the quantiles /v1/forecast serves: at each ticker's ACI working levels.
+    working = await http.app.state.aci.working_many(loaded, tickers)
+    state = served_state(loaded.forecaster, working)
     cache = _cache(http)
     key = (loaded.uri, loaded.version, loaded.checksum, loaded.loaded_at, tuple(tickers), horizon, paths)
-    key += (_digest(tickers, arrays),)
+    key += (_digest(tickers, arrays), _levels_digest(working))
     cached = cache.get(key)
     if cached is not None and product_key in cached[1]:
         return cached[0], cached[1][product_key], stale
 
     def work():
-        joint = cached[0] if cached else _simulate(loaded, tickers, arrays, horizon, paths, where)
+        joint = cached[0] if cached else _simulate(loaded, tickers, arrays, horizon, paths, where, state)
         return joint, product(joint)
 
     try:
@@ -217,7 +221,25 @@ def _digest(tickers: list[str], arrays: list[dict]) -> str:
     return h.hexdigest()
 
 
-def _simulate(loaded, tickers, arrays, horizon: int, paths: int, where: dict) -> products.JointDraws:
+def served_state(model, working: dict[str, np.ndarray | None]) -> ACIState:
+    """An ACI state holding the tickers' stored working levels (nominal for those without)."""
+    state = serving.aci_state(model)
+    state.working.update({t: w for t, w in working.items() if w is not None})
+    return state
+
+
+def _levels_digest(working: dict[str, np.ndarray | None]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for ticker in sorted(working):
+        h.update(ticker.encode())
+        if working[ticker] is not None:
+            h.update(np.ascontiguousarray(working[ticker], dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def _simulate(
+    loaded, tickers, arrays, horizon: int, paths: int, where: dict, state=None
+) -> products.JointDraws:
     """Windows and daily returns from the arrays, then the joint simulation. Blocking."""
     model = loaded.forecaster
     windows = []
@@ -240,6 +262,7 @@ def _simulate(loaded, tickers, arrays, horizon: int, paths: int, where: dict) ->
         horizon=horizon,
         n_paths=paths,
         seed=SEED,
+        state=state,
     )
     if not np.isfinite(joint.draws).all():
         raise ValueError("the simulated returns are not finite (prices or quantiles too extreme)")

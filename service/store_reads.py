@@ -33,24 +33,32 @@ class ACICache:
 
     async def working(self, loaded, ticker: str) -> np.ndarray | None:
         """The ticker's working levels [H, Q] for the served model; None: no state, serve nominal."""
+        return (await self.working_many(loaded, [ticker]))[ticker]
+
+    async def working_many(self, loaded, tickers: list[str]) -> dict[str, np.ndarray | None]:
+        """`working` of each ticker, the ones not cached read in one query."""
         model = loaded.forecaster
-        key = (loaded.name, ticker, model.levels, model.config.window.horizon, model.config.train.aci_method)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        try:
-            records = await asyncio.to_thread(
-                forecast_store.load_aci_state, self.engine, loaded.name, [ticker]
-            )
-        except Exception as exc:  # a store outage: serve the nominal levels, try again after ttl_s
-            log.warning("%s: no ACI state (forecast store: %s)", ticker, mask_credentials(exc))
-            records = []
-        working = None
-        if records:
-            state = serving.aci_state(model, records)
-            working = state.working.get(ticker)
-        self._cache[key] = (time.monotonic() + self.ttl_s, working)
-        return working
+        key = (loaded.name, model.levels, model.config.window.horizon, model.config.train.aci_method)
+        now, out = time.monotonic(), {}
+        for ticker in tickers:
+            hit = self._cache.get((*key, ticker))
+            if hit is not None and hit[0] > now:
+                out[ticker] = hit[1]
+        if missing := [t for t in tickers if t not in out]:
+            try:
+                records = await asyncio.to_thread(
+                    forecast_store.load_aci_state, self.engine, loaded.name, missing
+                )
+            except Exception as exc:  # a store outage: serve the nominal levels, try again after ttl_s
+                log.warning(
+                    "%s: no ACI state (forecast store: %s)", ", ".join(missing), mask_credentials(exc)
+                )
+                records = []
+            state = serving.aci_state(model, records) if records else None
+            for ticker in missing:
+                out[ticker] = state.working.get(ticker) if state is not None else None
+                self._cache[(*key, ticker)] = (time.monotonic() + self.ttl_s, out[ticker])
+        return out
 
 
 class RegimeCounts:

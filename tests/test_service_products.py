@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,7 @@ import requests
 from test_service_edges import uvicorn
 
 from conftest import mlflow_environment_restored, random_walk_bars
-from forecaster import products, tracking
+from forecaster import forecast_store, products, serving, tracking
 from forecaster.config import (
     ClusterConfig,
     ExpertConfig,
@@ -19,6 +21,7 @@ from forecaster.config import (
     WindowConfig,
 )
 from forecaster.data import PriceStore
+from forecaster.features.windows import latest_windows
 from forecaster.model import FuzzyLSTMForecaster
 
 TICKERS = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"]
@@ -52,7 +55,8 @@ def server(tmp_path_factory, bars):
         tracking.log_training_run(FuzzyLSTMForecaster(config).fit(train, progress=False), train, settings)
         tracking.promote(settings, train)
     PriceStore(settings.price_dir).write(bars)
-    with uvicorn(home, FORECASTER_JOINT_PATHS=str(PATHS)) as (url, _):
+    # Store reads uncached (FORECASTER_STORE_CACHE_S=0): a test's ACI state is seen at once.
+    with uvicorn(home, FORECASTER_JOINT_PATHS=str(PATHS), FORECASTER_STORE_CACHE_S="0") as (url, _):
         yield url, home
 
 
@@ -184,3 +188,32 @@ def test_a_revised_bar_in_the_price_store_is_read_again(server, bars):
     finally:
         store.upsert(last)
     assert post(server, "/v1/risk", body).json() == before  # the original bars: the cached answer again
+
+
+def test_risk_simulates_from_the_stored_aci_levels_that_forecast_serves(server, champion, bars):
+    """The batch job's learnt working levels reach /v1/risk as they reach /v1/forecast: FFF served
+    narrower gives FFF a smaller VaR and the library's numbers at that state; AAA is unchanged."""
+    body = {"tickers": ["AAA", "FFF", "CCC"], "levels": [0.05]}
+    before = post(server, "/v1/risk", body).json()
+    state = serving.aci_state(champion)
+    state.working["FFF"] = 0.5 + 0.5 * (state.levels_of("FFF") - 0.5)
+    rows = forecast_store.aci_records(
+        [r for r in state.to_records() if r["ticker"] == "FFF"], "fcm-lstm", dt.date(2010, 12, 31)
+    )
+    engine = forecast_store.connect(Settings(home=server[1]).forecast_store_url)
+    forecast_store.write_batch(engine, [], aci_state=rows)
+    try:
+        after = post(server, "/v1/risk", body).json()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(forecast_store.aci_state.delete())
+        engine.dispose()
+    var = lambda out, t: next(x for x in out["tickers"] if x["ticker"] == t)["risk"][0]["var"]  # noqa: E731
+    assert var(after, "AAA") == var(before, "AAA") and var(after, "FFF") < 0.8 * var(before, "FFF")
+    selected = bars[bars["ticker"].isin(["AAA", "CCC", "FFF"])]
+    windows = latest_windows(selected, champion.config.window)
+    joint = products.simulate_joint(
+        champion, windows, products.daily_returns(selected), n_paths=PATHS, seed=0, state=state
+    )
+    tickers, _ = products.risk_tables(joint, alphas=(0.05,))
+    assert var(after, "FFF") == pytest.approx(tickers.set_index("ticker").loc["FFF", "var"], rel=1e-6)
