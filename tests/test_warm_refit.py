@@ -123,7 +123,4 @@ def test_backtest_cli_runs_warm_refits_and_refuses_an_unknown_mode(tmp_path, mon
     assert "Walk-forward backtest" in result.output and "2 folds in" in result.output
     assert (tmp_path / "bt" / "report.md").is_file()
     refused = runner.invoke(app, [*options, "--refit", "lukewarm"])
-    assert (
-        refused.exit_code == 2
-        and "lukewarm" in refused.output and "cold" in refused.output
-    )
+    assert refused.exit_code == 2 and "lukewarm" in refused.output and "cold" in refused.output
