@@ -10,7 +10,7 @@ defaults: hidden 32, at most 6 epochs, patience 2, batches of 512, lr 2e-3, 3 cl
 `evaluation.backtest.walk_forward` twice on the same folds (origins from --start to --end, a refit
 every --refit-every trading days, yearly by default): with `refit="cold"` (every fold trains from
 scratch) and `refit="warm"` (every fold after the first starts from the previous fold's fit and
-trains its experts --warm-epochs epochs). Prints the wall time of each, their ratio, the mean
+trains each stage --warm-epochs epochs). Prints the wall time of each, their ratio, the mean
 pinball loss x1e4 of each (cumulative log returns, every horizon and level, as the backtest
 report) and the relative difference. Goal (issue 23): warm takes <= 1/3 of cold's wall time with
 a pinball loss within 0.3% of cold's.
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--end", default="2017-12-31", help="last origin (its targets must be in the data)")
     parser.add_argument("--refit-every", type=int, default=252, help="trading days between refits")
     parser.add_argument("--models", default="fuzzy", help="comma-separated competitors")
-    parser.add_argument("--warm-epochs", type=int, default=3, help="expert epochs of a warm refit")
+    parser.add_argument("--warm-epochs", type=int, default=3, help="epochs of each stage of a warm refit")
     parser.add_argument("--epochs", type=int, default=6, help="expert epochs of a cold fit (at most)")
     parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--hidden", type=int, default=32)

@@ -8,8 +8,10 @@ from typer.testing import CliRunner
 from conftest import random_walk_bars
 from forecaster import model as model_module
 from forecaster.cli import app
+from forecaster.config import ClusterConfig
 from forecaster.evaluation.backtest import walk_forward
 from forecaster.model import FuzzyLSTMForecaster
+from forecaster.regimes.clusterer import fit_clusterer
 
 
 def _weights(module) -> dict[str, np.ndarray]:
@@ -124,3 +126,16 @@ def test_backtest_cli_runs_warm_refits_and_refuses_an_unknown_mode(tmp_path, mon
     assert (tmp_path / "bt" / "report.md").is_file()
     refused = runner.invoke(app, [*options, "--refit", "lukewarm"])
     assert refused.exit_code == 2 and "lukewarm" in refused.output and "cold" in refused.output
+
+
+def test_clustering_started_from_previous_centers_keeps_their_c_and_order():
+    rng = np.random.default_rng(0)
+    calm, wild = rng.normal(0, 0.5, (150, 2)), rng.normal((3, 3), 0.5, (150, 2))
+    descriptors = np.vstack([calm, wild])
+    config = ClusterConfig(n_clusters=3, descriptors=("cum_return", "log_volatility"))
+    previous = fit_clusterer(config, descriptors)
+    auto = ClusterConfig(n_clusters="auto", descriptors=config.descriptors)
+    again = fit_clusterer(auto, descriptors, start=previous)
+    # Started at a converged solution of the same rows, c-means stays there: same c, same centers.
+    assert again.n_clusters_ == 3 and fit_clusterer(auto, descriptors).n_clusters_ == 2
+    np.testing.assert_allclose(again.descriptor_centers(), previous.descriptor_centers(), atol=1e-4)

@@ -93,7 +93,7 @@ RefitOpt = Annotated[
         "for --warm-epochs (the baselines refit as usual)."
     ),
 ]
-WarmEpochsOpt = Annotated[int, typer.Option(help="Expert epochs of a warm refit (with --refit warm).")]
+WarmEpochsOpt = Annotated[int, typer.Option(help="Epochs of each training stage of a warm refit.")]
 
 MarketOpt = Annotated[
     str | None,

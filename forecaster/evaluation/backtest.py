@@ -109,7 +109,7 @@ def walk_forward(
     registered in `forecaster.evaluation.baselines`, then the LSTM competitors.
 
     `refit="warm"` starts every LSTM competitor's fit of fold k+1 from its fit of fold k
-    (`FuzzyLSTMForecaster.fit(init=...)`, `train.warm_epochs` expert epochs; the first fold is
+    (`FuzzyLSTMForecaster.fit(init=...)`, `train.warm_epochs` epochs a stage; the first fold is
     cold), so its folds run in order, as one task; the baselines refit as they do cold.
 
     `engine="ray"` runs every fold's competitors (a warm competitor's chain of folds) as Ray tasks
@@ -280,17 +280,10 @@ def _fit_group(models, bars, all_bars, config, baselines: dict[str, type[Baselin
     start = {} if init is None else {"init": init}  # a cold fit's call is unchanged
     if set(models) <= set(SHARED_FIT):
         # One fit serves both: the equal-weight ensemble is the same experts weighted 1/K.
-        fuzzy = FuzzyLSTMForecaster(config.with_(cluster={"gate": "fuzzy"})).fit(
-            bars, progress=progress, **start
-        )
-        return (
-            {
-                "fuzzy": fuzzy.predict_windows,
-                "equal_weight": partial(fuzzy.predict_windows, combine="equal"),
-            },
-            {"fuzzy": fuzzy},
-            fuzzy,
-        )
+        fuzzy = FuzzyLSTMForecaster(config.with_(cluster={"gate": "fuzzy"}))
+        fuzzy.fit(bars, progress=progress, **start)
+        equal = partial(fuzzy.predict_windows, combine="equal")
+        return {"fuzzy": fuzzy.predict_windows, "equal_weight": equal}, {"fuzzy": fuzzy}, fuzzy
     (name,) = models
     if name in baselines:
         baseline = baselines[name](config.window, config.train.coverage).fit(bars)
