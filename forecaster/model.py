@@ -151,15 +151,15 @@ class FuzzyLSTMForecaster:
         data = self._training_data(train, val, device)
         module, m, prior = self._train_module(self.experts_), cfg.cluster.m, rule.fusion_weights(u_train)
         experts_data = data(rule.training_weights(u_train, m), rule.training_weights(u_val, m), prior)
-        t = cfg.train if init is None else cfg.train.warm()  # a warm refit: a few epochs of each stage
-        self.history_ = {"experts": train_experts(module, experts_data, t, progress)}
+        budget = cfg.train if init is None else cfg.train.warm()  # a warm refit: a few epochs a stage
+        self.history_ = {"experts": train_experts(module, experts_data, budget, progress)}
         learned = hasattr(self.clusterer_, "network") and cfg.cluster.gate == "fuzzy"  # the gate trains too
-        if t.fine_tune_epochs > 0 and learned:  # its inputs, the descriptors, replace fixed u
+        if budget.fine_tune_epochs > 0 and learned:  # its inputs, the descriptors, replace fixed u
             d = (self._descriptors(ws).astype(np.float32) for ws in (train, val))
-            self.history_["fine_tune"] = fine_tune_gated(module, self.clusterer_, data(*d), t, progress)
-        elif t.fine_tune_epochs > 0:
+            self.history_["fine_tune"] = fine_tune_gated(module, self.clusterer_, data(*d), budget, progress)
+        elif budget.fine_tune_epochs > 0:
             fused_data = data(rule.fusion_weights(u_train), rule.fusion_weights(u_val))
-            self.history_["fine_tune"] = fine_tune(module, fused_data, t, progress)
+            self.history_["fine_tune"] = fine_tune(module, fused_data, budget, progress)
         self.experts_.eval()  # calibration and metrics run on the training device, then it moves to the CPU
 
     def _training_data(self, train: WindowSet, val: WindowSet, device: torch.device):
