@@ -16,9 +16,12 @@ Then, with `--clients` threads posting forecasts all the time, the drills:
      comes back: seconds to ready;
   7. header slow-loris: `--slowloris` connections that send nothing and as many that send half a
      request head, held `--hold-s` seconds: how many the API closed, after how long (it must close
-     them all at FORECASTER_HEADER_TIMEOUT_S, `--header-timeout-s`), and /healthz meanwhile.
+     them all at FORECASTER_HEADER_TIMEOUT_S, `--header-timeout-s`), and /healthz meanwhile;
+  8. tampered serving cache: the cached weights altered (every weight x3) while the registry is
+     down: a restart must refuse the copy (503, saying why); a restart with the registry up must
+     replace it and serve the registered weights again.
 Each phase prints requests by status; the drills pass when no forecast failed in 1-5 and every
-slow-loris connection was closed in 7. (What a reverse proxy must still do: service.protocol.)
+slow-loris connection was closed in 7, and the tampered copy was refused then replaced in 8. (What a reverse proxy must still do: service.protocol.)
 """
 
 from __future__ import annotations
@@ -198,6 +201,50 @@ def setup(home: Path) -> None:
     PriceStore(settings.price_dir).write(bars)
 
 
+def steps(url: str) -> list[float] | None:
+    r = requests.post(f"{url}/v1/forecast", json={"ticker": "AAA", "horizon": 2}, timeout=30)
+    return [step["forecast"] for step in r.json()["steps"]] if r.ok else None
+
+
+def tampered_cache(url: str, home: Path, api, mlflow, start_api, start_mlflow) -> bool:
+    """8. The serving cache's weights altered (a valid file, every weight x3) with the registry down,
+    then a restart with the registry up: refused first, replaced by the registry's copy after."""
+    import torch
+
+    genuine = steps(url)
+    stop(api)
+    stop(mlflow)
+    altered = sorted((home / "serving-cache").rglob("weights.pt"))
+    for path in altered:
+        weights = torch.load(path, weights_only=True)
+        torch.save({k: v * 3 for k, v in weights.items()}, path)
+    api = start_api()
+    t = wait(lambda: get(f"{url}/readyz").status_code == 503, 120)
+    detail = get(f"{url}/readyz").json().get("detail", "") if t is not None else ""
+    refused = t is not None and "changed since it was cached" in detail and steps(url) is None
+    print(f"8. tampered cache ({len(altered)} weights.pt x3), registry down: "
+          f"{'refused' if refused else 'SERVED'}, readyz 503 after {t and round(t, 1)} s")  # fmt: skip
+    print(f"   readyz said: ...{detail[detail.find('the cached copy') :][:150]}")
+    stop(api)
+    mlflow = start_mlflow()
+    wait(lambda: get(f"{url.rsplit(':', 1)[0]}:{_port_of(mlflow)}/health").ok, 180)
+    api = start_api()
+    back = wait(lambda: get(f"{url}/readyz").ok, 180)
+    source = get(f"{url}/readyz").json().get("source") if back is not None else None
+    same = back is not None and steps(url) == genuine
+    print(f"   restarted with the registry up: ready {back and round(back, 1)} s, source={source}, "
+          f"serves the registered weights again: {same}")  # fmt: skip
+    stop(api)
+    stop(mlflow)
+    return refused and same and source == "registry"
+
+
+def _port_of(proc: subprocess.Popen) -> str:
+    """The --port of a started `mlflow server` command line."""
+    args = proc.args
+    return args[args.index("--port") + 1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -334,8 +381,8 @@ def main() -> None:
     closed = header_slowloris(url, args.slowloris, args.hold_s)
     prober.join()
     ok &= report_slowloris(closed, args.slowloris, healthz.get("answer", "no answer"))
-    stop(api)
-    stop(mlflow)
+    ok &= tampered_cache(url, home, api, mlflow, lambda: start(api_cmd, root / "api.log", env),
+                         lambda: start(mlflow_cmd, root / "mlflow.log", env))  # fmt: skip
     print("PASS" if ok else "FAIL")
     shutil.rmtree(root, ignore_errors=True) if ok else None
     raise SystemExit(0 if ok else 1)

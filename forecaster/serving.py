@@ -17,6 +17,7 @@ Quantile levels are named by `level_key` ("0.025") in response bodies and in the
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Iterable, Mapping
 
@@ -32,6 +33,8 @@ from forecaster.regimes.labels import regime_shift
 
 TRAILING = 20  # days of memberships today's regime is compared with
 SHIFT_MARGIN = 0.1  # today's dominant regime must lead the usual one by this much to count as a shift
+
+log = logging.getLogger(__name__)
 
 
 def level_key(level: float) -> str:
@@ -160,6 +163,37 @@ def aci_outcomes(
 
 
 REGIME_COLUMNS = ("regime", "regime_label", "regime_shift")
+
+
+def context_tickers(model) -> list[str]:
+    """The tickers whose bars a market-context model reads besides those it forecasts: the ones it
+    was trained on (the cross-section's columns, dispersion, breadth and R^2, are then the
+    training's) and its index. None for a model without market context."""
+    market = model.config.window.market
+    if market is None:
+        return []
+    index = [] if market == "universe" else [market]
+    return list(dict.fromkeys([*model.fingerprint_["tickers"], *index]))
+
+
+def read_context(store, model, universe: list[str]) -> pd.DataFrame | None:
+    """Stored bars of the tickers a market-context model reads besides the universe (None without
+    context). Tickers the store lacks are named in a warning: the context is then computed from
+    fewer tickers than in training."""
+    if not context_tickers(model):
+        return None
+    wanted = [t for t in context_tickers(model) if t not in universe]
+    stored = set(store.tickers())
+    if lacking := [t for t in wanted if t not in stored]:
+        log.warning("market context without %s (not in the price store): run ingest", ", ".join(lacking))
+    present = [t for t in wanted if t in stored]
+    return store.read(present) if present else pd.DataFrame(columns=["ticker", "date"])
+
+
+def with_context(fresh: pd.DataFrame, context: pd.DataFrame) -> pd.DataFrame:
+    """The fresh bars plus the context tickers' bars up to the same day."""
+    upto = context[context["date"] <= fresh["date"].max()]
+    return pd.concat([fresh, upto], ignore_index=True) if len(upto) else fresh
 
 
 def history_to_serve(model) -> int:

@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import date
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
@@ -50,6 +51,7 @@ from forecaster.joint import DEFAULT_ALPHAS, Copula
 from forecaster.runtime.engine import ENGINES, map_frames, shards, use_engine
 from forecaster.runtime.logs import setup_logging
 from forecaster.runtime.paths import ensure_writable
+from forecaster.runtime.placeholders import exit_on_placeholders
 
 log = logging.getLogger("pipelines.batch_forecast")
 
@@ -177,7 +179,9 @@ def learn_aci(engine: Engine, model, model_name: str, fresh: pd.DataFrame, day: 
     return state, forecast_store.aci_records(learnt, model_name, day)
 
 
-def joint_products(model, fresh: pd.DataFrame, *, model_name: str, model_version: str, created_at):
+def joint_products(
+    model, fresh: pd.DataFrame, *, model_name: str, model_version: str, created_at, context=None
+):
     """`risk` and `ranks` rows of the fresh tickers at every horizon, and the tickers left out with why.
 
     A universe the joint simulation cannot take (ValueError) gives no rows and one reason, under
@@ -195,9 +199,13 @@ def joint_products(model, fresh: pd.DataFrame, *, model_name: str, model_version
     if usable.empty:
         return [], [], left_out
     key = {"model_name": model_name, "model_version": model_version, "created_at": created_at}
+    windows = latest_windows(
+        usable if context is None else serving.with_context(usable, context), model.config.window
+    )
+    windows = windows.subset(np.isin(windows.ticker, usable["ticker"].unique()))
     try:
         joints = products.simulate_horizons(
-            model, latest_windows(usable, model.config.window), returns,
+            model, windows, returns,
             horizons=range(1, model.config.window.horizon + 1), n_paths=products.DEFAULT_PATHS,
         )  # fmt: skip
     except ValueError as exc:
@@ -233,6 +241,7 @@ def forecast(
     state: ACIState | None = None,
     compute: str = "local",
     shard_size: int = 64,
+    context: pd.DataFrame | None = None,
 ) -> tuple[list[dict], BatchResult]:
     """Forecast rows of every fresh ticker in `bars`, and what was skipped.
 
@@ -240,11 +249,16 @@ def forecast(
     the latest windows of all tickers go through the model in one batched call; on Ray
     (`compute="ray"`) shards of `shard_size` tickers go to a pool of actors that each hold the
     model (`engine.map_frames`). A ticker's rows depend on its own bars only: same rows.
+    `context`: bars of tickers a market-context model reads but is not asked to forecast
+    (`serving.context_tickers`); such a model's context spans tickers, so it is never sharded.
     """
     config = model.config
     fresh, result = fresh_bars(bars, as_of, config.window.window + 1)
     state = state or serving.aci_state(model)
-    if compute == "local":
+    if context is not None:
+        frame = serving.forecast_frame(model, serving.with_context(fresh, context), state)
+        frame = frame[frame["ticker"].isin(result.forecast)].reset_index(drop=True)
+    elif compute == "local":
         frame = serving.forecast_frame(model, fresh, state)
     else:
         tail = fresh.groupby("ticker", sort=True).tail(serving.history_to_serve(model))
@@ -286,6 +300,7 @@ def run(
         tickers = universe_tickers(settings)
         bars, missing = read_universe(PriceStore(settings.price_dir), tickers)
         model = champion.model
+        context = serving.read_context(PriceStore(settings.price_dir), model, tickers)
         fresh, result = fresh_bars(bars, as_of, model.config.window.window + 1)
         state, state_rows = learn_aci(engine, model, champion.name, fresh, result.as_of)
         rows, _ = forecast(
@@ -298,11 +313,14 @@ def run(
             state=state,
             compute=compute,
             shard_size=settings.batch_shard_size,
+            context=context,
         )
         result.rows_total = len(rows)
         result.skipped = missing | result.skipped
         names = {"model_name": champion.name, "model_version": champion.version}
-        risk, ranks, left_out = joint_products(model, fresh, **names, created_at=forecast_store.utcnow())
+        risk, ranks, left_out = joint_products(
+            model, fresh, **names, created_at=forecast_store.utcnow(), context=context
+        )
         for ticker, why in left_out.items():
             log.warning("%s: left out of risk and ranks (%s)", ticker, why)
         written = forecast_store.write_batch(
@@ -349,6 +367,7 @@ def main(argv: list[str] | None = None) -> None:
         "--engine", choices=ENGINES, help="local or ray (default FORECASTER_ENGINE, else local)"
     )
     args = parser.parse_args(argv)
+    exit_on_placeholders()  # a .env copied unchanged from .env.example
     setup_logging()  # forecaster.runtime.logs: plain lines, or JSON with FORECASTER_LOG_FORMAT=json
     try:
         run(Settings(**({"engine": args.engine} if args.engine else {})), args.as_of)

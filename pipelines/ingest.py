@@ -39,6 +39,7 @@ from forecaster.data.yahoo import NO_RETRY, RetryPolicy, download_ticker
 from forecaster.runtime.engine import ENGINES, RateLimit, map_tasks, use_engine
 from forecaster.runtime.logs import setup_logging
 from forecaster.runtime.paths import NotWritableError, ensure_writable
+from forecaster.runtime.placeholders import exit_on_placeholders
 
 log = logging.getLogger("pipelines.ingest")
 
@@ -273,6 +274,7 @@ def main(argv: list[str] | None = None) -> None:
         "--engine", choices=ENGINES, help="local or ray (default FORECASTER_ENGINE, else local)"
     )
     args = parser.parse_args(argv)
+    exit_on_placeholders()  # a .env copied unchanged from .env.example
     setup_logging()  # forecaster.runtime.logs: plain lines, or JSON with FORECASTER_LOG_FORMAT=json
     try:
         settings = Settings(**({"engine": args.engine} if args.engine else {}))

@@ -42,6 +42,7 @@ from sqlalchemy.engine import Engine
 from forecaster import forecast_store
 from forecaster.config import Settings
 from forecaster.runtime.logs import setup_logging
+from forecaster.runtime.placeholders import exit_on_placeholders
 
 log = logging.getLogger("pipelines.scheduler")
 
@@ -271,6 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     ).parse_args(argv)
+    exit_on_placeholders()  # a .env copied unchanged from .env.example
     setup_logging()  # forecaster.runtime.logs: plain lines, or JSON with FORECASTER_LOG_FORMAT=json
     serve(Settings())
 

@@ -30,6 +30,7 @@ from forecaster.config import ForecasterConfig, Settings, TrainConfig
 from forecaster.data import DataSourceError
 from forecaster.runtime.engine import start_ray
 from forecaster.runtime.logs import setup_logging
+from forecaster.runtime.placeholders import exit_on_placeholders
 from forecaster.scale.tuning import search
 from pipelines.train import RetrainResult, fit_and_save, load_universe, register_and_promote
 
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="maximum epochs per trial")
     parser.add_argument("--name", help="model directory name under FORECASTER_HOME/models")
     args = parser.parse_args(argv)
+    exit_on_placeholders()  # a .env copied unchanged from .env.example
     setup_logging()
     config = ForecasterConfig(train=TrainConfig(epochs=args.epochs))
     try:

@@ -26,6 +26,7 @@ from fastapi_offline import FastAPIOffline
 from forecaster import forecast_store
 from forecaster.forecast_store.jobs import store_error_line
 from forecaster.runtime.logs import server_logging_config
+from forecaster.runtime.placeholders import exit_on_placeholders
 from forecaster.runtime.redact import mask_credentials
 from service.bars import BarSource
 from service.deps import require_api_key
@@ -138,6 +139,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
+    exit_on_placeholders()  # a .env copied unchanged from .env.example
     settings = ServiceSettings()
     if problem := local_model_problem(settings.model_uri):
         print(f"forecaster serve: cannot serve: {problem}", file=sys.stderr)

@@ -96,7 +96,9 @@ def test_an_env_file_copied_unchanged_is_refused_at_start_naming_the_variable(tm
     password = example["POSTGRES_PASSWORD"]
     env = {**os.environ, **example, "FORECASTER_FORECAST_STORE_URL": f"postgresql://u:{password}@db/x"}
     env |= {"FORECASTER_HOME": str(tmp_path / "home")}
-    for job in (["forecaster.cli", "runs"], ["pipelines.train", "--no-register"]):
+    jobs = [["forecaster.cli", "runs"], ["pipelines.train", "--no-register"], ["service", "--port", "1"]]
+    jobs += [[f"pipelines.{job}"] for job in ("batch_forecast", "ingest", "scheduler", "tune")]
+    for job in jobs:
         result = subprocess.run(
             [sys.executable, "-m", *job], env=env, capture_output=True, text=True, timeout=120
         )

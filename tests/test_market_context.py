@@ -15,10 +15,12 @@ from forecaster.calibration.aci import ACIState
 from forecaster.cli import app
 from forecaster.cli.common import build_config, with_market_ticker
 from forecaster.config import CONTEXT, CONTEXT_DESCRIPTORS, ClusterConfig, ForecasterConfig, WindowConfig
+from forecaster.data import PriceStore
 from forecaster.features.market import market_context
 from forecaster.features.windows import latest_windows, make_windows, window_from_arrays
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.regimes.descriptors import window_descriptors
+from pipelines import batch_forecast
 from service.main import create_app
 from service.settings import ServiceSettings
 
@@ -143,6 +145,24 @@ def test_a_context_model_fits_forecasts_and_round_trips(tiny_config, tmp_path, m
     # The batch job has the universe's bars: it serves the same numbers.
     batch = serving.forecast_frame(loaded, bars, ACIState(loaded.levels, 3))
     np.testing.assert_allclose(batch["quantile_0.9"], table["quantile_0.9"], rtol=1e-12)
+    # A batch universe of T0 alone reads the rest of the training's tickers from the price store as
+    # context, and keeps them whole even on Ray (no shards): T0's numbers are the full universe's.
+    store = PriceStore(tmp_path / "prices")
+    store.write(bars[bars["ticker"] != "T2"])  # T2 never ingested: a warning, fewer context tickers
+    context = serving.read_context(store, loaded, ["T0"])
+    assert sorted(context["ticker"].unique()) == ["T1", "T3", "^MKT"]
+    store.write(bars[bars["ticker"] == "T2"])
+    context = serving.read_context(store, loaded, ["T0"])
+    t0_bars = bars[bars["ticker"] == "T0"]
+    rows, _ = batch_forecast.forecast(
+        loaded, t0_bars, model_name="m", model_version="1", compute="ray", context=context
+    )
+    assert {r["ticker"] for r in rows} == {"T0"}
+    np.testing.assert_allclose(
+        [r["forecast"] for r in rows], table.loc[table["ticker"] == "T0", "forecast"], rtol=1e-9
+    )
+    with pytest.raises(ValueError, match="market '\\^MKT' is not in the bars"):  # no context: no guess
+        batch_forecast.forecast(loaded, t0_bars, model_name="m", model_version="1")
     # The API gets one ticker's bars: a 422 that says why, not a 500 and not a context-free guess.
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     settings = ServiceSettings(

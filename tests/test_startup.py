@@ -30,3 +30,15 @@ def test_the_installed_console_script_and_the_package_agree_on_the_version():
     assert out.stdout.strip() == f"forecaster {forecaster.__version__}"
     help_out = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
     assert help_out.returncode == 0 and "quickstart" in help_out.stdout  # the full app still answers
+
+
+def test_the_batch_job_imports_neither_yfinance_nor_arch_nor_torch_until_it_needs_them():
+    """It reads the price store: the downloader (yfinance), the bundled sample (arch, which pulls
+    matplotlib) and torch (loaded with the model) would cost the scheduler ~1.5 s before any work."""
+    code = (
+        "import sys, pipelines.batch_forecast\n"
+        "print(','.join(m for m in ('yfinance', 'arch', 'matplotlib', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""

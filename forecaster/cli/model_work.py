@@ -236,13 +236,10 @@ def forecast(
 
 
 def _with_context_tickers(tickers: list[str] | None, model) -> list[str] | None:
-    """The tickers to load: with market context, also those the model was trained on (and its
-    index), so the cross-section's columns (dispersion, breadth, R^2) match the training's."""
-    market = model.config.window.market
-    if not tickers or market is None:
-        return tickers
-    index = [] if market == "universe" else [market]
-    return list(dict.fromkeys([*tickers, *model.fingerprint_["tickers"], *index]))
+    """The tickers to load: with market context, also those the model reads its context from."""
+    from forecaster.serving import context_tickers
+
+    return list(dict.fromkeys([*tickers, *context_tickers(model)])) if tickers else tickers
 
 
 @friendly_errors

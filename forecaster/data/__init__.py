@@ -26,7 +26,6 @@ from forecaster.data.validation import (
     validate_bars,
     validate_ticker,
 )
-from forecaster.data.yahoo import download_bars
 
 __all__ = [
     "BAR_COLUMNS",
@@ -49,6 +48,15 @@ __all__ = [
 ]
 
 SOURCES = ("sample", "yahoo", "cache")
+
+
+def __getattr__(name: str):
+    # `forecaster.data.download_bars` stays importable without every job importing yfinance.
+    if name == "download_bars":
+        from forecaster.data.yahoo import download_bars
+
+        return download_bars
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_bars(
@@ -104,6 +112,8 @@ def _read_source(
     if source == "yahoo":
         if tickers is None:
             raise ValueError("source 'yahoo' needs tickers, e.g. tickers=['^GSPC']")
+        from forecaster.data.yahoo import download_bars  # yfinance: ~0.4 s, only for downloads
+
         return download_bars(tickers, start, end, quarantine=report)
     if source == "cache":
         if price_dir is None:

@@ -6,15 +6,17 @@ price indices, their adj_close equals close; NASDAQ's volume is 0 on 2015-05-12 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 
 import pandas as pd
-from arch.data import nasdaq, sp500
 
 from forecaster.data.layout import bars_from_frame
 from forecaster.data.validation import DataSourceError, ticker_list, validate_bars
 
-_LOADERS = {"^GSPC": sp500.load, "^IXIC": nasdaq.load}
+# arch.data's modules, imported when loaded: importing arch costs ~0.6 s (it pulls matplotlib),
+# which every job importing forecaster.data would otherwise pay.
+_LOADERS = {"^GSPC": "arch.data.sp500", "^IXIC": "arch.data.nasdaq"}
 SAMPLE_TICKERS = tuple(_LOADERS)
 
 
@@ -26,4 +28,4 @@ def load_sample(tickers: str | Iterable[str] | None = None) -> pd.DataFrame:
         raise DataSourceError(
             f"no sample data for {', '.join(unknown)}; the sample has {', '.join(SAMPLE_TICKERS)}"
         )
-    return validate_bars(pd.concat([bars_from_frame(_LOADERS[t](), t) for t in wanted]))
+    return validate_bars(pd.concat([bars_from_frame(importlib.import_module(_LOADERS[t]).load(), t) for t in wanted]))

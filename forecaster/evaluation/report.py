@@ -211,7 +211,9 @@ def _evidence_sections(tables) -> list[str]:
         "## Wins per ticker (pinball loss)",
         markdown_table(tables["wins"]),
         "## VaR backtests (1-day quantiles)",
-        "Per model, tail and alpha over tickers: pooled violation rate and the share of tickers where "
+        "Per model, tail and alpha over tickers: pooled violation rate with its Kupiec p-value (every "
+        "ticker-day one trial; exceptions cluster on market days, so it over-rejects a little) and "
+        "the share of tickers where "
         "Kupiec (POF), Christoffersen conditional coverage and the dynamic quantile test do not reject "
         "at 5% (`var_tests.csv` has every ticker's statistics).",
         markdown_table(tables["var_summary"]),

@@ -30,6 +30,11 @@ from forecaster.runtime.progress import Progress
 log = logging.getLogger(__name__)
 
 ENGINES = ("local", "ray")
+# How often Ray reruns a task, a trial or a training run whose worker process or node died
+# (SIGKILL, OOM kill, a lost machine). Our tasks are pure functions of their inputs, so a rerun
+# gives the same result. An exception raised by the work itself is never retried: it is a bug
+# or bad input, and rerunning it would only repeat it. See docs/ray.md, "When a worker is lost".
+NODE_LOSS_RETRIES = 3
 
 
 class EngineUnavailable(ValueError):
@@ -177,7 +182,7 @@ def _ray_tasks(fn: Callable, items: list, shared: dict, num_cpus: float, num_gpu
     """One Ray task per item, collected as they finish (not in order), returned in order."""
     ray = start_ray()
     refs = {name: ray.put(value) for name, value in shared.items()}  # once, not once per task
-    remote = ray.remote(fn).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)
+    remote = ray.remote(fn).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=NODE_LOSS_RETRIES)
     pending = {remote.remote(item, **refs): i for i, item in enumerate(items)}
     results: list = [None] * len(items)
     while pending:

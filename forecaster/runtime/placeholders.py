@@ -8,6 +8,7 @@ instead, and stop with one line naming the variable.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 
 PLACEHOLDER = "CHANGE-ME"
@@ -34,3 +35,10 @@ def refuse_placeholders(environ: Mapping[str, str] | None = None) -> None:
     """Raise ValueError (one line, naming the variable) when a setting is still a placeholder."""
     if problem := placeholder_problem(environ):
         raise ValueError(problem)
+
+
+def exit_on_placeholders(environ: Mapping[str, str] | None = None) -> None:
+    """For entry points (the API, the jobs run as modules): the problem as one line, exit code 2."""
+    if problem := placeholder_problem(environ):
+        print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2)

@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from forecaster.config import ForecasterConfig
 from forecaster.model import FuzzyLSTMForecaster
-from forecaster.runtime.engine import start_ray
+from forecaster.runtime.engine import NODE_LOSS_RETRIES, start_ray
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def fit_distributed(
 ) -> FuzzyLSTMForecaster:
     """Fit on `workers` Ray Train workers with DDP; the fitted model, loaded on the CPU."""
     ray = start_ray()
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     trainer = TorchTrainer(
@@ -104,7 +104,13 @@ def fit_distributed(
         train_loop_config={"bars": ray.put(bars), "config": config.to_dict(), "use_gpu": use_gpu},
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        run_config=RunConfig(name=name, storage_path=str(Path(storage).resolve())),
+        # A lost worker stops the DDP group; Ray Train restarts the whole group (the fit is seeded
+        # and keeps no mid-run checkpoint, so it starts again from the first epoch).
+        run_config=RunConfig(
+            name=name,
+            storage_path=str(Path(storage).resolve()),
+            failure_config=FailureConfig(max_failures=NODE_LOSS_RETRIES),
+        ),
     )
     result = trainer.fit()
     if result.error is not None:

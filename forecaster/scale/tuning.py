@@ -24,7 +24,7 @@ import pandas as pd
 from forecaster.config import ForecasterConfig
 from forecaster.experts.training import on_epoch
 from forecaster.model import FuzzyLSTMForecaster
-from forecaster.runtime.engine import start_ray
+from forecaster.runtime.engine import NODE_LOSS_RETRIES, start_ray
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,9 @@ def _tuner(bars, base: ForecasterConfig, space: dict, *, trials, time_budget_s, 
             name="forecaster-tune",
             storage_path=str(Path(storage).resolve()) if storage else None,
             verbose=0,
+            # A trial whose worker or node dies starts again (the trainable keeps no checkpoint,
+            # so from its first epoch; its seeded draw makes the rerun the same trial).
+            failure_config=tune.FailureConfig(max_failures=NODE_LOSS_RETRIES),
         ),
     )
 

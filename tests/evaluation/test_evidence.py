@@ -48,6 +48,8 @@ def test_evidence_keeps_the_calibrated_model_and_rejects_the_narrow_one():
     assert summary.loc[("calibrated", 0.05, "lower"), "kupiec_pass"] >= 2 / 3
     assert summary.loc[("narrow", 0.05, "lower"), "kupiec_pass"] == 0
     assert summary.loc[("narrow", 0.05, "lower"), "rate"] > 0.1  # a 5% VaR 40% too tight breaks ~12%
+    assert summary.loc[("narrow", 0.05, "lower"), "kupiec_pooled_p"] < 1e-6
+    assert summary.loc[("calibrated", 0.05, "lower"), "kupiec_pooled_p"] > 0.01
     assert len(tables["var_tests"]) == 2 * 3 * 3 * 2  # models x tickers x alphas x tails
 
 
