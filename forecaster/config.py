@@ -185,6 +185,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     fine_tune_epochs: int = 3  # joint fine-tune of the fused output after the experts (0: off)
     fine_tune_lr: float = 3e-4
+    # Epochs of each stage of a warm-started refit (`fit(init=...)`, a walk-forward's `refit="warm"`):
+    # it starts from the previous fold's trained weights, so a few do (`warm`).
+    warm_epochs: int = 3
     coverage: tuple[float, ...] = (0.8, 0.95)  # conformal interval levels
     calibrator: str = "cqr"  # calibration of the fused quantiles, in `CALIBRATORS`: "cqr", "cqr_regime"
     # How the batch job and the API adapt served quantiles to each ticker's outcomes
@@ -233,8 +236,16 @@ class TrainConfig:
                 "gate_lr must be > 0, gate_balance >= 0 and gate_entropy_floor in [0, 1), got "
                 f"{self.gate_lr}, {self.gate_balance} and {self.gate_entropy_floor}"
             )
+        if self.warm_epochs < 0:
+            raise ValueError(f"warm_epochs must be >= 0, got {self.warm_epochs}")
         if self.aci_method not in ACI_METHODS:
             raise ValueError(f"aci_method must be one of {', '.join(ACI_METHODS)}, got {self.aci_method!r}")
+
+    def warm(self) -> TrainConfig:
+        """A warm-started refit's settings: `warm_epochs` expert epochs, and at most as many fine-tune ones."""
+        return dataclasses.replace(
+            self, epochs=self.warm_epochs, fine_tune_epochs=min(self.fine_tune_epochs, self.warm_epochs)
+        )
 
 
 @dataclass(frozen=True)

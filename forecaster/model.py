@@ -19,7 +19,6 @@ which isolates what the memberships add.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +42,7 @@ from forecaster.features.windows import WindowSet, make_windows, standardized_ta
 from forecaster.metrics import quantile_summary, summarize
 from forecaster.persistence import (
     ModelFiles,
+    data_fingerprint,
     pack_calibrations,
     read_model_dir,
     unpack_calibrations,
@@ -56,19 +56,6 @@ from forecaster.regimes.labels import cluster_labels
 from forecaster.walkforward import historical_forecasts
 
 log = logging.getLogger(__name__)
-
-
-def data_fingerprint(bars: pd.DataFrame) -> dict:
-    """What the model was trained on: tickers, dates, row counts and a content hash."""
-    digest = hashlib.sha256(pd.util.hash_pandas_object(bars, index=False).to_numpy().tobytes()).hexdigest()
-    return {
-        "tickers": sorted(bars["ticker"].unique().tolist()),
-        "start": str(bars["date"].min().date()),
-        "end": str(bars["date"].max().date()),
-        "rows": int(len(bars)),
-        "rows_per_ticker": {str(t): int(n) for t, n in bars.groupby("ticker").size().items()},
-        "sha256": digest,
-    }
 
 
 class FuzzyLSTMForecaster:
@@ -111,21 +98,26 @@ class FuzzyLSTMForecaster:
     # ---- fitting -------------------------------------------------------------------------
 
     def fit(
-        self, bars: pd.DataFrame, progress: bool | None = None, *, verbose: bool | None = None
+        self, bars: pd.DataFrame, progress: bool | None = None, *, verbose: bool | None = None, init=None
     ) -> FuzzyLSTMForecaster:
         """Fit on validated bars: split by date, cluster, train experts, fine-tune, calibrate, score.
 
         Training shows its progress (a bar on a terminal or in a notebook, periodic lines on stderr
         or in the log elsewhere: `forecaster.runtime.progress`); `verbose=False` or
-        `progress=False` trains quietly.
+        `progress=False` trains quietly. `init`, a fitted forecaster of the same configuration (the
+        previous fold's, in a warm walk-forward), warm-starts the fit: the clustering starts from its
+        centers and keeps its c, the experts from its weights and train `train.warm_epochs` epochs
+        (`TrainConfig.warm`); the scaler and the calibration are fitted afresh on `bars`.
         """
         progress = False if False in (progress, verbose) else None
+        if init is not None and init.config != self.config:
+            raise ValueError("a warm start (init=) needs a fitted model of the same configuration")
         torch.manual_seed(self.config.train.seed)
         splits = split_windows(make_windows(bars, self.config.window), self.config.window)
         train, val = splits["train"], splits["val"]
         self.scaler_ = FeatureScaler().fit(train)
-        u_train, u_val = self._fit_regimes(train, val)
-        self._fit_experts(train, val, u_train, u_val, progress)
+        u_train, u_val = self._fit_regimes(train, val, None if init is None else init.clusterer_)
+        self._fit_experts(train, val, u_train, u_val, progress, init)
         self._calibrate(splits["calib"] if len(splits["calib"]) else val)
         self.metrics_ = self._score(splits)
         self.experts_ = self.experts_.cpu()  # serve from the CPU; the training device is recorded
@@ -133,10 +125,11 @@ class FuzzyLSTMForecaster:
         self.fitted_at_ = datetime.now(UTC).isoformat(timespec="seconds")
         return self
 
-    def _fit_regimes(self, train: WindowSet, val: WindowSet) -> tuple[np.ndarray, np.ndarray]:
-        """Cluster the training windows (calmest first) and name the regimes; memberships of train and val."""
+    def _fit_regimes(self, train: WindowSet, val: WindowSet, start=None) -> tuple[np.ndarray, np.ndarray]:
+        """Cluster the training windows (calmest first; from `start`'s centers) and name the regimes;
+        memberships of train and val."""
         cluster = self.config.cluster
-        self.clusterer_ = fit_clusterer(cluster, self._descriptors(train))
+        self.clusterer_ = fit_clusterer(cluster, self._descriptors(train), start=start)
         n_clusters = self.clusterer_.n_clusters_
         self.regime_labels_ = cluster_labels(self.clusterer_.descriptor_centers(), cluster.descriptors)
         u_train, u_val = self._memberships(train), self._memberships(val)
@@ -146,25 +139,27 @@ class FuzzyLSTMForecaster:
         )
         return u_train, u_val
 
-    def _fit_experts(self, train: WindowSet, val: WindowSet, u_train, u_val, progress: bool | None) -> None:
-        """Build the experts on the training device, train them under the gate, then fine-tune them fused."""
+    def _fit_experts(self, train: WindowSet, val: WindowSet, u_train, u_val, progress, init=None) -> None:
+        """Build the experts on the training device (from `init`'s weights), train them under the gate,
+        then fine-tune them fused."""
         cfg, rule = self.config, self.gate
         device = resolve_device(cfg.train.device)
         self.device_ = device_name(device)
         self.experts_ = self._build_experts(self.clusterer_.n_clusters_, train.features.shape[-1]).to(device)
+        if init is not None:  # expert k of both fits is the k-th calmest cluster's (`fit_clusterer`)
+            self.experts_.load_state_dict(init.experts_.state_dict())
         data = self._training_data(train, val, device)
         module, m, prior = self._train_module(self.experts_), cfg.cluster.m, rule.fusion_weights(u_train)
         experts_data = data(rule.training_weights(u_train, m), rule.training_weights(u_val, m), prior)
-        self.history_ = {"experts": train_experts(module, experts_data, cfg.train, progress)}
+        budget = cfg.train if init is None else cfg.train.warm()  # a warm refit: a few epochs a stage
+        self.history_ = {"experts": train_experts(module, experts_data, budget, progress)}
         learned = hasattr(self.clusterer_, "network") and cfg.cluster.gate == "fuzzy"  # the gate trains too
-        if cfg.train.fine_tune_epochs > 0 and learned:  # its inputs, the descriptors, replace fixed u
+        if budget.fine_tune_epochs > 0 and learned:  # its inputs, the descriptors, replace fixed u
             d = (self._descriptors(ws).astype(np.float32) for ws in (train, val))
-            self.history_["fine_tune"] = fine_tune_gated(
-                module, self.clusterer_, data(*d), cfg.train, progress
-            )
-        elif cfg.train.fine_tune_epochs > 0:
+            self.history_["fine_tune"] = fine_tune_gated(module, self.clusterer_, data(*d), budget, progress)
+        elif budget.fine_tune_epochs > 0:
             fused_data = data(rule.fusion_weights(u_train), rule.fusion_weights(u_val))
-            self.history_["fine_tune"] = fine_tune(module, fused_data, cfg.train, progress)
+            self.history_["fine_tune"] = fine_tune(module, fused_data, budget, progress)
         self.experts_.eval()  # calibration and metrics run on the training device, then it moves to the CPU
 
     def _training_data(self, train: WindowSet, val: WindowSet, device: torch.device):
@@ -334,7 +329,8 @@ class FuzzyLSTMForecaster:
         """What this configuration would have forecast at every past origin, refitted on the past only.
 
         A long frame (ticker, origin, horizon, target_date, forecast, quantiles, actual, ...); the
-        options (`train_days`, `progress`) and the refit rules are in `forecaster.walkforward`.
+        options (`train_days`, `progress`, `refit="cold"|"warm"`) and the refit rules are in
+        `forecaster.walkforward`.
         """
         return historical_forecasts(self, bars, start=start, end=end, refit_every=refit_every, **options)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import hashlib
 import io
 import json
 import os
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from forecaster.runtime.paths import NotWritableError, ensure_writable
@@ -49,6 +51,19 @@ _REASONS = {
 #    a reader of format 2 refuses format 3 with "Upgrade forecaster".
 FORMAT_VERSION = 3
 OLDEST_READABLE = 2
+
+
+def data_fingerprint(bars: pd.DataFrame) -> dict:
+    """What the model was trained on: tickers, dates, row counts and a content hash."""
+    digest = hashlib.sha256(pd.util.hash_pandas_object(bars, index=False).to_numpy().tobytes()).hexdigest()
+    return {
+        "tickers": sorted(bars["ticker"].unique().tolist()),
+        "start": str(bars["date"].min().date()),
+        "end": str(bars["date"].max().date()),
+        "rows": int(len(bars)),
+        "rows_per_ticker": {str(t): int(n) for t, n in bars.groupby("ticker").size().items()},
+        "sha256": digest,
+    }
 
 
 @dataclass

@@ -7,7 +7,11 @@ including its first origin only (all of them, or the last `train_days` per ticke
 forecasts every origin until the next fold. `walk_forward_folds` lays the folds out (`WalkForward`);
 `historical_forecasts` runs one forecaster through them (`FuzzyLSTMForecaster.historical_forecasts`),
 and `forecaster.evaluation.backtest.walk_forward` runs every competitor through the same folds, as
-Darts builds `backtest()` on `historical_forecasts()`. This module sits below `forecaster.model`
+Darts builds `backtest()` on `historical_forecasts()`. Refits are `cold` (every fold's fit starts
+from scratch) or `warm` (fold k+1's fit starts from fold k's: `fit(bars, init=previous)`, so
+the folds run in order). A warm refit still trains on all the fold's bars: with an expanding
+window they replay every older year; with `train_days` only the last ones, and the older years
+live on only in the starting weights. This module sits below `forecaster.model`
 and never imports it (it refits `type(model)(config)`), so the model can offer the method.
 """
 
@@ -24,6 +28,17 @@ from forecaster.config import WindowConfig
 from forecaster.features.windows import WindowSet, make_windows
 
 log = logging.getLogger(__name__)
+
+REFITS = ("cold", "warm")  # every fold's fit from scratch, or from the previous fold's fitted model
+
+
+def check_refit(refit: str, refit_every: int | None = 250) -> str:
+    """`refit` when it is one of `REFITS` (and there are refits to warm-start); else a clear error."""
+    if refit not in REFITS:
+        raise ValueError(f"refit must be one of {', '.join(REFITS)} (--refit), got {refit!r}")
+    if refit == "warm" and refit_every is None:
+        raise ValueError("refit='warm' needs refits to start from: give refit_every")
+    return refit
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,7 @@ def historical_forecasts(
     refit_every: int | None = 250,
     train_days: int | None = None,
     progress: bool | None = False,
+    refit: str = "cold",
 ) -> pd.DataFrame:
     """One row per ticker, origin and horizon: the forecast made then, and what happened.
 
@@ -103,21 +119,25 @@ def historical_forecasts(
     is always known). `refit_every=None` forecasts every origin with `model` as it is (no
     refit; origins inside its training data then see their own targets). Otherwise each copy
     gets `test_fraction=0` and the bars dated up to its refit day: all of them, or the last
-    `train_days` per ticker. Columns: fold, refit_date, ticker, origin, horizon, target_date,
-    last_price, forecast, quantile_<level>..., lower_XX / upper_XX, u_k, expert_k, actual.
+    `train_days` per ticker. `refit="warm"`: every copy after the first starts from the previous
+    fold's fit (`model.fit(bars, init=previous)`). Columns: fold, refit_date, ticker, origin,
+    horizon, target_date, last_price, forecast, quantile_<level>..., lower_XX / upper_XX, u_k,
+    expert_k, actual.
     """
+    warm = check_refit(refit, refit_every) == "warm"
     plan = walk_forward_folds(
         bars, model.config.window, start=start, end=end, refit_every=refit_every, train_days=train_days
     )
     if refit_every is None:
         _check_no_refit(model, plan.origins[0])
     config = model.config.with_(window={"test_fraction": 0.0})  # the refit day's bars are all training data
-    parts = []
+    parts, previous = [], None
     for fold in plan.folds:
         test = plan.test_windows(fold)
         fitted = model
         if refit_every is not None:
-            fitted = type(model)(config).fit(plan.train_bars(fold), progress=progress)
+            start = {"init": previous} if warm and previous is not None else {}  # the first fold: cold
+            fitted = previous = type(model)(config).fit(plan.train_bars(fold), progress=progress, **start)
             log.info(
                 "fold %d/%d: refit on %s, %d origins",
                 fold.index + 1,

@@ -138,3 +138,14 @@ def test_ray_tasks_are_reported_as_they_finish_with_an_eta(ray_runtime, caplog):
     # The short task is reported when it ends, not when the long one does.
     assert ended - lines["naps: 1/2 tasks"] > 1.5
     assert any("ETA" in r.getMessage() for r in caplog.records)
+
+
+def test_warm_backtest_on_ray_equals_the_local_one(ray_runtime, tiny_config, two_ticker_bars):
+    # Each warm LSTM competitor's chain of folds is one Ray task, the baselines one task per fold.
+    kwargs = dict(start="2010-09-01", refit_every=40, models=["naive", "fuzzy", "single_lstm"], refit="warm")
+    local = walk_forward(two_ticker_bars, tiny_config, **kwargs)
+    distributed = walk_forward(two_ticker_bars, tiny_config, engine="ray", **kwargs)
+
+    assert len(local.folds) >= 3
+    pd.testing.assert_frame_equal(distributed.forecasts, local.forecasts)
+    pd.testing.assert_frame_equal(distributed.memberships, local.memberships)

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import traceback
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -132,6 +133,13 @@ EngineOpt = Annotated[
 ]
 
 
+class Refit(StrEnum):
+    """--refit's choices: `forecaster.walkforward.REFITS`, named here so start-up imports none of it."""
+
+    cold = "cold"
+    warm = "warm"
+
+
 def engine_settings(engine: str | None) -> Settings:
     """Settings with --engine (when given) over FORECASTER_ENGINE."""
     return Settings(engine=engine) if engine else Settings()
@@ -225,6 +233,7 @@ OPTION_KEYS = {
     "batch_size": ("train", "batch_size"),
     "lr": ("train", "lr"),
     "fine_tune_epochs": ("train", "fine_tune_epochs"),
+    "warm_epochs": ("train", "warm_epochs"),
     "device": ("train", "device"),
     "seed": ("train", "seed"),
 }

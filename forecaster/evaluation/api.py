@@ -70,7 +70,7 @@ def backtest_model(
 
     `model`: a `FuzzyLSTMForecaster` (fitted or not: only its `config` is read, every fold
     refits it on the past) or a `ForecasterConfig`. `models` are names of
-    `backtest.competitors()`; `options` go to `backtest.walk_forward` (train_days, progress, engine).
+    `backtest.competitors()`; `options` go to `backtest.walk_forward` (train_days, progress, engine, refit).
     """
     config = model if isinstance(model, ForecasterConfig) else model.config
     result = walk_forward(

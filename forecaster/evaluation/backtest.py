@@ -27,7 +27,7 @@ from forecaster.features.windows import WindowSet
 from forecaster.metrics import naive_scale
 from forecaster.model import FuzzyLSTMForecaster
 from forecaster.runtime.engine import map_tasks
-from forecaster.walkforward import Fold, WalkForward, walk_forward_folds
+from forecaster.walkforward import Fold, WalkForward, check_refit, walk_forward_folds
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ def walk_forward(
     models: Sequence[str] = COMPETITORS,
     progress: bool | None = False,
     engine: str = "local",
+    refit: str = "cold",
 ) -> BacktestResult:
     """Rolling-origin backtest of every competitor on the same origins and targets.
 
@@ -107,17 +108,20 @@ def walk_forward(
     origin reaches the forecast made at it. `models` are names of `competitors()`: the baselines
     registered in `forecaster.evaluation.baselines`, then the LSTM competitors.
 
-    `engine="ray"` runs every fold's competitors as Ray tasks (`forecaster.runtime.engine`); the
-    result is the same as with the local engine, row for row.
+    `refit="warm"` starts every LSTM competitor's fit of fold k+1 from its fit of fold k
+    (`FuzzyLSTMForecaster.fit(init=...)`, `train.warm_epochs` epochs a stage; the first fold is
+    cold), so its folds run in order, as one task; the baselines refit as they do cold.
+
+    `engine="ray"` runs every fold's competitors (a warm competitor's chain of folds) as Ray tasks
+    (`forecaster.runtime.engine`); the result is the same as with the local engine, row for row.
     """
     config = (config or ForecasterConfig()).with_(window={"test_fraction": 0.0})
     _check_models(models)
+    check_refit(refit)
     plan = walk_forward_folds(
         bars, config.window, start=start, end=end, refit_every=refit_every, train_days=train_days
     )
-    # One task per fold and competitor (fuzzy and equal_weight share a fit): each is a pure
-    # function of its fold's bars, so the engine may run them in any order, anywhere.
-    tasks = [FoldTask(fold, group) for fold in plan.folds for group in _task_groups(models)]
+    tasks = _tasks(plan, models, refit)
     shared = {
         "plan": plan,
         "config": config,
@@ -125,7 +129,10 @@ def walk_forward(
         "progress": progress,
     }
     outputs = map_tasks(run_fold_task, tasks, engine, shared=shared, desc="backtest fits")
-    forecasts, members, folds = _gather(plan, tasks, outputs, models)
+    by_fold = [
+        (f, out) for t, outs in zip(tasks, outputs, strict=True) for f, out in zip(t.folds, outs, strict=True)
+    ]
+    forecasts, members, folds = _gather(plan, by_fold, models)
     for name, method in ADAPTED.items():
         if name in models:
             forecasts = pd.concat([forecasts, _aci_rows(forecasts, config, name, method)], ignore_index=True)
@@ -145,11 +152,11 @@ def _check_models(models: Sequence[str]) -> None:
             raise ValueError(f"{name} adapts the fuzzy model's quantiles: add fuzzy to the models")
 
 
-def _gather(plan: WalkForward, tasks, outputs, models) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The tasks' outputs fold by fold: forecast rows (in `models` order), memberships, fold rows."""
+def _gather(plan: WalkForward, outputs, models) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The tasks' (fold, output) pairs fold by fold: forecast rows (in `models` order), memberships, fold rows."""
     parts, members, folds = [], [], []
     for fold in plan.folds:
-        done = [out for task, out in zip(tasks, outputs, strict=True) if task.fold == fold]
+        done = [out for of, out in outputs if of == fold]
         frames = {name: frame for out in done for name, frame in out.frames.items()}
         parts.extend(frames[name] for name in models if name not in ADAPTED)
         members.extend(out.memberships for out in done if out.memberships is not None)
@@ -170,10 +177,24 @@ def _gather(plan: WalkForward, tasks, outputs, models) -> tuple[pd.DataFrame, pd
 
 @dataclass(frozen=True)
 class FoldTask:
-    """One unit of backtest work: fit `models` on the fold's training bars, forecast its origins."""
+    """One unit of backtest work: fit `models` on each fold's training bars and forecast its origins.
 
-    fold: Fold
+    One fold, or (`warm`) a chain of folds in order, each fit starting from the previous one's.
+    """
+
+    folds: tuple[Fold, ...]
     models: tuple[str, ...]
+    warm: bool = False
+
+
+def _tasks(plan: WalkForward, models: Sequence[str], refit: str) -> list[FoldTask]:
+    """One task per fold and competitor group (fuzzy and equal_weight share a fit): each is a pure
+    function of its folds' bars, so the engine may run them in any order, anywhere. Warm refits
+    chain an LSTM group's folds into one task (fold k+1 needs fold k's fit); baselines stay per fold."""
+    groups = _task_groups(models)
+    chained = [g for g in groups if refit == "warm" and g[0] not in BASELINES]
+    tasks = [FoldTask((fold,), g) for fold in plan.folds for g in groups if g not in chained]
+    return tasks + [FoldTask(plan.folds, g, warm=True) for g in chained]
 
 
 @dataclass
@@ -194,13 +215,22 @@ def _task_groups(models: Sequence[str]) -> list[tuple[str, ...]]:
 
 def run_fold_task(
     task: FoldTask, *, plan: WalkForward, config: ForecasterConfig, baselines: dict, progress
-) -> FoldOutput:
-    """Fit one task's competitors on the fold's bars and forecast the fold's origins.
+) -> list[FoldOutput]:
+    """Fit one task's competitors on each of its folds' bars and forecast the fold's origins.
 
     A pure function of its arguments (the baseline classes travel with them), so it runs the
-    same in this process or as a Ray task.
+    same in this process or as a Ray task. A warm task's fits start from the previous fold's.
     """
-    fold = task.fold
+    outputs, previous = [], None
+    for fold in task.folds:
+        output, fitted = _run_fold(fold, task.models, previous, plan, config, baselines, progress)
+        outputs.append(output)
+        previous = fitted if task.warm else None
+    return outputs
+
+
+def _run_fold(fold: Fold, models, init, plan: WalkForward, config, baselines: dict, progress):
+    """One fold of one task: its FoldOutput, and the LSTM fit (None for a baseline) for a warm next fold."""
     test, train_bars = plan.test_windows(fold), plan.train_bars(fold)
     scales = {
         t: naive_scale(one["adj_close"].to_numpy(), config.window.horizon)
@@ -208,21 +238,23 @@ def run_fold_task(
     }
     started = time.perf_counter()
     try:
-        predictors, gated = _fit_group(task.models, train_bars, plan.bars, config, baselines, progress)
+        predictors, gated, fitted = _fit_group(
+            models, train_bars, plan.bars, config, baselines, progress, init
+        )
     except ValueError as exc:
         raise ValueError(f"fold {fold.index} (refit on {fold.refit}): {exc}") from exc
     fit_seconds = time.perf_counter() - started
     fuzzy = gated.get("fuzzy")  # the shared fit of fuzzy and equal_weight
-    fit_name = "fuzzy" if fuzzy is not None else task.models[0]
+    fit_name = "fuzzy" if fuzzy is not None else models[0]
     # Whether each fuzzy-gated fit's gate did anything on this fold's origins (evaluation.gate).
     gate = {
         f"{name}_gate_{k}": v for name, model in gated.items() for k, v in gate_figures(model, test).items()
     }
     frames = {
         name: _forecast_rows(name, fold.index, test, predictors[name](test), scales, config)
-        for name in task.models
+        for name in models
     }
-    return FoldOutput(
+    output = FoldOutput(
         frames=frames,
         memberships=_membership_rows(fuzzy, fold.index, test) if fuzzy is not None else None,
         seconds={fit_name: fit_seconds},
@@ -236,27 +268,29 @@ def run_fold_task(
         },
         n_origins=len(np.unique(test.origin)),
     )
+    return output, fitted
 
 
-def _fit_group(models, bars, all_bars, config, baselines: dict[str, type[Baseline]], progress):
-    """Fit one task's competitors on `bars`: {name: windows -> forecast}, and the fits with a fuzzy gate.
+def _fit_group(models, bars, all_bars, config, baselines: dict[str, type[Baseline]], progress, init=None):
+    """Fit one task's competitors on `bars` (an LSTM from `init`, the previous fold's fit, when
+    warm): {name: windows -> forecast}, the fits with a fuzzy gate, and the LSTM fit (or None).
 
     The baselines forecast with `all_bars` at hand and read only the rows up to each origin.
     """
+    start = {} if init is None else {"init": init}  # a cold fit's call is unchanged
     if set(models) <= set(SHARED_FIT):
         # One fit serves both: the equal-weight ensemble is the same experts weighted 1/K.
-        fuzzy = FuzzyLSTMForecaster(config.with_(cluster={"gate": "fuzzy"})).fit(bars, progress=progress)
-        return {
-            "fuzzy": fuzzy.predict_windows,
-            "equal_weight": partial(fuzzy.predict_windows, combine="equal"),
-        }, {"fuzzy": fuzzy}
+        fuzzy = FuzzyLSTMForecaster(config.with_(cluster={"gate": "fuzzy"}))
+        fuzzy.fit(bars, progress=progress, **start)
+        equal = partial(fuzzy.predict_windows, combine="equal")
+        return {"fuzzy": fuzzy.predict_windows, "equal_weight": equal}, {"fuzzy": fuzzy}, fuzzy
     (name,) = models
     if name in baselines:
         baseline = baselines[name](config.window, config.train.coverage).fit(bars)
-        return {name: partial(baseline.predict_windows, bars=all_bars)}, {}
+        return {name: partial(baseline.predict_windows, bars=all_bars)}, {}, None
     variant = config.with_(cluster={"gate": "fuzzy"}).with_(**LSTM_VARIANTS[name])
-    model = FuzzyLSTMForecaster(variant).fit(bars, progress=progress)
-    return {name: model.predict_windows}, ({name: model} if variant.cluster.gate == "fuzzy" else {})
+    model = FuzzyLSTMForecaster(variant).fit(bars, progress=progress, **start)
+    return {name: model.predict_windows}, ({name: model} if variant.cluster.gate == "fuzzy" else {}), model
 
 
 def _forecast_rows(name, fold, windows: WindowSet, pred, scales, config) -> pd.DataFrame:

@@ -7,6 +7,7 @@ Fuzzy c-means (`forecaster.regimes.fcm`, "fcm") is the method's. Another produce
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Protocol, Self
 
 import numpy as np
@@ -24,7 +25,9 @@ class Clusterer(Protocol):
         """An unfitted instance with the settings of `config`."""
         ...
 
-    def fit(self, descriptors: np.ndarray) -> Self: ...
+    def fit(self, descriptors: np.ndarray, centers: np.ndarray | None = None) -> Self:
+        """Fit on [N, D]; `centers` [c, D] in descriptor units (a warm start), else a seeded random start."""
+        ...
 
     def predict(self, descriptors: np.ndarray) -> np.ndarray:
         """Memberships of new rows: [N, D] -> [N, c]."""
@@ -53,14 +56,22 @@ def make_clusterer(config: ClusterConfig) -> Clusterer:
     return CLUSTERERS.get(config.clusterer).from_config(config)
 
 
-def fit_clusterer(config: ClusterConfig, descriptors: np.ndarray) -> Clusterer:
+def fit_clusterer(
+    config: ClusterConfig, descriptors: np.ndarray, start: Clusterer | None = None
+) -> Clusterer:
     """The clusterer `config.clusterer` names, fitted on `descriptors` [N, D], calmest cluster first.
 
     A clusterer numbers its clusters by the luck of its start, so `u_0` would mean "calm" in one
     fit and "turbulent" in the next. Renumbering them by volatility right after fitting, before
     anything reads a membership, makes cluster k (expert k, `u_k`) the k-th calmest in every fit.
+    `start`, a fitted clusterer (a warm refit's previous fit): its c is kept (the experts it
+    warm-starts are one per cluster) and its centers are where the iterations begin.
     """
-    clusterer = make_clusterer(config).fit(descriptors)
+    if start is None:
+        clusterer = make_clusterer(config).fit(descriptors)
+    else:
+        fixed = dataclasses.replace(config, n_clusters=start.n_clusters_)
+        clusterer = make_clusterer(fixed).fit(descriptors, centers=start.descriptor_centers())
     return clusterer.reorder(volatility_order(clusterer.descriptor_centers(), config.descriptors))
 
 

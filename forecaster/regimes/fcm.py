@@ -47,6 +47,13 @@ def membership_diagnostics(memberships: np.ndarray) -> dict[str, float]:
     }
 
 
+def _memberships(xs: np.ndarray, centers: np.ndarray, m: float) -> np.ndarray:
+    """The `cmeans_predict` rule in the standardized space: rows [N, D], centers [c, D] -> u [N, c]."""
+    dist = np.sqrt(((xs[None, :, :] - centers[:, None, :]) ** 2).sum(axis=-1))  # [c, N]
+    dist = np.fmax(dist, np.finfo(np.float64).eps)
+    return normalize_power_columns(dist, -2.0 / (m - 1)).T
+
+
 @CLUSTERERS.register("fcm")
 class FuzzyCMeans:
     """Fuzzy c-means clustering with frozen centers for out-of-sample memberships.
@@ -93,14 +100,19 @@ class FuzzyCMeans:
     def _standardize(self, x: np.ndarray) -> np.ndarray:
         return (np.asarray(x, dtype=np.float64) - self.mean_) / self.scale_
 
-    def _cmeans(self, xs: np.ndarray, c: int):
-        init = normalize_columns(np.random.RandomState(self.random_state).rand(c, len(xs)))
+    def _cmeans(self, xs: np.ndarray, c: int, centers: np.ndarray | None = None):
+        if centers is None:
+            init = normalize_columns(np.random.RandomState(self.random_state).rand(c, len(xs)))
+        else:  # a warm start: the partition those centers (standardized afresh) give these rows
+            init = _memberships(xs, self._standardize(centers), self.m).T
         centers, u, *_ = skfuzzy.cluster.cmeans(
             xs.T, c, self.m, error=self.error, maxiter=self.maxiter, init=init
         )
         return centers, u.T
 
-    def fit(self, x: np.ndarray) -> FuzzyCMeans:
+    def fit(self, x: np.ndarray, centers: np.ndarray | None = None) -> FuzzyCMeans:
+        """Standardize `x` [N, D] and cluster it; `centers` [c, D], in descriptor units, start the
+        iterations (a warm refit) instead of a seeded random partition, with c = len(centers)."""
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or not np.isfinite(x).all():
             raise ValueError("FuzzyCMeans.fit needs a finite 2-D array [n_rows, n_descriptors]")
@@ -108,9 +120,10 @@ class FuzzyCMeans:
         self.scale_ = np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
         xs = self._standardize(x)
         candidates = AUTO_CANDIDATES if self.n_clusters == "auto" else [int(self.n_clusters)]
+        candidates = candidates if centers is None else [len(centers)]
         if len(xs) <= max(candidates):
             raise ValueError(f"FuzzyCMeans needs more rows than clusters, got {len(xs)} rows")
-        fits = {c: self._cmeans(xs, c) for c in candidates}
+        fits = {c: self._cmeans(xs, c, centers) for c in candidates}
         self.xie_beni_ = {c: xie_beni(xs, centers, u, self.m) for c, (centers, u) in fits.items()}
         self.n_clusters_ = min(self.xie_beni_, key=self.xie_beni_.get)
         self.centers_, u = fits[self.n_clusters_]
@@ -134,10 +147,7 @@ class FuzzyCMeans:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Memberships of new rows: [N, D] -> [N, c], non-negative, rows summing to 1."""
-        xs = self._standardize(np.atleast_2d(x))
-        dist = np.sqrt(((xs[None, :, :] - self.centers_[:, None, :]) ** 2).sum(axis=-1))  # [c, N]
-        dist = np.fmax(dist, np.finfo(np.float64).eps)
-        return normalize_power_columns(dist, -2.0 / (self.m - 1)).T
+        return _memberships(self._standardize(np.atleast_2d(x)), self.centers_, self.m)
 
     def descriptor_centers(self) -> np.ndarray:
         """The centers in raw descriptor units: [c, D]."""

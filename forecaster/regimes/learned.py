@@ -93,8 +93,9 @@ class LearnedGate:
     def from_config(cls, config: ClusterConfig) -> LearnedGate:
         return cls(config.n_clusters, config.m, config.error, config.maxiter, config.random_state)
 
-    def fit(self, descriptors: np.ndarray) -> LearnedGate:
-        fcm = self.fcm.fit(descriptors)
+    def fit(self, descriptors: np.ndarray, centers: np.ndarray | None = None) -> LearnedGate:
+        """FCM's fit (from `centers`, a warm start, when given) as the network's starting point."""
+        fcm = self.fcm.fit(descriptors, centers)
         c, d = fcm.centers_.shape
         w1 = np.random.default_rng(self.random_state).normal(0.0, 1 / np.sqrt(d), (d, RESIDUAL_UNITS))
         self.params_ = {
