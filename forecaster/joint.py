@@ -330,6 +330,12 @@ def portfolio_risk(returns, weights=None, alphas=DEFAULT_ALPHAS) -> PortfolioRis
 # ---- ranks: quintiles of the cross-section, as in the M6 competition ----
 
 
+def centered(draws) -> np.ndarray:
+    """Draws [S, N] with each ticker's median moved to 0: its spread, tails and co-movement, no drift."""
+    d = np.asarray(draws, dtype=np.float64)
+    return d - np.median(d, axis=0)
+
+
 def rank_probabilities(returns) -> np.ndarray:
     """Each ticker's probability of each quintile of the cross-section, from draws [S, N]: [N, 5].
 

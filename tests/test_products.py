@@ -125,3 +125,14 @@ def test_served_working_levels_move_their_tickers_marginal_and_no_other(model, u
     np.testing.assert_array_equal(served.draws[:, others], nominal.draws[:, others])
     var = lambda joint: risk_tables(joint, alphas=(0.05,))[0].set_index("ticker")["var"]  # noqa: E731
     assert var(served)["AAA"] < 0.8 * var(nominal)["AAA"]
+
+
+def test_ranks_ignore_each_tickers_drift_unless_asked_to_keep_it(model, universe):
+    """Served ranks read spread, tails and co-movement, not the median forecasts (no skill over naive)."""
+    import dataclasses
+
+    joint = joint_draws(model, universe, n_paths=2000)
+    shifted = dataclasses.replace(joint, draws=joint.draws + np.linspace(-0.05, 0.05, len(joint.tickers)))
+    pd.testing.assert_frame_equal(rank_table(shifted), rank_table(joint))
+    kept = rank_table(shifted, drift=True).set_index("ID")
+    assert kept.loc["FFF", "Rank5"] > rank_table(joint).set_index("ID").loc["FFF", "Rank5"] + 0.1

@@ -28,4 +28,6 @@ def load_sample(tickers: str | Iterable[str] | None = None) -> pd.DataFrame:
         raise DataSourceError(
             f"no sample data for {', '.join(unknown)}; the sample has {', '.join(SAMPLE_TICKERS)}"
         )
-    return validate_bars(pd.concat([bars_from_frame(importlib.import_module(_LOADERS[t]).load(), t) for t in wanted]))
+    return validate_bars(
+        pd.concat([bars_from_frame(importlib.import_module(_LOADERS[t]).load(), t) for t in wanted])
+    )

@@ -27,14 +27,22 @@ import pandas as pd
 from forecaster.evaluation.comparison import diebold_mariano_hac
 from forecaster.evaluation.ranking import factor_rank_probabilities, rps
 from forecaster.evaluation.risk_backtests import christoffersen, kupiec_pof
-from forecaster.joint import N_QUINTILES, Copula, portfolio_risk, rank_probabilities, simulate_returns
+from forecaster.joint import (
+    N_QUINTILES,
+    Copula,
+    centered,
+    portfolio_risk,
+    rank_probabilities,
+    simulate_returns,
+)
 from forecaster.products import daily_returns
 from forecaster.walkforward import Fold, WalkForward, walk_forward_folds
 
 ALPHAS = (0.01, 0.05)
-# `model_centered`: the model's draws with each ticker's median moved to 0. Its point forecasts
-# are level with naive, so their per-ticker drifts may add only noise to the ranks; centred, the
-# ranks keep what the model knows of spread, skew, tails and co-movement (what beats uniform in M6).
+# `model`: the ranks of the model's draws as simulated; `model_centered`: with each ticker's median
+# moved to 0 (`joint.centered`), what `products.rank_table` serves. The model's point forecasts are
+# level with naive, so their per-ticker drifts add noise to the ranks; centred, the ranks keep what
+# the model knows of spread, skew, tails and co-movement (what beats uniform in M6).
 SOURCES = ("model", "model_centered", "factor", "uniform")
 RANK_COLUMNS = tuple(f"Rank{k}" for k in range(1, N_QUINTILES + 1))
 
@@ -158,7 +166,7 @@ def _period(
     as_of = pd.Timestamp(origin)
     probabilities = {
         "model": rank_probabilities(draws),
-        "model_centered": rank_probabilities(draws - np.median(draws, axis=0)),
+        "model_centered": rank_probabilities(centered(draws)),
         "factor": factor_rank_probabilities(
             returns[tickers], horizon, as_of=as_of, n_paths=n_paths, seed=seed
         ),
