@@ -13,8 +13,8 @@ and `refit="warm"` (every fold after the first starts from the previous fold's f
 stage --warm-epochs epochs), --repeats times each, alternating. Prints the wall time of each mode
 (its fastest run: the machine's load changes), their ratio, the mean pinball loss x1e4 of each
 (cumulative log returns, every horizon and level, as the backtest report) and the relative
-difference. Goal (issue 23): warm takes <= 1/3 of cold's wall time with a pinball loss at most 0.3% worse
-of cold's.
+difference. Goal (issue 23): warm takes <= 1/3 of cold's wall time with a pinball loss at most 0.3%
+worse than cold's.
 """
 
 from __future__ import annotations
