@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from forecaster.data import DataSourceError, PriceStore, download_bars
+from forecaster.data import DataSourceError, PriceStore
 from forecaster.data.sessions import last_closed_session, last_session_closed_by
 from service.settings import ServiceSettings
 
@@ -117,6 +117,8 @@ class BarSource:
             start = (utcnow() - timedelta(days=365)).date()
         else:
             start = cached["date"].iloc[-1].date()
+        from forecaster.data.yahoo import download_bars  # yfinance: only when the source is Yahoo
+
         try:
             new = download_bars([ticker], start=start)
         except DataSourceError as exc:

@@ -7,6 +7,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 import forecaster
 
 
@@ -32,13 +34,18 @@ def test_the_installed_console_script_and_the_package_agree_on_the_version():
     assert help_out.returncode == 0 and "quickstart" in help_out.stdout  # the full app still answers
 
 
-def test_the_batch_job_imports_neither_yfinance_nor_arch_nor_torch_until_it_needs_them():
-    """It reads the price store: the downloader (yfinance), the bundled sample (arch, which pulls
-    matplotlib) and torch (loaded with the model) would cost the scheduler ~1.5 s before any work."""
-    code = (
-        "import sys, pipelines.batch_forecast\n"
-        "print(','.join(m for m in ('yfinance', 'arch', 'matplotlib', 'torch') if m in sys.modules))"
-    )
+@pytest.mark.parametrize(
+    ("module", "unwanted"),
+    [
+        ("pipelines.batch_forecast", ("yfinance", "arch", "matplotlib", "torch")),
+        ("service.main", ("yfinance", "arch")),
+    ],
+)
+def test_jobs_and_api_workers_import_no_downloader_or_sample_until_they_need_them(module, unwanted):
+    """The batch job and the API read the price store: the downloader (yfinance), the bundled sample
+    (arch, which pulls matplotlib) and, for the job, torch (loaded with the model) would cost every
+    start ~0.5-1.5 s before any work."""
+    code = f"import sys, {module}\nprint(','.join(m for m in {unwanted!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
