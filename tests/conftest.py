@@ -43,6 +43,17 @@ def random_walk_bars(n: int = 400, ticker: str = "TEST", seed: int = 0, vol: flo
     return bars_from_returns(np.random.default_rng(seed).normal(0.0, vol, n - 1), ticker)
 
 
+def corrupted_after(bars: pd.DataFrame, cut, seed: int = 1) -> pd.DataFrame:
+    """`bars` with every price after `cut` scrambled (still valid OHLC): a look-ahead check's input."""
+    corrupted = bars.copy()
+    later = corrupted["date"] > cut
+    for column in ("open", "high", "low", "close", "adj_close"):
+        corrupted.loc[later, column] *= np.exp(np.random.default_rng(seed).normal(0, 0.2, later.sum()))
+    corrupted.loc[later, "high"] = corrupted.loc[later, ["open", "high", "low", "close"]].max(axis=1)
+    corrupted.loc[later, "low"] = corrupted.loc[later, ["open", "high", "low", "close"]].min(axis=1)
+    return corrupted
+
+
 def regime_switching_returns(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Two clearly different regimes in blocks of 60-160 days: (returns [n], regime [n]).
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import random_walk_bars, regime_switching_setup
+from conftest import corrupted_after, random_walk_bars, regime_switching_setup
 from forecaster.cli import app
 from forecaster.config import (
     DEFAULT_LEVELS,
@@ -178,12 +178,7 @@ def test_nothing_after_an_origin_reaches_the_forecasts_made_at_it():
     kwargs = dict(start=bars["date"].iloc[200], refit_every=50)
     before = walk_forward(bars, tiny(), **kwargs)
     cut = before.folds["refit_date"].iloc[1]  # a refit day: its model and forecasts use data up to it
-    corrupted = bars.copy()
-    later = corrupted["date"] > cut
-    for column in ("open", "high", "low", "close", "adj_close"):
-        corrupted.loc[later, column] *= np.exp(np.random.default_rng(1).normal(0, 0.2, later.sum()))
-    corrupted.loc[later, "high"] = corrupted.loc[later, ["open", "high", "low", "close"]].max(axis=1)
-    corrupted.loc[later, "low"] = corrupted.loc[later, ["open", "high", "low", "close"]].min(axis=1)
+    corrupted = corrupted_after(bars, cut)
     after = walk_forward(corrupted, tiny(), **kwargs)
 
     assert set(before.forecasts["model"]) == set(COMPETITORS)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import random_walk_bars
+from conftest import corrupted_after, random_walk_bars
 from forecaster import model as model_module
 from forecaster.cli import app
 from forecaster.config import ClusterConfig
@@ -73,12 +73,7 @@ def test_warm_refits_forecast_from_the_past_only(tiny_config):
     kwargs = dict(start=bars["date"].iloc[200], refit_every=40, models=["naive", "fuzzy"], refit="warm")
     before = walk_forward(bars, tiny_config, **kwargs)
     cut = before.folds["refit_date"].iloc[1]  # fold 1 starts from fold 0's fit and reads bars up to here
-    corrupted = bars.copy()
-    later = corrupted["date"] > cut
-    for column in ("open", "high", "low", "close", "adj_close"):
-        corrupted.loc[later, column] *= np.exp(np.random.default_rng(1).normal(0, 0.2, later.sum()))
-    corrupted.loc[later, "high"] = corrupted.loc[later, ["open", "high", "low", "close"]].max(axis=1)
-    corrupted.loc[later, "low"] = corrupted.loc[later, ["open", "high", "low", "close"]].min(axis=1)
+    corrupted = corrupted_after(bars, cut)
     after = walk_forward(corrupted, tiny_config, **kwargs)
 
     made = lambda r: r.forecasts[r.forecasts["origin"] <= cut].reset_index(drop=True)  # noqa: E731
