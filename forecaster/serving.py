@@ -180,9 +180,10 @@ def read_context(store, model, universe: list[str]) -> pd.DataFrame | None:
     """Stored bars of the tickers a market-context model reads besides the universe (None without
     context). Tickers the store lacks are named in a warning: the context is then computed from
     fewer tickers than in training."""
-    if not context_tickers(model):
+    needed = context_tickers(model)
+    if not needed:
         return None
-    wanted = [t for t in context_tickers(model) if t not in universe]
+    wanted = [t for t in needed if t not in universe]
     stored = set(store.tickers())
     if lacking := [t for t in wanted if t not in stored]:
         log.warning("market context without %s (not in the price store): run ingest", ", ".join(lacking))

@@ -308,9 +308,10 @@ def run(
     ) as record:
         champion = tracking.load_registered(settings)
         tickers = universe_tickers(settings)
-        bars, missing = read_universe(PriceStore(settings.price_dir), tickers)
+        prices = PriceStore(settings.price_dir)
+        bars, missing = read_universe(prices, tickers)
         model = champion.model
-        context = serving.read_context(PriceStore(settings.price_dir), model, tickers)
+        context = serving.read_context(prices, model, tickers)
         fresh, result = fresh_bars(bars, as_of, model.config.window.window + 1)
         state, state_rows = learn_aci(engine, model, champion.name, fresh, result.as_of)
         rows, _ = forecast(
